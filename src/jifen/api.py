@@ -1,0 +1,64 @@
+"""The FastAPI application: routers, and errors as {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from jifen import __version__
+from jifen.config import get_settings
+from jifen.db import make_engine, make_sessionmaker
+from jifen.errors import JifenError
+from jifen.ledger.api import router as ledger_router
+from jifen.members.api import router as members_router
+
+
+def error(status: int, code: str, message: str, **extra) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, list]:
+    details = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+               for e in exc.errors()]
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return 400, "malformed_json", "request body is not valid JSON", details
+    first = details[0]
+    where = f"{first['field']}: " if first["field"] else ""
+    return 422, "invalid_request", f"{where}{first['message']}", details
+
+
+def create_app(database_url: str | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Jifen",
+        version=__version__,
+        description="Membership points (積分) and loyalty platform. Every POST takes an `Idempotency-Key`; "
+        "errors are `{\"error\": {\"code\", \"message\"}}`.",
+    )
+    app.state.engine = make_engine(database_url or get_settings().database_url)
+    app.state.sessions = make_sessionmaker(app.state.engine)
+
+    @app.exception_handler(JifenError)
+    def _jifen_error(_: Request, exc: JifenError):
+        return error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_: Request, exc: RequestValidationError):
+        status, code, message, details = _validation_message(exc)
+        return error(status, code, message, details=details)
+
+    @app.exception_handler(HTTPException)
+    def _http(_: Request, exc: HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error(exc.status_code, code, str(exc.detail))
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
+    def healthz():
+        with app.state.sessions() as session:
+            session.connection()
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(members_router)
+    app.include_router(ledger_router)
+    return app

@@ -1,0 +1,223 @@
+"""The `jifen` command."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import func, select
+
+from jifen.config import get_settings
+from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
+from jifen.errors import JifenError
+
+app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Ledger checks and jobs.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+member_app = typer.Typer(help="Members.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(member_app, name="member")
+
+out = Console()
+err = Console(stderr=True)
+ProgramOpt = Annotated[str, typer.Option("--program", help="programme code")]
+
+
+def fail(message: str, code: int = 1):
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def sessions():
+    return make_sessionmaker(make_engine(get_settings().database_url))
+
+
+@db_app.command("upgrade")
+def db_upgrade():
+    """Create or migrate every table, and the default programme."""
+    from jifen.setup import init_database
+
+    init_database(get_settings().database_url)
+    out.print(f"database is at the latest schema: {_safe_url()}")
+
+
+def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+@app.command()
+def demo(members: Annotated[int, typer.Option(min=1, max=200_000, help="members to create")] = 2000,
+         days: Annotated[int, typer.Option(min=1, max=730)] = 90,
+         seed: Annotated[int, typer.Option(help="random seed")] = 42,
+         force: Annotated[bool, typer.Option(help="seed even if members exist")] = False):
+    """Seed the demo programme (once): members with realistic history, through the ledger."""
+    from jifen.demo import demo_present, seed_demo
+
+    factory = sessions()
+    with factory() as s:
+        if demo_present(s) and not force:
+            out.print("demo data already present; nothing to do (use --force to add more)")
+            return
+    with Progress(console=out, transient=True) as bar:
+        task = bar.add_task("seeding demo history", total=None)
+        report = seed_demo(factory, members=members, days=days, seed=seed,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    table = Table(title=f"demo: {report.members} members, {days} days")
+    table.add_column("activity")
+    table.add_column("count", justify="right")
+    for kind, count in sorted(report.entries.items()):
+        table.add_row(kind, str(count))
+    out.print(table)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          jobs: Annotated[bool, typer.Option(help="run expiry/maturity/hold jobs in-process")] = True):
+    """Serve the API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from jifen.api import create_app
+    from jifen.ledger.jobs import loop_forever
+
+    application = create_app()
+    stop = threading.Event()
+    if jobs:
+        interval = get_settings().jobs_interval_seconds
+        threading.Thread(target=loop_forever, args=(application.state.sessions, interval, stop), daemon=True).start()
+    out.print(f"Jifen API on http://{host}:{port}  ·  OpenAPI docs http://{host}:{port}/docs")
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+    finally:
+        stop.set()
+
+
+@app.command()
+def up(host: str = "127.0.0.1", port: int = 8000, members: int = 2000):
+    """First-run convenience: migrate, seed the demo once, print a fresh admin key, serve."""
+    db_upgrade()
+    demo(members=members, days=90, seed=42, force=False)
+    apikey_create(role="admin", name="make-run", program="default")
+    serve(host=host, port=port, jobs=True)
+
+
+@apikey_app.command("create")
+def apikey_create(role: Annotated[str, typer.Option(help="admin, operator, customer_service, auditor, finance, pos")],
+                  name: Annotated[str, typer.Option(help="who or what uses the key")] = "cli",
+                  program: ProgramOpt = "default"):
+    """Create an API key; the secret is printed once and never stored."""
+    from jifen.programs.service import get_program
+    from jifen.security.service import create_api_key
+
+    def work(s):
+        key, secret = create_api_key(s, get_program(s, program), role, name)
+        return key.id, secret
+
+    key_id, secret = run_in_transaction(sessions(), work)
+    out.print(f"API key #{key_id} ({role}, {name}) — shown once, keep it safe:")
+    print(secret)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: int):
+    """Revoke an API key."""
+    from jifen.security.service import revoke_api_key
+
+    if not run_in_transaction(sessions(), lambda s: revoke_api_key(s, key_id)):
+        fail(f"no active API key #{key_id}")
+    out.print(f"API key #{key_id} revoked")
+
+
+@ledger_app.command("verify")
+def ledger_verify(expect_head: Annotated[str | None, typer.Option(
+        help="chain-head hash published earlier; also proves nothing was rewritten wholesale")] = None,
+                  program: ProgramOpt = "default"):
+    """Check every ledger invariant; exit 1 naming the first broken entry."""
+    from jifen.ledger.models import ChainHead, JournalEntry
+    from jifen.ledger.verify import verify
+    from jifen.programs.service import get_program
+
+    with sessions()() as s:
+        total = s.scalar(select(func.count()).select_from(JournalEntry))
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("verifying hash chain", total=total)
+            problems = verify(s, progress=lambda n: bar.advance(task, n))
+        if expect_head:
+            head = s.get(ChainHead, get_program(s, program).id)
+            if not head or not head.hash.startswith(expect_head):
+                problems.append(f"[chain] head of {program!r} is {head and head.hash}, not {expect_head}")
+    if problems:
+        for p in problems[1:20]:
+            err.print(f"  also: {p}", markup=False, highlight=False)
+        fail(f"ledger broken at {problems[0]}")
+    out.print(f"ledger OK: {total} entries; postings balance, balances = postings = lots, hash chain intact")
+
+
+@ledger_app.command("head")
+def ledger_head(program: ProgramOpt = "default"):
+    """Print the chain head (seq and hash) to publish for later `verify --expect-head`."""
+    from jifen.ledger.models import ChainHead
+    from jifen.programs.service import get_program
+
+    with sessions()() as s:
+        head = s.get(ChainHead, get_program(s, program).id)
+        out.print(f"{program} seq={head.seq} hash={head.hash}")
+
+
+@ledger_app.command("jobs")
+def ledger_jobs():
+    """Run the ledger jobs now: release stale holds, mature pending points, expire overdue lots."""
+    from jifen.ledger.jobs import run_all
+
+    report = run_all(sessions())
+    out.print(f"holds released: {report.holds_released}; members settled: {report.members}; "
+              f"entries written: {report.entries}")
+
+
+@member_app.command("show")
+def member_show(member_id: str, program: ProgramOpt = "default",
+                limit: Annotated[int, typer.Option(min=1, max=1000, help="ledger entries to show")] = 10):
+    """A member's balances, next expiries and latest entries."""
+    from jifen.ledger.models import JournalEntry, Posting
+    from jifen.ledger.views import balance_view
+    from jifen.members.service import get_member
+    from jifen.programs.models import Wallet
+    from jifen.programs.service import get_program
+
+    with sessions()() as s:
+        prog = get_program(s, program)
+        m = get_member(s, prog, member_id)
+        out.print(f"[bold]{m.member_id}[/] {m.name or ''}  joined {m.joined_at:%Y-%m-%d}  programme {prog.code}")
+        for wallet in s.scalars(select(Wallet).where(Wallet.program_id == prog.id).order_by(Wallet.id)):
+            b = balance_view(s, prog, wallet, m, utcnow())
+            out.print(f"  {wallet.code}: available {b['available']} (≈ ¥{b['value_cny']}), pending {b['pending']}, "
+                      f"held {b['held']}, frozen {b['frozen']}, debt {b['debt']}")
+            for e in b["next_expiries"]:
+                out.print(f"    expires {e['date']}: {e['points']}")
+        table = Table(title="latest entries")
+        for col in ("entry", "type", "points", "occurred", "reference / reason"):
+            table.add_column(col)
+        entry_ids = select(Posting.entry_id).where(Posting.member_pk == m.id)
+        for e in s.scalars(select(JournalEntry).where(JournalEntry.id.in_(entry_ids))
+                           .order_by(JournalEntry.id.desc()).limit(limit)):
+            table.add_row(str(e.id), e.type, str(e.points), f"{e.occurred_at:%Y-%m-%d %H:%M}",
+                          " / ".join(x for x in (e.reference, e.reason) if x))
+        out.print(table)
+
+
+def main():
+    try:
+        app()
+    except JifenError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        sys.exit(1)

@@ -1,0 +1,129 @@
+"""Points API: award, spend, transfer, adjust, reverse, freeze, holds; entries by id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from jifen.db import run_in_transaction, utcnow
+from jifen.idempotency import idempotent
+from jifen.ledger import operations as ops
+from jifen.ledger.schemas import AdjustIn, AwardIn, FreezeIn, HoldIn, ReverseIn, SpendIn, TransferIn
+from jifen.ledger.views import entry_view, hold_view
+from jifen.members.service import get_member
+from jifen.programs.models import Program
+from jifen.programs.service import get_wallet
+from jifen.security.deps import idempotency_key, require
+from jifen.security.service import Principal
+
+router = APIRouter(prefix="/v1", tags=["points"])
+Key = Annotated[str, Depends(idempotency_key)]
+Writer = Annotated[Principal, Depends(require("points:write"))]
+Corrector = Annotated[Principal, Depends(require("points:correct"))]
+Reader = Annotated[Principal, Depends(require("ledger:read"))]
+
+
+def scope(session: Session, who: Principal, wallet: str | None = None) -> ops.Scope:
+    program = session.get(Program, who.program_id)
+    return ops.Scope(session, program, get_wallet(session, program, wallet), utcnow(), actor=who.actor)
+
+
+def write(request: Request, who: Principal, key: str, operation: str, body: BaseModel,
+          work: Callable[[ops.Scope], dict], status: int = 200) -> JSONResponse:
+    """One idempotent write in one transaction; a replay answers with the first result."""
+    wallet = getattr(body, "wallet", None)
+
+    def tx(session: Session):
+        sc = scope(session, who, wallet)
+        return idempotent(session, who.program_id, key, operation, body.model_dump(mode="json"), lambda: work(sc))
+
+    result, replayed = run_in_transaction(request.app.state.sessions, tx)
+    return JSONResponse(result, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
+
+
+def member(sc: ops.Scope, member_id: str):
+    return get_member(sc.session, sc.program, member_id)
+
+
+@router.post("/points/award", summary="Award points (available now, or pending until a date)")
+def award(body: AwardIn, request: Request, who: Writer, key: Key):
+    return write(request, who, key, "points.award", body, lambda sc: entry_view(sc.session, ops.award(
+        sc, member(sc, body.member_id), body.points, occurred_at=body.occurred_at, expires_at=body.expires_at,
+        pending_until=body.pending_until, reference=body.reference, reason=body.reason)))
+
+
+@router.post("/points/spend", summary="Spend points, earliest-expiring lots first")
+def spend(body: SpendIn, request: Request, who: Writer, key: Key):
+    return write(request, who, key, "points.spend", body, lambda sc: entry_view(sc.session, ops.spend(
+        sc, member(sc, body.member_id), body.points, reference=body.reference, reason=body.reason)))
+
+
+@router.post("/points/transfer", summary="Give points to another member (the expiry dates travel along)")
+def transfer(body: TransferIn, request: Request, who: Writer, key: Key):
+    return write(request, who, key, "points.transfer", body, lambda sc: entry_view(sc.session, ops.transfer(
+        sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points,
+        reference=body.reference, reason=body.reason)))
+
+
+@router.post("/points/adjust", summary="Manual adjustment (reason required, actor recorded)")
+def adjust(body: AdjustIn, request: Request, who: Corrector, key: Key):
+    return write(request, who, key, "points.adjust", body, lambda sc: entry_view(sc.session, ops.adjust(
+        sc, member(sc, body.member_id), body.points, reason=body.reason, reference=body.reference)))
+
+
+@router.post("/points/reverse", summary="Reverse an entry in full or in part (proportionally)")
+def reverse(body: ReverseIn, request: Request, who: Corrector, key: Key):
+    return write(request, who, key, "points.reverse", body, lambda sc: entry_view(sc.session, ops.reverse(
+        sc, body.entry_id, body.points, reason=body.reason)))
+
+
+@router.post("/points/freeze", summary="Freeze available points (risk)")
+def freeze(body: FreezeIn, request: Request, who: Corrector, key: Key):
+    return write(request, who, key, "points.freeze", body, lambda sc: entry_view(sc.session, ops.freeze(
+        sc, member(sc, body.member_id), body.points, reason=body.reason)))
+
+
+@router.post("/points/unfreeze", summary="Return frozen points to available")
+def unfreeze(body: FreezeIn, request: Request, who: Corrector, key: Key):
+    return write(request, who, key, "points.unfreeze", body, lambda sc: entry_view(sc.session, ops.unfreeze(
+        sc, member(sc, body.member_id), body.points, reason=body.reason)))
+
+
+@router.post("/holds", status_code=201, summary="Reserve points for an order (two-phase spend)")
+def create_hold(body: HoldIn, request: Request, who: Writer, key: Key):
+    return write(request, who, key, "holds.create", body, lambda sc: hold_view(sc.session, ops.hold(
+        sc, member(sc, body.member_id), body.points, reference=body.reference, expires_at=body.expires_at)),
+        status=201)
+
+
+class NoBody(BaseModel):
+    pass
+
+
+@router.post("/holds/{hold_id}/capture", summary="Capture a hold: the points are spent")
+def capture(hold_id: int, request: Request, who: Writer, key: Key):
+    return write(request, who, key, f"holds.capture:{hold_id}", NoBody(),
+                 lambda sc: hold_view(sc.session, ops.capture(sc, hold_id)))
+
+
+@router.post("/holds/{hold_id}/release", summary="Release a hold: the points return to the member")
+def release(hold_id: int, request: Request, who: Writer, key: Key):
+    return write(request, who, key, f"holds.release:{hold_id}", NoBody(),
+                 lambda sc: hold_view(sc.session, ops.release(sc, hold_id)))
+
+
+@router.get("/holds/{hold_id}", summary="A hold and its state")
+def show_hold(hold_id: int, request: Request, who: Reader):
+    with request.app.state.sessions() as session:
+        return hold_view(session, ops.get_hold(scope(session, who), hold_id))
+
+
+@router.get("/entries/{entry_id}", summary="A journal entry with its postings and lots")
+def show_entry(entry_id: int, request: Request, who: Reader):
+    with request.app.state.sessions() as session:
+        return entry_view(session, ops.get_entry(scope(session, who), entry_id))

@@ -1,0 +1,183 @@
+"""The one place that writes journal entries: postings, lot moves, balances and the hash chain.
+
+Locking order (deadlock-free on PostgreSQL): member rows by id → system accounts by id → chain head.
+Everything about a member (its accounts and lots) changes only while its member row is locked.
+Hot statements are built once at import (bindparam) — building SQL per call costs more than running it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from jifen.errors import InsufficientPoints
+from jifen.ledger.chain import entry_hash
+from jifen.ledger.models import AVAILABLE, DEBT, Account, ChainHead, JournalEntry, Lot, LotMove, Posting
+from jifen.members.models import Member
+from jifen.programs.models import Program, Wallet
+
+
+@dataclass
+class AccountRef:
+    """An account as the engine needs it; `balance` is as of the member lock (members) or unknown (system)."""
+
+    id: int
+    kind: str
+    member_pk: int | None
+    balance: int = 0
+
+
+_LOCK_MEMBERS = (select(Member.id).where(Member.id.in_(bindparam("ids", expanding=True)))
+                 .order_by(Member.id).with_for_update())
+_MEMBER_ACCOUNTS = select(Account.id, Account.kind, Account.member_pk, Account.balance).where(
+    Account.member_pk == bindparam("member"), Account.wallet_id == bindparam("wallet"))
+_SYSTEM_ACCOUNTS = select(Account.id, Account.kind).where(
+    Account.member_pk.is_(None), Account.wallet_id == bindparam("wallet"))
+_ADD_BALANCE = (update(Account).where(Account.id == bindparam("account"))
+                .values(balance=Account.balance + bindparam("delta")).returning(Account.balance))
+_HEAD = select(ChainHead.seq, ChainHead.hash).where(ChainHead.program_id == bindparam("program")).with_for_update()
+_SET_HEAD = (update(ChainHead).where(ChainHead.program_id == bindparam("program"))
+             .values(seq=bindparam("seq"), hash=bindparam("hash")))
+_SEAL_ENTRY = (update(JournalEntry).where(JournalEntry.id == bindparam("entry"))
+               .values(seq=bindparam("seq"), prev_hash=bindparam("prev"), hash=bindparam("hash")))
+
+
+def lock_members(session: Session, member_pks) -> None:
+    """Row-lock members in id order. SQLite needs none: BEGIN IMMEDIATE already serialises writers."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(_LOCK_MEMBERS, {"ids": sorted(set(member_pks))}).all()
+
+
+def member_accounts(session: Session, member_pk: int, wallet_id: int) -> dict[str, AccountRef]:
+    rows = session.execute(_MEMBER_ACCOUNTS, {"member": member_pk, "wallet": wallet_id})
+    return {r.kind: AccountRef(r.id, r.kind, r.member_pk, r.balance) for r in rows}
+
+
+def system_account(session: Session, wallet_id: int, kind: str) -> AccountRef:
+    """System accounts never change once a wallet exists: cached on the database connection."""
+    cache = session.connection().info.setdefault("jifen_system_accounts", {})
+    if wallet_id not in cache:
+        cache[wallet_id] = {r.kind: r.id for r in session.execute(_SYSTEM_ACCOUNTS, {"wallet": wallet_id})}
+    return AccountRef(cache[wallet_id][kind], kind, None)
+
+
+def fifo_lots(session: Session, member_pk: int, wallet_id: int, kind: str) -> list[Lot]:
+    """The member's lots holding points in `kind`, earliest expiry first (never-expiring last)."""
+    column = getattr(Lot, kind)
+    return list(session.scalars(
+        select(Lot).where(Lot.member_pk == member_pk, Lot.wallet_id == wallet_id, column > 0)
+        .order_by(Lot.expires_at.is_(None), Lot.expires_at, Lot.id)
+    ))
+
+
+class EntryBuilder:
+    """Collects one entry's postings and lot moves, then writes them atomically with `finish()`."""
+
+    def __init__(self, session: Session, program: Program, wallet: Wallet, type: str, *, points: int,
+                 now: dt.datetime, occurred_at: dt.datetime | None = None, **fields):
+        self.session = session
+        self.program = program
+        self.wallet = wallet
+        self.entry = JournalEntry(program_id=program.id, type=type, wallet_id=wallet.id, points=points,
+                                  occurred_at=occurred_at or now, recorded_at=now, **fields)
+        session.add(self.entry)
+        session.flush()
+        self.postings: dict[int, int] = defaultdict(int)
+        self.accounts: dict[int, AccountRef] = {}
+        self.moves: list[tuple[Lot, AccountRef, int]] = []
+
+    @property
+    def id(self) -> int:
+        return self.entry.id
+
+    def balance(self, account: AccountRef) -> int:
+        """The account's balance including what this entry has posted so far."""
+        return account.balance + self.postings.get(account.id, 0)
+
+    def post(self, account: AccountRef, amount: int) -> None:
+        self.accounts[account.id] = account
+        self.postings[account.id] += amount
+
+    def move(self, lot: Lot, account: AccountRef, amount: int) -> None:
+        """Move `amount` points of `lot` into (+) or out of (−) the member account `account`."""
+        if amount == 0:
+            return
+        new = getattr(lot, account.kind) + amount
+        if new < 0:
+            raise AssertionError(f"lot {lot.id} would go negative in {account.kind}")
+        setattr(lot, account.kind, new)
+        self.moves.append((lot, account, amount))
+        self.post(account, amount)
+
+    def new_lot(self, member_pk: int, points: int, *, earned_at, expires_at, pending_until=None, origin=None) -> Lot:
+        lot = Lot(member_pk=member_pk, wallet_id=self.wallet.id, source_entry_id=self.id, origin_lot_id=origin,
+                  points=points, earned_at=earned_at, expires_at=expires_at, pending_until=pending_until,
+                  available=0, pending=0, held=0, frozen=0)
+        self.session.add(lot)
+        return lot
+
+    def take(self, account: AccountRef, amount: int) -> list[tuple[Lot, int]]:
+        """Drain `amount` from the member account's lots, earliest expiry first; returns what each paid."""
+        if self.balance(account) < amount:
+            raise InsufficientPoints(f"not enough {account.kind} points: {self.balance(account)} < {amount}")
+        taken = []
+        for lot in fifo_lots(self.session, account.member_pk, self.wallet.id, account.kind):
+            part = min(amount, getattr(lot, account.kind))
+            self.move(lot, account, -part)
+            taken.append((lot, part))
+            amount -= part
+            if amount == 0:
+                return taken
+        raise AssertionError(f"lots of account {account.id} do not cover its balance")
+
+    def credit_available(self, accounts: dict[str, AccountRef], lot: Lot, amount: int) -> None:
+        """Put points of `lot` into available, paying off any refund debt first."""
+        # Both legs are recorded as lot moves, so a lot's inflows always add up to its points.
+        self.move(lot, accounts[AVAILABLE], amount)
+        debt = accounts[DEBT]
+        pay = min(amount, -self.balance(debt))
+        if pay > 0:
+            self.move(lot, accounts[AVAILABLE], -pay)
+            self.post(debt, pay)
+
+    def finish(self) -> JournalEntry:
+        postings = {a: v for a, v in self.postings.items() if v != 0}
+        if sum(postings.values()) != 0:
+            raise AssertionError(f"entry {self.id} does not balance: {postings}")
+        session = self.session
+        session.flush()  # new lots get their ids, changed lots their columns
+        moves = [(lot.id, acc.id, amount) for lot, acc, amount in self.moves]
+        if moves:
+            session.execute(insert(LotMove), [
+                {"entry_id": self.id, "lot_id": lot, "account_id": acc, "amount": amount} for lot, acc, amount in moves])
+        session.execute(insert(Posting), [
+            {"entry_id": self.id, "account_id": a, "member_pk": self.accounts[a].member_pk, "amount": v}
+            for a, v in postings.items()])
+        # Member accounts first (already locked through their member), then the shared system
+        # accounts in id order: short, ordered locks on the hot rows.
+        for account_id in sorted(postings, key=lambda a: (self.accounts[a].member_pk is None, a)):
+            account = self.accounts[account_id]
+            new = session.execute(_ADD_BALANCE, {"account": account_id, "delta": postings[account_id]}).scalar_one()
+            if account.member_pk is not None:
+                if new > 0 if account.kind == DEBT else new < 0:
+                    raise InsufficientPoints(f"{account.kind} balance would become {new}")
+                account.balance = new
+        self.postings.clear()
+        self._link(list(postings.items()), moves)
+        return self.entry
+
+    def _link(self, postings: list[tuple[int, int]], moves: list[tuple[int, int, int]]) -> None:
+        """Append the entry to the programme's hash chain; the head stays locked until commit."""
+        session, entry = self.session, self.entry
+        head = session.execute(_HEAD, {"program": self.program.id}).one()
+        # Written with Core below, so set without marking the ORM object dirty.
+        set_committed_value(entry, "seq", head.seq + 1)
+        set_committed_value(entry, "prev_hash", head.hash)
+        set_committed_value(entry, "hash", entry_hash(entry, postings, moves))
+        session.execute(_SEAL_ENTRY, {"entry": entry.id, "seq": entry.seq, "prev": entry.prev_hash, "hash": entry.hash})
+        session.execute(_SET_HEAD, {"program": self.program.id, "seq": entry.seq, "hash": entry.hash})

@@ -1,0 +1,113 @@
+"""Background ledger jobs: mature pending points, expire overdue lots, release stale holds.
+
+Each job works in small committed batches (resumable: a rerun picks up what is left) and re-checks
+every candidate under its member's lock, so two runs at once never expire or mature a point twice.
+On PostgreSQL, concurrent runners skip members another runner has locked and share the work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from jifen.db import run_in_transaction, utcnow
+from jifen.ledger import operations as ops
+from jifen.ledger.models import Hold, Lot
+from jifen.members.models import Member
+from jifen.programs.models import Program, Wallet
+
+
+@dataclass
+class JobReport:
+    entries: int = 0
+    members: int = 0
+    holds_released: int = 0
+    batches: int = 0
+
+
+def _claim_members(session: Session, pks: list[int]) -> list[int]:
+    stmt = select(Member.id).where(Member.id.in_(pks)).order_by(Member.id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def settle_due(factory: sessionmaker[Session], now: dt.datetime | None = None, batch: int = 500,
+               progress: Callable[[int], None] | None = None) -> JobReport:
+    """Mature and expire every lot whose time has come, a batch of members per transaction."""
+    now = now or utcnow()
+    report = JobReport()
+    due = (Lot.available > 0) & (Lot.expires_at <= now) | (Lot.pending > 0) & (Lot.pending_until <= now)
+    after = 0  # member-id cursor: each pass moves forward, so the job ends even with skipped members
+    while True:
+        def one_batch(s: Session) -> list[int]:
+            pairs = s.execute(
+                select(Lot.member_pk, Lot.wallet_id).where(due, Lot.member_pk > after)
+                .distinct().order_by(Lot.member_pk).limit(batch)
+            ).all()
+            if not pairs:
+                return []
+            claimed = set(_claim_members(s, sorted({m for m, _ in pairs})))
+            for member_pk, wallet_id in pairs:
+                if member_pk in claimed:
+                    wallet = s.get(Wallet, wallet_id)
+                    sc = ops.Scope(s, s.get(Program, wallet.program_id), wallet, now, actor="job:settle")
+                    report.entries += len(ops.settle_member(sc, wallet, member_pk))
+            report.members += len(claimed)
+            return [m for m, _ in pairs]
+
+        seen = run_in_transaction(factory, one_batch)
+        if not seen:
+            return report
+        after = max(seen)
+        report.batches += 1
+        if progress:
+            progress(len(seen))
+
+
+def release_stale_holds(factory: sessionmaker[Session], now: dt.datetime | None = None, batch: int = 200) -> JobReport:
+    """Release open holds past their expires_at (an abandoned checkout gives its points back)."""
+    now = now or utcnow()
+    report = JobReport()
+    while True:
+        def one_batch(s: Session) -> int:
+            ids = s.scalars(select(Hold.id).where(Hold.status == "open", Hold.expires_at <= now)
+                            .order_by(Hold.id).limit(batch)).all()
+            released = 0
+            for hold_id in ids:
+                h = s.get(Hold, hold_id)
+                wallet = s.get(Wallet, h.wallet_id)
+                sc = ops.Scope(s, s.get(Program, h.program_id), wallet, now, actor="job:holds")
+                try:
+                    with s.begin_nested():
+                        ops.release(sc, hold_id)
+                    released += 1
+                except ops.Conflict:  # settled meanwhile by a capture or another runner
+                    pass
+            report.holds_released += released
+            return len(ids)
+
+        if run_in_transaction(factory, one_batch) == 0:
+            return report
+        report.batches += 1
+
+
+def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> JobReport:
+    holds = release_stale_holds(factory, now)
+    report = settle_due(factory, now)
+    report.holds_released = holds.holds_released
+    return report
+
+
+def loop_forever(factory: sessionmaker[Session], interval: float, stop) -> None:
+    """The in-process job runner of the embedded default (`jifen serve`)."""
+    while not stop.wait(interval):
+        try:
+            run_all(factory)
+        except Exception:  # keep serving; the next tick retries
+            time.sleep(1)

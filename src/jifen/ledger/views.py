@@ -1,0 +1,126 @@
+"""JSON shapes of ledger objects, loaded in batches (no query per entry)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from jifen.db import total
+
+from jifen.ledger.models import AVAILABLE, MEMBER_KINDS, Account, Hold, JournalEntry, Lot, LotMove, Posting
+from jifen.members.models import Member
+from jifen.programs.models import Program, Wallet
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def entry_views(session: Session, entries: list[JournalEntry]) -> list[dict]:
+    if not entries:
+        return []
+    ids = [e.id for e in entries]
+    postings = defaultdict(list)
+    rows = session.execute(
+        select(Posting.entry_id, Posting.amount, Account.kind, Member.member_id)
+        .join(Account, Account.id == Posting.account_id).outerjoin(Member, Member.id == Account.member_pk)
+        .where(Posting.entry_id.in_(ids)).order_by(Posting.id)
+    )
+    for r in rows:
+        postings[r.entry_id].append({"account": r.kind, "member_id": r.member_id, "amount": r.amount})
+    lots = defaultdict(list)
+    rows = session.execute(
+        select(LotMove.entry_id, LotMove.lot_id, LotMove.amount, Account.kind, Lot.expires_at)
+        .join(Account, Account.id == LotMove.account_id).join(Lot, Lot.id == LotMove.lot_id)
+        .where(LotMove.entry_id.in_(ids)).order_by(LotMove.id)
+    )
+    for r in rows:
+        lots[r.entry_id].append({"lot_id": r.lot_id, "account": r.kind, "amount": r.amount,
+                                 "expires_at": _iso(r.expires_at)})
+    pks = {pk for e in entries for pk in (e.member_pk, e.counterparty_pk) if pk}
+    names = dict(session.execute(select(Member.id, Member.member_id).where(Member.id.in_(pks)))) if pks else {}
+    wallets = dict(session.execute(select(Wallet.id, Wallet.code).where(Wallet.id.in_({e.wallet_id for e in entries}))))
+    return [
+        {
+            "entry_id": e.id,
+            "type": e.type,
+            "wallet": wallets[e.wallet_id],
+            "points": e.points,
+            "member_id": names.get(e.member_pk),
+            "counterparty_member_id": names.get(e.counterparty_pk),
+            "reverses_entry_id": e.reverses_entry_id,
+            "hold_id": e.hold_id,
+            "reference": e.reference,
+            "reason": e.reason,
+            "actor": e.actor,
+            "occurred_at": _iso(e.occurred_at),
+            "recorded_at": _iso(e.recorded_at),
+            "seq": e.seq,
+            "hash": e.hash,
+            "postings": postings[e.id],
+            "lots": lots[e.id],
+        }
+        for e in entries
+    ]
+
+
+def entry_view(session: Session, entry: JournalEntry) -> dict:
+    return entry_views(session, [entry])[0]
+
+
+def hold_view(session: Session, h: Hold) -> dict:
+    return {
+        "hold_id": h.id,
+        "status": h.status,
+        "member_id": session.get(Member, h.member_pk).member_id,
+        "wallet": session.get(Wallet, h.wallet_id).code,
+        "points": h.points,
+        "reference": h.reference,
+        "expires_at": _iso(h.expires_at),
+        "hold_entry_id": h.hold_entry_id,
+        "settle_entry_id": h.settle_entry_id,
+        "created_at": _iso(h.created_at),
+        "settled_at": _iso(h.settled_at),
+    }
+
+
+def balance_view(session: Session, program: Program, wallet: Wallet, member: Member, now: dt.datetime,
+                 expiries: int = 5) -> dict:
+    """Balances as of `now`: lots already past expiry (not yet swept by the job) no longer count."""
+    balances = dict(session.execute(
+        select(Account.kind, Account.balance).where(Account.member_pk == member.id, Account.wallet_id == wallet.id)
+    ).all())
+    overdue = session.scalar(select(total(Lot.available)).where(
+        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.available > 0, Lot.expires_at <= now))
+    matured = session.scalar(select(total(Lot.pending)).where(
+        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.pending > 0, Lot.pending_until <= now))
+    view = {"member_id": member.member_id, "wallet": wallet.code}
+    view.update({k: balances.get(k, 0) for k in MEMBER_KINDS})
+    view[AVAILABLE] += matured - overdue
+    view["pending"] -= matured
+    view["debt"] = -view["debt"]
+    upcoming = session.execute(
+        select(Lot.expires_at, Lot.available).where(
+            Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.available > 0, Lot.expires_at > now)
+        .order_by(Lot.expires_at)
+    ).all()
+    view["next_expiries"] = _group_by_day(upcoming, program.timezone, expiries)
+    view["value_cny"] = str((program.point_value * view[AVAILABLE]).quantize(Decimal("0.01")))
+    return view
+
+
+def _group_by_day(rows, timezone: str, limit: int) -> list[dict]:
+    """Sum expiring points per calendar day in the programme's timezone."""
+    tz = ZoneInfo(timezone)
+    days: dict[str, int] = {}
+    for expires_at, points in rows:
+        day = expires_at.astimezone(tz).date().isoformat()
+        if day not in days and len(days) == limit:
+            break
+        days[day] = days.get(day, 0) + points
+    return [{"date": d, "points": p} for d, p in days.items()]

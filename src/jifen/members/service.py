@@ -1,0 +1,53 @@
+"""Members: creation (with their ledger accounts in every wallet) and look-up."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jifen.db import utcnow
+from jifen.errors import Conflict, NotFound
+from jifen.ledger.models import MEMBER_KINDS, Account
+from jifen.members.models import Member
+from jifen.programs.models import Program, Wallet
+
+
+def create_member(
+    session: Session,
+    program: Program,
+    member_id: str,
+    *,
+    name: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    attributes: dict | None = None,
+    joined_at: dt.datetime | None = None,
+) -> Member:
+    if session.scalar(select(Member.id).where(Member.program_id == program.id, Member.member_id == member_id)):
+        raise Conflict(f"member {member_id!r} already exists", code="member_exists")
+    member = Member(
+        program_id=program.id,
+        member_id=member_id,
+        name=name,
+        phone=phone,
+        email=email,
+        attributes=attributes or {},
+        joined_at=joined_at or utcnow(),
+    )
+    session.add(member)
+    session.flush()
+    wallet_ids = session.scalars(select(Wallet.id).where(Wallet.program_id == program.id)).all()
+    session.add_all(
+        Account(wallet_id=w, member_pk=member.id, kind=k, balance=0) for w in wallet_ids for k in MEMBER_KINDS
+    )
+    session.flush()
+    return member
+
+
+def get_member(session: Session, program: Program, member_id: str) -> Member:
+    member = session.scalar(select(Member).where(Member.program_id == program.id, Member.member_id == member_id))
+    if member is None:
+        raise NotFound(f"unknown member {member_id!r}", code="unknown_member")
+    return member

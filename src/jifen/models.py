@@ -1,0 +1,18 @@
+"""Every table, imported in one place for Alembic and for tests."""
+
+from jifen.db import Base
+from jifen.ledger.models import (  # noqa: F401
+    Account,
+    ChainHead,
+    Hold,
+    IdempotencyRecord,
+    JournalEntry,
+    LotMove,
+    Lot,
+    Posting,
+)
+from jifen.members.models import Member  # noqa: F401
+from jifen.programs.models import Program, Wallet  # noqa: F401
+from jifen.security.models import ApiKey  # noqa: F401
+
+metadata = Base.metadata

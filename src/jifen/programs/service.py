@@ -1,0 +1,81 @@
+"""Creating and finding programmes and wallets."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jifen.errors import Conflict, NotFound
+from jifen.ledger.models import MEMBER_KINDS, SYSTEM_KINDS, Account, ChainHead
+from jifen.members.models import Member
+from jifen.programs.models import Program, Wallet
+
+DEFAULT_PROGRAM = "default"
+DEFAULT_WALLET = "points"
+
+
+def create_program(
+    session: Session,
+    code: str,
+    name: str,
+    *,
+    wallets: list[tuple[str, str]] = ((DEFAULT_WALLET, "積分"),),
+    timezone: str = "Asia/Shanghai",
+    point_value: Decimal = Decimal("0.01"),
+    expiry_months: int | None = 24,
+    allow_debt: bool = False,
+) -> Program:
+    if session.scalar(select(Program.id).where(Program.code == code)) is not None:
+        raise Conflict(f"programme {code!r} already exists", code="program_exists")
+    program = Program(
+        code=code,
+        name=name,
+        timezone=timezone,
+        point_value=point_value,
+        expiry_months=expiry_months,
+        allow_debt=allow_debt,
+    )
+    session.add(program)
+    session.flush()
+    session.add(ChainHead(program_id=program.id, seq=0, hash="0" * 64))
+    for i, (wcode, wname) in enumerate(wallets):
+        add_wallet(session, program, wcode, wname, is_default=(i == 0))
+    return program
+
+
+def add_wallet(session: Session, program: Program, code: str, name: str, is_default: bool = False) -> Wallet:
+    """A new point currency: its system accounts, and accounts for every existing member."""
+    wallet = Wallet(program_id=program.id, code=code, name=name, is_default=is_default)
+    session.add(wallet)
+    session.flush()
+    session.add_all(Account(wallet_id=wallet.id, member_pk=None, kind=k, balance=0) for k in SYSTEM_KINDS)
+    member_pks = session.scalars(select(Member.id).where(Member.program_id == program.id)).all()
+    session.add_all(
+        Account(wallet_id=wallet.id, member_pk=pk, kind=k, balance=0) for pk in member_pks for k in MEMBER_KINDS
+    )
+    session.flush()
+    return wallet
+
+
+def ensure_default_program(session: Session) -> Program:
+    program = session.scalar(select(Program).where(Program.code == DEFAULT_PROGRAM))
+    return program or create_program(session, DEFAULT_PROGRAM, "Jifen 會員積分")
+
+
+def get_program(session: Session, code: str) -> Program:
+    program = session.scalar(select(Program).where(Program.code == code))
+    if program is None:
+        raise NotFound(f"unknown programme {code!r}", code="unknown_program")
+    return program
+
+
+def get_wallet(session: Session, program: Program, code: str | None) -> Wallet:
+    """The named wallet, or the programme's default one when code is None."""
+    stmt = select(Wallet).where(Wallet.program_id == program.id)
+    stmt = stmt.where(Wallet.code == code) if code else stmt.where(Wallet.is_default.is_(True))
+    wallet = session.scalar(stmt)
+    if wallet is None:
+        raise NotFound(f"unknown wallet {code!r} in programme {program.code!r}", code="unknown_wallet")
+    return wallet

@@ -1,0 +1,71 @@
+"""API keys and what each role may do. (Console users, member tokens and audit come with the
+security issue; this is the permission table they will extend.)"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jifen.db import utcnow
+from jifen.errors import InvalidRequest
+from jifen.programs.models import Program
+from jifen.security.models import ApiKey
+
+ROLES = ("admin", "operator", "customer_service", "auditor", "finance", "pos")
+EVERYONE = frozenset(ROLES)
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "members:read": EVERYONE,
+    "ledger:read": EVERYONE,
+    "members:write": frozenset({"admin", "operator", "customer_service", "pos"}),
+    # Earning, spending and holds: the brand's systems and stores.
+    "points:write": frozenset({"admin", "operator", "pos"}),
+    # Corrections by people: adjustments, reversals, freezes.
+    "points:correct": frozenset({"admin", "operator", "customer_service"}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    name: str
+    role: str
+    program_id: int
+
+    @property
+    def actor(self) -> str:
+        return f"apikey:{self.key_id}:{self.name}"
+
+    def may(self, permission: str) -> bool:
+        return self.role in PERMISSIONS[permission]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(session: Session, program: Program, role: str, name: str) -> tuple[ApiKey, str]:
+    """Returns the key row and the secret, which is never stored and cannot be shown again."""
+    if role not in ROLES:
+        raise InvalidRequest(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", code="unknown_role")
+    secret = "jf_" + secrets.token_urlsafe(32)
+    key = ApiKey(program_id=program.id, name=name, role=role, prefix=secret[:10], key_hash=_digest(secret))
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def authenticate(session: Session, secret: str) -> Principal | None:
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(secret), ApiKey.revoked_at.is_(None)))
+    return key and Principal(key.id, key.name, key.role, key.program_id)
+
+
+def revoke_api_key(session: Session, key_id: int) -> bool:
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        return False
+    key.revoked_at = utcnow()
+    return True
