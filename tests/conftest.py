@@ -66,7 +66,7 @@ def sqlite_template(tmp_path_factory):
     return path
 
 
-def _truncate_all(url: str) -> None:
+def truncate_all(url: str) -> None:
     engine = make_engine(url)
     tables = ", ".join(t.name for t in metadata.sorted_tables)
     with engine.begin() as conn:
@@ -84,13 +84,13 @@ def db_url(request, tmp_path, sqlite_template):
         yield f"sqlite:///{path}"
     else:
         url = request.getfixturevalue("pg_url")
-        _truncate_all(url)
+        truncate_all(url)
         yield url
 
 
 @pytest.fixture
 def pg_only_url(pg_url):
-    _truncate_all(pg_url)
+    truncate_all(pg_url)
     return pg_url
 
 

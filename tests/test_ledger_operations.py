@@ -280,3 +280,18 @@ def test_apportion_never_gives_more_than_a_weight():
     for total in range(0, 12):
         shares = ops.apportion(total, [2, 4, 5])
         assert sum(shares) == total and all(s <= w for s, w in zip(shares, [2, 4, 5]))
+
+
+def test_reversing_an_award_that_paid_off_debt_restores_the_debt(ledger):
+    """Found by the property test: the award's own debt payoff is not a payment to be refunded."""
+    with ledger.factory() as s, s.begin():
+        get_program(s, "default").allow_debt = True
+    ledger.add_members("A")
+    first = award(ledger, "A", 100)
+    spend(ledger, "A", 100)
+    ledger.run(lambda sc, s: ops.reverse(sc, first.id))  # debt 100
+    second = award(ledger, "A", 130)  # pays the debt, 30 left
+    assert ledger.balances("A")["debt"] == 0 and ledger.balances("A")["available"] == 30
+    ledger.run(lambda sc, s: ops.reverse(sc, second.id, 50))
+    assert ledger.balances("A")["available"] == 0 and ledger.balances("A")["debt"] == -20
+    assert ledger.verify() == []

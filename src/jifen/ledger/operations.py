@@ -346,9 +346,11 @@ def reverse(sc: Scope, entry_id: int, points: int | None = None, *, reason: str 
         debt_ok = sc.program.allow_debt and original.type in ("award", "adjust")
         _claw_back(b, opened[owner], created, n, debt_ok)
     # Points the original took out of lots (spend, capture, negative adjustment, the giver of a transfer).
+    # (Not the lots it created: an award that paid off debt moved points out of its own new lot.)
     paid = s.execute(
         select(LotMove.lot_id, total(LotMove.amount))
-        .where(LotMove.entry_id == original.id, LotMove.amount < 0)
+        .join(Lot, Lot.id == LotMove.lot_id)
+        .where(LotMove.entry_id == original.id, LotMove.amount < 0, Lot.source_entry_id.is_distinct_from(original.id))
         .group_by(LotMove.lot_id).order_by(LotMove.lot_id)
     ).all()
     if paid:

@@ -43,8 +43,8 @@ def entry_views(session: Session, entries: list[JournalEntry]) -> list[dict]:
         lots[r.entry_id].append({"lot_id": r.lot_id, "account": r.kind, "amount": r.amount,
                                  "expires_at": _iso(r.expires_at)})
     pks = {pk for e in entries for pk in (e.member_pk, e.counterparty_pk) if pk}
-    names = dict(session.execute(select(Member.id, Member.member_id).where(Member.id.in_(pks)))) if pks else {}
-    wallets = dict(session.execute(select(Wallet.id, Wallet.code).where(Wallet.id.in_({e.wallet_id for e in entries}))))
+    names = dict(session.execute(select(Member.id, Member.member_id).where(Member.id.in_(pks))).all()) if pks else {}
+    wallets = dict(session.execute(select(Wallet.id, Wallet.code).where(Wallet.id.in_({e.wallet_id for e in entries}))).all())
     return [
         {
             "entry_id": e.id,

@@ -1,0 +1,230 @@
+"""The HTTP API: happy paths, idempotency, and every bad input answered with a clear 4xx that
+changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jifen.api import create_app
+from jifen.db import run_in_transaction
+from jifen.programs.service import get_program
+from jifen.security.service import create_api_key
+from tests.conftest import Ledger
+
+_counter = iter(range(10**9))
+
+
+@pytest.fixture
+def app(db_url):
+    application = create_app(db_url)
+    yield application
+    application.state.engine.dispose()
+
+
+def _key(app, role):
+    return run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"), role, role))[1]
+
+
+class Api:
+    def __init__(self, client: TestClient, secret: str):
+        self.client, self.headers = client, {"Authorization": f"Bearer {secret}"}
+
+    def post(self, path, body=None, key=None, **kw):
+        headers = self.headers | {"Idempotency-Key": key or f"k-{next(_counter)}"}
+        return self.client.post(path, json=body, headers=headers, **kw)
+
+    def get(self, path, **kw):
+        return self.client.get(path, headers=self.headers, **kw)
+
+
+@pytest.fixture
+def api(app):
+    with TestClient(app) as client:
+        yield Api(client, _key(app, "admin"))
+
+
+@pytest.fixture
+def members(api):
+    for mid in ("alice", "bob"):
+        assert api.post("/v1/members", {"member_id": mid, "name": mid.title(), "phone": "13800001234"}).status_code == 201
+    return api
+
+
+def balance(api, mid, wallet=None):
+    params = {"wallet": wallet} if wallet else {}
+    return api.get(f"/v1/members/{mid}/balance", params=params).json()
+
+
+def error_code(response):
+    return response.json()["error"]["code"]
+
+
+def test_member_lifecycle_and_points_flow(members):
+    api = members
+    r = api.post("/v1/points/award", {"member_id": "alice", "points": 500, "reference": "SO-1"})
+    assert r.status_code == 200
+    award = r.json()
+    assert award["type"] == "award" and award["points"] == 500 and len(award["hash"]) == 64
+    assert {p["account"]: p["amount"] for p in award["postings"]} == {"issuance": -500, "available": 500}
+    assert api.post("/v1/points/spend", {"member_id": "alice", "points": 120}).status_code == 200
+    t = api.post("/v1/points/transfer", {"from_member_id": "alice", "to_member_id": "bob", "points": 80})
+    assert t.status_code == 200 and t.json()["counterparty_member_id"] == "bob"
+    b = balance(api, "alice")
+    assert (b["available"], b["pending"], b["held"], b["frozen"], b["debt"]) == (300, 0, 0, 0, 0)
+    assert b["value_cny"] == "3.00" and b["next_expiries"][0]["points"] == 300
+    member = api.get("/v1/members/alice").json()
+    assert member["balances"][0]["available"] == 300 and member["name"] == "Alice"
+    assert api.get(f"/v1/entries/{award['entry_id']}").json()["hash"] == award["hash"]
+
+
+def test_holds_over_http(members):
+    api = members
+    api.post("/v1/points/award", {"member_id": "alice", "points": 100})
+    h = api.post("/v1/holds", {"member_id": "alice", "points": 70, "reference": "RD-9"})
+    assert h.status_code == 201 and h.json()["status"] == "open"
+    hold_id = h.json()["hold_id"]
+    assert balance(api, "alice")["held"] == 70
+    assert api.post(f"/v1/holds/{hold_id}/capture").json()["status"] == "captured"
+    r = api.post(f"/v1/holds/{hold_id}/release")
+    assert r.status_code == 409 and error_code(r) == "hold_not_open"
+    assert api.get(f"/v1/holds/{hold_id}").json()["status"] == "captured"
+    assert balance(api, "alice")["available"] == 30 and balance(api, "alice")["held"] == 0
+    assert error_code(api.post("/v1/holds/999999/capture")) == "unknown_hold"
+
+
+def test_reverse_adjust_freeze(members):
+    api = members
+    e = api.post("/v1/points/award", {"member_id": "alice", "points": 100}).json()
+    r = api.post("/v1/points/reverse", {"entry_id": e["entry_id"], "points": 25, "reason": "partial refund"})
+    assert r.status_code == 200 and r.json()["reverses_entry_id"] == e["entry_id"]
+    adj = api.post("/v1/points/adjust", {"member_id": "alice", "points": -5, "reason": "duplicate award"})
+    assert adj.status_code == 200 and adj.json()["actor"].startswith("apikey:")
+    assert api.post("/v1/points/freeze", {"member_id": "alice", "points": 30}).status_code == 200
+    b = balance(api, "alice")
+    assert (b["available"], b["frozen"]) == (40, 30)
+    assert api.post("/v1/points/unfreeze", {"member_id": "alice"}).status_code == 200
+    assert balance(api, "alice")["available"] == 70
+
+
+def test_idempotent_replay_returns_the_first_result(members):
+    api = members
+    body = {"member_id": "alice", "points": 50}
+    first = api.post("/v1/points/award", body, key="award-1")
+    again = api.post("/v1/points/award", body, key="award-1")
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true" and first.headers["Idempotent-Replayed"] == "false"
+    assert balance(api, "alice")["available"] == 50
+    other = api.post("/v1/points/award", {"member_id": "alice", "points": 51}, key="award-1")
+    assert other.status_code == 409 and error_code(other) == "idempotency_key_reused"
+    same_key_other_op = api.post("/v1/points/spend", body, key="award-1")
+    assert same_key_other_op.status_code == 409
+    assert balance(api, "alice")["available"] == 50
+
+
+def test_failed_request_does_not_burn_its_key(members):
+    api = members
+    r = api.post("/v1/points/spend", {"member_id": "alice", "points": 10}, key="spend-1")
+    assert r.status_code == 409 and error_code(r) == "insufficient_points"
+    api.post("/v1/points/award", {"member_id": "alice", "points": 10})
+    assert api.post("/v1/points/spend", {"member_id": "alice", "points": 10}, key="spend-1").status_code == 200
+
+
+BAD_AWARDS = [
+    ({"member_id": "alice", "points": 0}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": -3}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": 2.5}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": "100"}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": True}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": 10**12 + 1}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": 10**30}, 422, "invalid_request"),
+    ({"member_id": "alice"}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": 5, "pointz": 5}, 422, "invalid_request"),
+    ({"member_id": "", "points": 5}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": 5, "occurred_at": "2026-01-01T00:00:00"}, 422, "invalid_request"),
+    ({"member_id": "alice", "points": 5, "wallet": "nope"}, 404, "unknown_wallet"),
+    ({"member_id": "nobody", "points": 5}, 404, "unknown_member"),
+    ({"member_id": "alice", "points": 5, "occurred_at": "2026-01-02T00:00:00Z",
+      "expires_at": "2026-01-01T00:00:00Z"}, 422, "invalid_expiry"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "code"), BAD_AWARDS)
+def test_bad_award_bodies(members, body, status, code):
+    api = members
+    r = api.post("/v1/points/award", body)
+    assert (r.status_code, error_code(r)) == (status, code)
+    assert r.json()["error"]["message"]
+    assert balance(api, "alice")["available"] == 0
+    assert api.get("/v1/members/alice/ledger").json()["items"] == []
+
+
+def test_malformed_json_missing_key_and_auth(members, app):
+    api = members
+    r = api.client.post("/v1/points/award", content=b'{"member_id": "alice", "points": 5',
+                        headers=api.headers | {"Idempotency-Key": "x", "Content-Type": "application/json"})
+    assert (r.status_code, error_code(r)) == (400, "malformed_json")
+    r = api.client.post("/v1/points/award", json={"member_id": "alice", "points": 5}, headers=api.headers)
+    assert (r.status_code, error_code(r)) == (400, "idempotency_key_required")
+    r = api.client.post("/v1/points/award", json={"member_id": "alice", "points": 5},
+                        headers={"Idempotency-Key": "y"})
+    assert (r.status_code, error_code(r)) == (401, "unauthorized")
+    r = api.client.get("/v1/members/alice", headers={"Authorization": "Bearer jf_wrong"})
+    assert r.status_code == 401
+    auditor = Api(api.client, _key(app, "auditor"))
+    r = auditor.post("/v1/points/award", {"member_id": "alice", "points": 5})
+    assert (r.status_code, error_code(r)) == (403, "forbidden")
+    assert auditor.get("/v1/members/alice/balance").json()["available"] == 0
+    pos = Api(api.client, _key(app, "pos"))
+    assert pos.post("/v1/points/adjust", {"member_id": "alice", "points": 5, "reason": "x"}).status_code == 403
+    assert balance(api, "alice")["available"] == 0
+
+
+def test_other_refusals(members):
+    api = members
+    api.post("/v1/points/award", {"member_id": "alice", "points": 10})
+    cases = [
+        ("/v1/points/spend", {"member_id": "alice", "points": 11}, 409, "insufficient_points"),
+        ("/v1/points/transfer", {"from_member_id": "alice", "to_member_id": "alice", "points": 1}, 422, "same_member"),
+        ("/v1/points/transfer", {"from_member_id": "alice", "to_member_id": "zed", "points": 1}, 404, "unknown_member"),
+        ("/v1/points/adjust", {"member_id": "alice", "points": 5}, 422, "invalid_request"),
+        ("/v1/points/adjust", {"member_id": "alice", "points": 0, "reason": "x"}, 422, "invalid_points"),
+        ("/v1/points/reverse", {"entry_id": 987654}, 404, "unknown_entry"),
+        ("/v1/members", {"member_id": "alice"}, 409, "member_exists"),
+        ("/v1/members", {"member_id": "has space"}, 422, "invalid_request"),
+    ]
+    for path, body, status, code in cases:
+        r = api.post(path, body)
+        assert (r.status_code, error_code(r)) == (status, code), (path, body, r.json())
+    assert balance(api, "alice")["available"] == 10
+    assert api.get("/v1/members/nobody").status_code == 404
+    assert error_code(api.get("/v1/members/alice/ledger", params={"cursor": "!!"})) == "invalid_cursor"
+    assert error_code(api.get("/v1/nope")) == "not_found"
+
+
+def test_ledger_pagination_newest_first(members):
+    api = members
+    for i in range(7):
+        api.post("/v1/points/award", {"member_id": "alice", "points": i + 1})
+    seen, cursor = [], None
+    while True:
+        page = api.get("/v1/members/alice/ledger", params={"limit": 3} | ({"cursor": cursor} if cursor else {})).json()
+        seen += [e["points"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [7, 6, 5, 4, 3, 2, 1]
+
+
+def test_openapi_documents_every_route(api):
+    spec = api.client.get("/openapi.json").json()
+    for path in ("/v1/points/award", "/v1/points/reverse", "/v1/holds/{hold_id}/capture", "/v1/members/{member_id}/ledger"):
+        assert path in spec["paths"]
+    assert api.client.get("/healthz").json()["status"] == "ok"
+
+
+def test_api_writes_verify_clean(members, app):
+    api = members
+    api.post("/v1/points/award", {"member_id": "alice", "points": 100})
+    api.post("/v1/points/transfer", {"from_member_id": "alice", "to_member_id": "bob", "points": 40})
+    assert Ledger(app.state.sessions).verify() == []
