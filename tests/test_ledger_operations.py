@@ -155,6 +155,11 @@ def test_reversal_cannot_exceed_what_is_left(ledger):
     assert ledger.verify() == []
 
 
+def allow_debt(ledger):
+    with ledger.factory() as s, s.begin():
+        get_program(s, "default").allow_debt = True
+
+
 def test_refund_claw_back_without_debt_is_refused(ledger):
     ledger.add_members("A")
     e = award(ledger, "A", 100)
@@ -166,8 +171,7 @@ def test_refund_claw_back_without_debt_is_refused(ledger):
 
 
 def test_refund_debt_is_paid_off_by_later_awards_first(ledger):
-    with ledger.factory() as s, s.begin():
-        get_program(s, "default").allow_debt = True
+    allow_debt(ledger)
     ledger.add_members("A")
     e = award(ledger, "A", 100)
     spend(ledger, "A", 80)
@@ -284,8 +288,7 @@ def test_apportion_never_gives_more_than_a_weight():
 
 def test_reversing_an_award_that_paid_off_debt_restores_the_debt(ledger):
     """Found by the property test: the award's own debt payoff is not a payment to be refunded."""
-    with ledger.factory() as s, s.begin():
-        get_program(s, "default").allow_debt = True
+    allow_debt(ledger)
     ledger.add_members("A")
     first = award(ledger, "A", 100)
     spend(ledger, "A", 100)

@@ -49,21 +49,22 @@ def test_edited_lot_move(ledger, history):
     assert problems[0].entry_id == history["transfer"]
 
 
-def test_deleted_entry_in_the_middle(ledger, history):
-    e = history["transfer"]
+def delete_entry(ledger, entry_id):
+    """What a careful hand would do: remove the entry with its rows, leaving no dangling reference."""
     tamper(ledger, "UPDATE lots SET source_entry_id = NULL WHERE source_entry_id = :e",
            "DELETE FROM lot_moves WHERE entry_id = :e", "DELETE FROM postings WHERE entry_id = :e",
-           "DELETE FROM journal_entries WHERE id = :e", e=e)
+           "DELETE FROM journal_entries WHERE id = :e", e=entry_id)
+
+
+def test_deleted_entry_in_the_middle(ledger, history):
+    delete_entry(ledger, history["transfer"])
     problems = ledger.verify()
     first = problems[0]
     assert first.check == "chain" and first.entry_id == history["hold"] and "sequence gap" in first.message
 
 
 def test_deleted_last_entry(ledger, history):
-    e = history["last"]
-    tamper(ledger, "UPDATE lots SET source_entry_id = NULL WHERE source_entry_id = :e",
-           "DELETE FROM lot_moves WHERE entry_id = :e", "DELETE FROM postings WHERE entry_id = :e",
-           "DELETE FROM journal_entries WHERE id = :e", e=e)
+    delete_entry(ledger, history["last"])
     problems = ledger.verify()
     assert any(p.check == "chain" and "head" in p.message for p in problems)
     assert any(p.check == "balance" for p in problems)  # B's 7 points now have no postings

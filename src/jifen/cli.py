@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from jifen.config import get_settings
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
@@ -51,9 +53,10 @@ def db_upgrade():
 
 
 def _safe_url() -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    try:
+        return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return repr(get_settings().database_url)
 
 
 @app.command()
@@ -216,8 +219,14 @@ def member_show(member_id: str, program: ProgramOpt = "default",
 
 
 def main():
+    """Entry point: business and database errors end in one readable line and exit code 1."""
     try:
         app()
     except JifenError as exc:
-        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        err.print(f"error: database {_safe_url()}: {reason} (is it reachable, and upgraded with `jifen db upgrade`?)",
+                  markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

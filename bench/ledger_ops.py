@@ -1,0 +1,196 @@
+"""Ledger operation throughput and latency, each figure printed beside a baseline from the same run.
+
+Baselines: on PostgreSQL, `pgbench -N` (the TPC-B-like "simple update" transaction: 3 updates/inserts
+and a commit) on the same server, same client count; on SQLite, the same shape of transaction done
+with the raw sqlite3 module on a file with the same settings. Both show what the database alone can
+do, so the gap is what Jifen's bookkeeping (locks, lots, postings, hash chain, idempotency) costs.
+
+    .venv/bin/python bench/ledger_ops.py [--ops 1000] [--threads 8] [--pg-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
+from jifen.idempotency import idempotent
+from jifen.ledger import operations as ops
+from jifen.ledger.verify import verify
+from jifen.members.service import create_member, get_member
+from jifen.programs.service import get_program, get_wallet
+from jifen.setup import init_database
+
+MEMBERS = 200
+
+
+def _scope(s):
+    program = get_program(s, "default")
+    return ops.Scope(s, program, get_wallet(s, program, None), utcnow(), "bench")
+
+
+def _op(factory, kind: str, rng: random.Random, key: str) -> None:
+    a, b = rng.sample(range(MEMBERS), 2)
+
+    def work(s):
+        sc = _scope(s)
+        ma = get_member(s, sc.program, f"B{a}")
+        if kind == "award":
+            ops.award(sc, ma, rng.randint(1, 500))
+        elif kind == "spend":
+            ops.spend(sc, ma, rng.randint(1, 50))
+        elif kind == "transfer":
+            ops.transfer(sc, ma, get_member(s, sc.program, f"B{b}"), rng.randint(1, 20))
+        return {}
+
+    run_in_transaction(factory, lambda s: idempotent(s, 1, key, kind, [a, b], lambda: work(s)))
+
+
+def run_jifen(url: str, kind: str, n: int, threads: int) -> dict:
+    engine = make_engine(url) if url.startswith("sqlite") else make_engine(url, pool_size=threads + 2)
+    factory = make_sessionmaker(engine)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(t: int):
+        rng = random.Random(t)
+        mine = []
+        for i in range(n // threads):
+            t0 = time.perf_counter()
+            _op(factory, kind, rng, f"{kind}-{uuid.uuid4().hex}")
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    latencies.sort()
+    return {"ops_s": len(latencies) / elapsed, "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
+
+
+def seed(url: str) -> None:
+    init_database(url)
+    engine = make_engine(url)
+
+    def members(s):
+        sc = _scope(s)
+        for i in range(MEMBERS):
+            ops.award(sc, create_member(s, sc.program, f"B{i}"), 1_000_000)
+
+    run_in_transaction(make_sessionmaker(engine), members)
+    engine.dispose()
+
+
+def sqlite_baseline(path: Path, n: int) -> float:
+    """Raw sqlite3: BEGIN IMMEDIATE; UPDATE two balances; INSERT a history row; COMMIT."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE acc(id INTEGER PRIMARY KEY, bal INTEGER)")
+    conn.execute("CREATE TABLE hist(id INTEGER PRIMARY KEY, acc INTEGER, delta INTEGER)")
+    conn.executemany("INSERT INTO acc VALUES (?, 0)", [(i,) for i in range(MEMBERS)])
+    rng = random.Random(1)
+    start = time.perf_counter()
+    for _ in range(n):
+        a, d = rng.randrange(MEMBERS), rng.randint(1, 500)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE acc SET bal = bal + ? WHERE id = ?", (d, a))
+        conn.execute("UPDATE acc SET bal = bal - ? WHERE id = ?", (d, (a + 1) % MEMBERS))
+        conn.execute("INSERT INTO hist(acc, delta) VALUES (?, ?)", (a, d))
+        conn.execute("COMMIT")
+    return n / (time.perf_counter() - start)
+
+
+def pgbench(dsn_url: str, clients: int, seconds: int) -> float:
+    url = make_url(dsn_url)
+    base = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
+    subprocess.run(["pgbench", *base, "-i", "-q", "-s", "1", url.database], check=True, capture_output=True)
+    out = subprocess.run(["pgbench", *base, "-N", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
+                          url.database], check=True, capture_output=True, text=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("tps"))
+    return float(line.split("=")[1].split()[0])
+
+
+def time_verify(url: str) -> tuple[int, float]:
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as s:
+        start = time.perf_counter()
+        problems = verify(s)
+        elapsed = time.perf_counter() - start
+        entries = s.execute(__import__("sqlalchemy").text("SELECT count(*) FROM journal_entries")).scalar()
+    engine.dispose()
+    assert problems == [], problems[:3]
+    return entries, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    rows = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        seed(url)
+        base = sqlite_baseline(Path(tmp) / "baseline.db", args.ops)
+        for kind in ("award", "spend", "transfer"):
+            r = run_jifen(url, kind, args.ops, 1)
+            rows.append(("SQLite", kind, 1, r, f"raw sqlite3 tx: {base:,.0f} tx/s"))
+        entries, secs = time_verify(url)
+        rows.append(("SQLite", "verify", 1, {"ops_s": entries / secs, "p50_ms": 0, "p99_ms": secs * 1000},
+                     f"{entries} entries in {secs:.2f}s"))
+
+    admin = make_url(args.pg_url)
+    name = f"jifen_bench_{uuid.uuid4().hex[:8]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}_pgbench"')
+    try:
+        url = admin.set(database=name).render_as_string(hide_password=False)
+        seed(url)
+        bench_db = admin.set(database=f"{name}_pgbench").render_as_string(hide_password=False)
+        for threads in (1, args.threads):
+            tps = pgbench(bench_db, threads, 10)
+            for kind in ("award", "spend", "transfer"):
+                r = run_jifen(url, kind, args.ops, threads)
+                rows.append(("PostgreSQL", kind, threads, r, f"pgbench -N -c {threads}: {tps:,.0f} tps"))
+        entries, secs = time_verify(url)
+        rows.append(("PostgreSQL", "verify", 1, {"ops_s": entries / secs, "p50_ms": 0, "p99_ms": secs * 1000},
+                     f"{entries} entries in {secs:.2f}s"))
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}_pgbench" WITH (FORCE)')
+
+    print("| database | operation | threads | ops/s | p50 ms | p99 ms | baseline (same run) |")
+    print("|---|---|---|---|---|---|---|")
+    for db, kind, threads, r, baseline in rows:
+        if kind == "verify":
+            print(f"| {db} | verify (all checks) | 1 | {r['ops_s']:,.0f} entries/s | | | {baseline} |")
+        else:
+            print(f"| {db} | {kind} | {threads} | {r['ops_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {baseline} |")
+
+
+if __name__ == "__main__":
+    main()
