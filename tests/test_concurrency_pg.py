@@ -138,3 +138,23 @@ def test_concurrent_expiry_runs_expire_each_point_once(pg_only_url):
     assert all(ledger.balances(f"E{i}")["available"] == 0 for i in range(0, 120, 7))
     assert ledger.verify() == []
     engine.dispose()
+
+
+def test_a_dropped_connection_is_retried(pg_only_url):
+    """Without pre-ping, a pooled connection killed by the server fails once and the retry succeeds."""
+    engine = make_engine(pg_only_url, pool_size=1, max_overflow=0)
+    factory = make_sessionmaker(engine)
+    ledger = Ledger(factory)
+    ledger.add_members("D")
+    with factory() as s:
+        s.execute(select(Hold.id)).all()  # leave one connection in the pool
+    admin = make_engine(pg_only_url)
+    with admin.begin() as conn:
+        killed = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar()
+    assert killed >= 1
+    ledger.run(lambda sc, s: ops.award(sc, m(sc, "D"), 5))
+    assert ledger.balances("D")["available"] == 5
+    admin.dispose()
+    engine.dispose()

@@ -79,7 +79,9 @@ def make_engine(url: str, **kwargs) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 40)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping round trip per transaction: a connection found dead is invalidated and the
+    # transaction retried by run_in_transaction instead.
+    return create_engine(url, pool_recycle=1800, **kwargs)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -87,7 +89,10 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def _retryable(exc: DBAPIError) -> bool:
-    # PostgreSQL serialization failure / deadlock, SQLite busy: the whole transaction may be retried.
+    # A dropped connection, a PostgreSQL serialization failure or deadlock, SQLite busy: the whole
+    # transaction may be retried.
+    if exc.connection_invalidated:
+        return True
     code = getattr(exc.orig, "sqlstate", None)
     if code in ("40001", "40P01"):
         return True
