@@ -298,3 +298,22 @@ def test_reversing_an_award_that_paid_off_debt_restores_the_debt(ledger):
     ledger.run(lambda sc, s: ops.reverse(sc, second.id, 50))
     assert ledger.balances("A")["available"] == 0 and ledger.balances("A")["debt"] == -20
     assert ledger.verify() == []
+
+
+def test_entries_of_a_rolled_back_operation_never_enter_the_chain(ledger):
+    """A reversal that fails after settling the member (an expiry entry written, then rolled back with
+    its savepoint) must leave no trace, even when the next entry reuses the row id (SQLite)."""
+    ledger.add_members("A")
+    award(ledger, "A", 10, expires_at=NOW + DAY)
+    e = award(ledger, "A", 100)
+    ledger.run(lambda sc, s: ops.reverse(sc, e.id))
+    later = Ledger(ledger.factory, now=NOW + 2 * DAY)
+
+    def tx(sc, s):
+        with pytest.raises(Conflict, match="already fully reversed"):
+            ops.reverse(sc, e.id)
+        return ops.award(sc, m(sc, "A"), 7)
+
+    later.run(tx)
+    assert ledger.balances("A")["available"] == 7
+    assert ledger.verify() == []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from jifen import __version__
@@ -13,6 +16,8 @@ from jifen.db import make_engine, make_sessionmaker
 from jifen.errors import JifenError
 from jifen.ledger.api import router as ledger_router
 from jifen.members.api import router as members_router
+from jifen.web import console
+from jifen.web.console import router as console_router
 
 
 def error(status: int, code: str, message: str, **extra) -> JSONResponse:
@@ -61,4 +66,11 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     app.include_router(members_router)
     app.include_router(ledger_router)
+    app.include_router(console_router)
+    app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def root():
+        return RedirectResponse("/console")
+
     return app

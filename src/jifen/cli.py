@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -207,13 +208,14 @@ def member_show(member_id: str, program: ProgramOpt = "default",
                       f"held {b['held']}, frozen {b['frozen']}, debt {b['debt']}")
             for e in b["next_expiries"]:
                 out.print(f"    expires {e['date']}: {e['points']}")
-        table = Table(title="latest entries")
+        tz = ZoneInfo(prog.timezone)
+        table = Table(title=f"latest entries ({prog.timezone})")
         for col in ("entry", "type", "points", "occurred", "reference / reason"):
             table.add_column(col)
         entry_ids = select(Posting.entry_id).where(Posting.member_pk == m.id)
         for e in s.scalars(select(JournalEntry).where(JournalEntry.id.in_(entry_ids))
                            .order_by(JournalEntry.id.desc()).limit(limit)):
-            table.add_row(str(e.id), e.type, str(e.points), f"{e.occurred_at:%Y-%m-%d %H:%M}",
+            table.add_row(str(e.id), e.type, str(e.points), f"{e.occurred_at.astimezone(tz):%Y-%m-%d %H:%M}",
                           " / ".join(x for x in (e.reference, e.reason) if x))
         out.print(table)
 

@@ -5,6 +5,7 @@ programme with two wallets (¥1 → 1 platform point + 0.5 brand point)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,15 +104,21 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
         program = s.scalar(select(Program).where(Program.code == "default"))
         wallet = get_wallet(s, program, None)
         for at, kind, i in batch:
-            sc = ops.Scope(s, program, wallet, now, actor="demo")
+            # The clock is the event's own time: the history unfolds as it would have, pending
+            # points maturing and holds settling on the days they did.
+            sc = ops.Scope(s, program, wallet, at, actor="demo")
             member = s.scalar(select(Member).where(Member.program_id == program.id, Member.member_id == ids[i]))
             _apply_event(sc, rng, state, report, at, kind, i, member, ids)
 
-    chunk = 400
-    for n in range(0, len(events), chunk):
-        run_in_transaction(factory, lambda s, b=events[n:n + chunk]: apply(s, b))
+    done = 0
+    for day, todays in itertools.groupby(events, key=lambda e: e[0].astimezone(TZ).date()):
+        todays = list(todays)
+        run_in_transaction(factory, lambda s, b=todays: apply(s, b))
+        # The nightly job: return windows that closed today release their pending points.
+        settle_due(factory, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), TZ))
+        done += len(todays)
         if progress:
-            progress(min(n + chunk, len(events)), len(events))
+            progress(done, len(events))
     run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report))
     settle_due(factory, now)  # what the job runner would have done by now: mature past return windows
     return report
@@ -123,7 +130,7 @@ def _apply_event(sc, rng, state, report, at, kind, i, member, ids) -> None:
         amount = _amount(rng)
         order = f"SO{at:%Y%m%d}{state['orders']:06d}"
         pending = at + RETURN_WINDOW  # points stay pending while the order can still be returned
-        entry = ops.award(sc, member, purchase_points(amount), occurred_at=at, pending_until=pending,
+        entry = ops.award(sc, member, purchase_points(amount), pending_until=pending,
                           reference=order, reason=f"購物 ¥{amount} ({rng.choice(CHANNELS)})")
         report.count("purchase")
         if rng.random() < 0.06:  # a refund within the return window: full or partial
@@ -136,10 +143,10 @@ def _apply_event(sc, rng, state, report, at, kind, i, member, ids) -> None:
         last = state["last_day"].get(i)
         streak = state["streak"].get(i, 0) + 1 if last == day - dt.timedelta(days=1) else 1
         state["streak"][i], state["last_day"][i] = streak, day
-        ops.award(sc, member, 5, occurred_at=at, reason="每日簽到", reference=f"checkin:{day}")
+        ops.award(sc, member, 5, reason="每日簽到", reference=f"checkin:{day}")
         report.count("check_in")
         if streak % 7 == 0:
-            ops.award(sc, member, 50, occurred_at=at, reason="連續簽到7天獎勵", reference=f"streak:{day}")
+            ops.award(sc, member, 50, reason="連續簽到7天獎勵", reference=f"streak:{day}")
             report.count("streak_bonus")
         return
     if kind == "redeem":
@@ -176,19 +183,18 @@ def _seed_cobrand(s: Session, rng, fake, now, start, report) -> None:
     program = create_program(s, "cobrand", "聯名積分計劃", wallets=[("platform", "平台積分"), ("brand", "品牌積分")],
                              expiry_months=12)
     platform, brand = get_wallet(s, program, "platform"), get_wallet(s, program, "brand")
-    for i in range(200):
-        member = create_member(s, program, f"C{200001 + i}", name=fake.name(), phone=fake.phone_number(),
-                               joined_at=start)
-        for _ in range(rng.randrange(1, 5)):
-            amount = _amount(rng)
-            at = start + dt.timedelta(seconds=rng.uniform(0, (now - start).total_seconds() - 60))
-            ops.award(ops.Scope(s, program, platform, now, "demo"), member, int(amount), occurred_at=at,
-                      reference=f"CB{i}-{at:%m%d%H%M}", reason=f"聯名消費 ¥{amount}")
-            brand_points = int(amount / 2)
-            if brand_points:
-                ops.award(ops.Scope(s, program, brand, now, "demo"), member, brand_points, occurred_at=at,
+    members = [create_member(s, program, f"C{200001 + i}", name=fake.name(), phone=fake.phone_number(),
+                             joined_at=start) for i in range(200)]
+    span = (now - start).total_seconds() - 60
+    purchases = sorted((start + dt.timedelta(seconds=rng.uniform(0, span)), i)
+                       for i in range(len(members)) for _ in range(rng.randrange(1, 5)))
+    for at, i in purchases:
+        amount = _amount(rng)
+        for wallet, points in ((platform, int(amount)), (brand, int(amount / 2))):
+            if points:
+                ops.award(ops.Scope(s, program, wallet, at, "demo"), members[i], points,
                           reference=f"CB{i}-{at:%m%d%H%M}", reason=f"聯名消費 ¥{amount}")
-            report.count("cobrand_purchase")
+        report.count("cobrand_purchase")
 
 
 def demo_present(s: Session) -> bool:

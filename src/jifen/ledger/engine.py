@@ -1,6 +1,7 @@
 """The one place that writes journal entries: postings, lot moves, balances and the hash chain.
 
-Locking order (deadlock-free on PostgreSQL): member rows by id → system accounts by id → chain head.
+Locking order (deadlock-free on PostgreSQL): member rows by id → system accounts by id → chain head
+(taken at commit).
 Everything about a member (its accounts and lots) changes only while its member row is locked.
 Hot statements are built once at import (bindparam) — building SQL per call costs more than running it.
 """
@@ -11,7 +12,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -168,16 +169,42 @@ class EntryBuilder:
                     raise InsufficientPoints(f"{account.kind} balance would become {new}")
                 account.balance = new
         self.postings.clear()
-        self._link(list(postings.items()), moves)
+        # Sealed into the hash chain at commit (see seal_on_commit): the chain head is locked only
+        # for the last moments of the transaction, once for all its entries.
+        session.info.setdefault(UNSEALED, []).append((self.entry, list(postings.items()), moves))
         return self.entry
 
-    def _link(self, postings: list[tuple[int, int]], moves: list[tuple[int, int, int]]) -> None:
-        """Append the entry to the programme's hash chain; the head stays locked until commit."""
-        session, entry = self.session, self.entry
-        head = session.execute(_HEAD, {"program": self.program.id}).one()
-        # Written with Core below, so set without marking the ORM object dirty.
-        set_committed_value(entry, "seq", head.seq + 1)
-        set_committed_value(entry, "prev_hash", head.hash)
-        set_committed_value(entry, "hash", entry_hash(entry, postings, moves))
-        session.execute(_SEAL_ENTRY, {"entry": entry.id, "seq": entry.seq, "prev": entry.prev_hash, "hash": entry.hash})
-        session.execute(_SET_HEAD, {"program": self.program.id, "seq": entry.seq, "hash": entry.hash})
+
+UNSEALED = "jifen_unsealed_entries"
+
+
+@event.listens_for(Session, "before_commit")
+def seal_on_commit(session: Session) -> None:
+    """Append the transaction's entries to their programme's hash chain, in the order written."""
+    if session.in_nested_transaction() or not session.info.get(UNSEALED):
+        return
+    # Entries written inside a savepoint that was rolled back since are expunged from the session
+    # by the ORM (their ids may even be reused on SQLite); they get no place in the chain.
+    pending = [item for item in session.info.pop(UNSEALED) if item[0] in session]
+    for program_id in sorted({e.program_id for e, _, _ in pending}):
+        head = session.execute(_HEAD, {"program": program_id}).one()
+        seq, prev, rows = head.seq, head.hash, []
+        for entry, postings, moves in pending:
+            if entry.program_id != program_id:
+                continue
+            seq += 1
+            # Written with Core below, so set without marking the ORM object dirty.
+            set_committed_value(entry, "seq", seq)
+            set_committed_value(entry, "prev_hash", prev)
+            set_committed_value(entry, "hash", entry_hash(entry, postings, moves))
+            prev = entry.hash
+            rows.append({"entry": entry.id, "seq": seq, "prev": entry.prev_hash, "hash": entry.hash})
+        if rows:  # plain executemany on the connection, not an ORM bulk update
+            session.connection().execute(_SEAL_ENTRY, rows)
+            session.connection().execute(_SET_HEAD, {"program": program_id, "seq": seq, "hash": prev})
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_unsealed(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(UNSEALED, None)

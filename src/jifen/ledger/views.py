@@ -60,6 +60,7 @@ def entry_views(session: Session, entries: list[JournalEntry]) -> list[dict]:
             "actor": e.actor,
             "occurred_at": _iso(e.occurred_at),
             "recorded_at": _iso(e.recorded_at),
+            # Assigned when the writing transaction commits: null in a write's own response.
             "seq": e.seq,
             "hash": e.hash,
             "postings": postings[e.id],

@@ -1,0 +1,117 @@
+"""The operator console: sign-in, overview figures, member page with masked phone, both languages —
+over HTTP, and rendered in Debian's Chromium (Playwright) where it is installed (always in CI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from jifen.api import create_app
+from jifen.db import run_in_transaction
+from jifen.ledger import operations as ops
+from jifen.members.service import create_member
+from jifen.programs.service import get_program
+from jifen.security.service import create_api_key
+from jifen.web.console import mask_phone
+from tests.conftest import IN_CI, Ledger, m
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def site(tmp_path, sqlite_template):
+    path = tmp_path / "console.db"
+    shutil.copy(sqlite_template, path)
+    app = create_app(f"sqlite:///{path}")
+    ledger = Ledger(app.state.sessions)
+    run_in_transaction(app.state.sessions, lambda s: create_member(s, get_program(s, "default"), "M1",
+                                                                   phone="13812341234"))
+    ledger.add_members("M2")
+    ledger.run(lambda sc, s: ops.award(sc, m(sc, "M1"), 1500, reference="SO-9"))
+    ledger.run(lambda sc, s: ops.spend(sc, m(sc, "M1"), 300))
+    key = run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"), "operator",
+                                                                          "小王"))[1]
+    yield app, key
+    app.state.engine.dispose()
+
+
+def test_console_needs_a_valid_key(site):
+    app, key = site
+    with TestClient(app) as client:
+        r = client.get("/console", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/console/login"
+        bad = client.post("/console/login", data={"api_key": "jf_nope"})
+        assert bad.status_code == 401 and "密鑰無效" in bad.text
+        ok = client.post("/console/login", data={"api_key": key}, follow_redirects=False)
+        assert ok.status_code == 303
+        cookie = ok.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+def test_console_pages(site):
+    app, key = site
+    with TestClient(app) as client:
+        client.post("/console/login", data={"api_key": key})
+        home = client.get("/console").text
+        assert "流通積分" in home and "1,200" in home and "¥12.00" in home  # 1,500 − 300 at ¥0.01
+        member = client.get("/console/members/M1").text
+        assert "138****1234" in member and "13812341234" not in member and "SO-9" in member
+        english = client.get("/console/members/M1?lang=en").text
+        assert "Available" in english and "Ledger" in english
+        assert client.get("/console/members/NOPE").status_code == 404
+        assert client.get("/console/members?q=M2").status_code == 200
+
+
+def test_mask_phone():
+    assert mask_phone("13812341234") == "138****1234"
+    assert mask_phone("+86 138-1234-1234") == "+86****1234"
+    assert mask_phone("123") == "****" and mask_phone(None) == ""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_console_renders_in_chromium(site, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        if IN_CI:
+            pytest.fail("Debian chromium is required in CI (.ci/run installs it)")
+        pytest.skip("chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    app, key = site
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/console")
+            page.fill("input[name=api_key]", key)
+            page.click("button")
+            page.wait_for_url("**/console")
+            kpis = page.locator(".kpi b").all_inner_texts()
+            assert kpis[:2] == ["1,200", "¥12.00"]
+            assert page.locator("svg.chart rect.earned").count() == 31
+            page.screenshot(path=tmp_path / "overview.png", full_page=True)
+            page.click("text=M1")
+            assert page.locator("h1").inner_text().startswith("M1")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
