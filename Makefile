@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/ledger_ops.py
+	$(VENV)/bin/python bench/ledger_ops.py --ops 1000 --clients 8
 
 clean:
 	rm -rf var .pytest_cache

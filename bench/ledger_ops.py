@@ -5,7 +5,10 @@ and a commit) on the same server, same client count; on SQLite, the same shape o
 with the raw sqlite3 module on a file with the same settings. Both show what the database alone can
 do, so the gap is what Jifen's bookkeeping (locks, lots, postings, hash chain, idempotency) costs.
 
-    .venv/bin/python bench/ledger_ops.py [--ops 1000] [--threads 8] [--pg-url URL]
+    .venv/bin/python bench/ledger_ops.py [--ops 1000] [--clients 8] [--pg-url URL]
+
+Each operation is what the API does for one request, minus HTTP: its own transaction with an
+idempotency key, the programme/wallet/member look-ups, the ledger write. Clients are processes.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import sqlite3
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -57,30 +60,29 @@ def _op(factory, kind: str, rng: random.Random, key: str) -> None:
     run_in_transaction(factory, lambda s: idempotent(s, 1, key, kind, [a, b], lambda: work(s)))
 
 
-def run_jifen(url: str, kind: str, n: int, threads: int) -> dict:
-    engine = make_engine(url) if url.startswith("sqlite") else make_engine(url, pool_size=threads + 2)
+def _client(url: str, kind: str, n: int, seed_: int) -> list[float]:
+    """One client process: its own engine and connection, n operations one after another."""
+    engine = make_engine(url) if url.startswith("sqlite") else make_engine(url, pool_size=2)
     factory = make_sessionmaker(engine)
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def worker(t: int):
-        rng = random.Random(t)
-        mine = []
-        for i in range(n // threads):
-            t0 = time.perf_counter()
-            _op(factory, kind, rng, f"{kind}-{uuid.uuid4().hex}")
-            mine.append(time.perf_counter() - t0)
-        with lock:
-            latencies.extend(mine)
-
-    start = time.perf_counter()
-    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
-    for th in pool:
-        th.start()
-    for th in pool:
-        th.join()
-    elapsed = time.perf_counter() - start
+    rng, latencies = random.Random(seed_), []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        _op(factory, kind, rng, f"{kind}-{uuid.uuid4().hex}")
+        latencies.append(time.perf_counter() - t0)
     engine.dispose()
+    return latencies
+
+
+def run_jifen(url: str, kind: str, n: int, clients: int) -> dict:
+    """`clients` processes (like API worker processes; threads would share one GIL) splitting n ops."""
+    start = time.perf_counter()
+    if clients == 1:
+        latencies = _client(url, kind, n, 0)
+    else:
+        with ProcessPoolExecutor(clients) as pool:
+            parts = pool.map(_client, [url] * clients, [kind] * clients, [n // clients] * clients, range(clients))
+            latencies = [x for part in parts for x in part]
+    elapsed = time.perf_counter() - start
     latencies.sort()
     return {"ops_s": len(latencies) / elapsed, "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
@@ -144,7 +146,7 @@ def time_verify(url: str) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8, help="client processes in the concurrent runs")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     rows = []
@@ -170,11 +172,11 @@ def main() -> None:
         url = admin.set(database=name).render_as_string(hide_password=False)
         seed(url)
         bench_db = admin.set(database=f"{name}_pgbench").render_as_string(hide_password=False)
-        for threads in (1, args.threads):
-            tps = pgbench(bench_db, threads, 10)
+        for clients in (1, args.clients):
+            tps = pgbench(bench_db, clients, 10)
             for kind in ("award", "spend", "transfer"):
-                r = run_jifen(url, kind, args.ops, threads)
-                rows.append(("PostgreSQL", kind, threads, r, f"pgbench -N -c {threads}: {tps:,.0f} tps"))
+                r = run_jifen(url, kind, args.ops, clients)
+                rows.append(("PostgreSQL", kind, clients, r, f"pgbench -N -c {clients}: {tps:,.0f} tps"))
         entries, secs = time_verify(url)
         rows.append(("PostgreSQL", "verify", 1, {"ops_s": entries / secs, "p50_ms": 0, "p99_ms": secs * 1000},
                      f"{entries} entries in {secs:.2f}s"))
@@ -183,13 +185,13 @@ def main() -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'DROP DATABASE IF EXISTS "{name}_pgbench" WITH (FORCE)')
 
-    print("| database | operation | threads | ops/s | p50 ms | p99 ms | baseline (same run) |")
+    print("| database | operation | clients | ops/s | p50 ms | p99 ms | baseline (same run) |")
     print("|---|---|---|---|---|---|---|")
-    for db, kind, threads, r, baseline in rows:
+    for db, kind, clients, r, baseline in rows:
         if kind == "verify":
             print(f"| {db} | verify (all checks) | 1 | {r['ops_s']:,.0f} entries/s | | | {baseline} |")
         else:
-            print(f"| {db} | {kind} | {threads} | {r['ops_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {baseline} |")
+            print(f"| {db} | {kind} | {clients} | {r['ops_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {baseline} |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ On PostgreSQL, concurrent runners skip members another runner has locked and sha
 from __future__ import annotations
 
 import datetime as dt
-import time
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,10 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.db import run_in_transaction, utcnow
+from jifen.errors import Conflict
 from jifen.ledger import operations as ops
 from jifen.ledger.models import Hold, Lot
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
+
+log = logging.getLogger("jifen.jobs")
 
 
 @dataclass
@@ -87,7 +90,7 @@ def release_stale_holds(factory: sessionmaker[Session], now: dt.datetime | None 
                     with s.begin_nested():
                         ops.release(sc, hold_id)
                     released += 1
-                except ops.Conflict:  # settled meanwhile by a capture or another runner
+                except Conflict:  # settled meanwhile by a capture or another runner
                     pass
             report.holds_released += released
             return len(ids)
@@ -110,4 +113,4 @@ def loop_forever(factory: sessionmaker[Session], interval: float, stop) -> None:
         try:
             run_all(factory)
         except Exception:  # keep serving; the next tick retries
-            time.sleep(1)
+            log.exception("ledger jobs failed; retrying at the next tick")
