@@ -12,7 +12,6 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
 from sqlalchemy import func, select
 
 from jifen.db import make_engine, make_sessionmaker

@@ -99,7 +99,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     if jobs:
         interval = get_settings().jobs_interval_seconds
         threading.Thread(target=loop_forever, args=(application.state.sessions, interval, stop), daemon=True).start()
-    out.print(f"Jifen API on http://{host}:{port}  ·  OpenAPI docs http://{host}:{port}/docs")
+    base = f"http://{host}:{port}"
+    out.print(f"Jifen console {base}/console  ·  API {base}/v1  ·  OpenAPI docs {base}/docs")
     try:
         uvicorn.run(application, host=host, port=port, log_level="info")
     finally:

@@ -7,8 +7,8 @@ from jifen.ledger.models import (  # noqa: F401
     Hold,
     IdempotencyRecord,
     JournalEntry,
-    LotMove,
     Lot,
+    LotMove,
     Posting,
 )
 from jifen.members.models import Member  # noqa: F401

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jifen.db import BigId, Base, UTCDateTime, utcnow
+from jifen.db import Base, BigId, UTCDateTime, utcnow
 
 # Member account kinds. Debt is the only balance allowed below zero (refund claw-back).
 AVAILABLE, PENDING, HELD, FROZEN, DEBT = "available", "pending", "held", "frozen", "debt"

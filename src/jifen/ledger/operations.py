@@ -10,11 +10,10 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.db import total
-
 from jifen.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
 from jifen.ledger.engine import AccountRef, EntryBuilder, lock_members, member_accounts, system_account
 from jifen.ledger.models import (
@@ -37,6 +36,7 @@ from jifen.ledger.models import (
 from jifen.members.models import Member
 from jifen.programs.expiry import expiry_for
 from jifen.programs.models import Program, Wallet
+
 
 def atomic(fn):
     """An operation either happens whole or not at all, even inside a caller's larger transaction

@@ -7,11 +7,10 @@ from collections import defaultdict
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jifen.db import total
-
 from jifen.ledger.models import AVAILABLE, MEMBER_KINDS, Account, Hold, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet

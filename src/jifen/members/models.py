@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jifen.db import BigId, Base, UTCDateTime, utcnow
+from jifen.db import Base, BigId, UTCDateTime, utcnow
 
 
 class Member(Base):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Annotated
-
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Cookie, Form, Request

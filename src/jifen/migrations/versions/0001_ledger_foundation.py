@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-23 11:42:09.722983
 """
-from alembic import op
 import sqlalchemy as sa
-import jifen.db
+from alembic import op
 
+import jifen.db
 
 revision = '0001'
 down_revision = None
