@@ -158,3 +158,34 @@ def test_a_dropped_connection_is_retried(pg_only_url):
     assert ledger.balances("D")["available"] == 5
     admin.dispose()
     engine.dispose()
+
+
+def test_racing_duplicates_of_one_key_apply_once(pg_only_url):
+    """Ten requests with the same Idempotency-Key at the same moment: one award, nine replays of it."""
+    engine = make_engine(pg_only_url, pool_size=12)
+    factory = make_sessionmaker(engine)
+    ledger = Ledger(factory)
+    ledger.add_members("K")
+    program_id = run_in_transaction(factory, lambda s: get_program(s, "default").id)
+    barrier, results = threading.Barrier(10), []
+
+    def request():
+        def tx(s):
+            program = get_program(s, "default")
+            sc = ops.Scope(s, program, get_wallet(s, program, None), utcnow(), "test")
+            barrier.wait()
+            return idempotent(s, program_id, "same-key", "award", ["K", 77],
+                              lambda: {"entry": ops.award(sc, m(sc, "K"), 77).id})
+
+        results.append(run_in_transaction(factory, tx))
+
+    threads = [threading.Thread(target=request) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(replayed for _, replayed in results) == [False] + [True] * 9
+    assert len({r["entry"] for r, _ in results}) == 1
+    assert ledger.balances("K")["available"] == 77
+    assert ledger.verify() == []
+    engine.dispose()

@@ -1,6 +1,7 @@
 """Idempotent writes: the first request with a key does the work; a replay returns its stored result;
 the same key with a different request is refused. The key is claimed *before* the work, inside the
-same transaction, so a concurrent duplicate waits on it and never does the work twice."""
+same transaction (INSERT … ON CONFLICT DO NOTHING): a concurrent duplicate blocks on the claim until
+the first commits, then replays its result — the work never runs twice."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jifen.db import utcnow
 from jifen.errors import IdempotencyConflict, InvalidRequest
-from jifen.ledger.models import IdempotencyRecord
+from jifen.ledger.models import IdempotencyRecord as Record
+
+_FIND = select(Record.operation, Record.request_hash, Record.response)
 
 
 def request_hash(operation: str, payload) -> str:
@@ -21,12 +25,11 @@ def request_hash(operation: str, payload) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _replay(record: IdempotencyRecord, digest: str) -> dict:
-    if record.request_hash != digest:
-        raise IdempotencyConflict(
-            f"Idempotency-Key {record.key!r} was already used for a different request ({record.operation})"
-        )
-    return record.response
+def _claim(session: Session, values: dict) -> int | None:
+    """Insert the key's record unless it exists; the new record's id, or None if it was taken."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(Record).values(values).on_conflict_do_nothing().returning(Record.id)
+    return session.execute(stmt).scalar()
 
 
 def idempotent(
@@ -36,18 +39,14 @@ def idempotent(
     if not key or len(key) > 255:
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
     digest = request_hash(operation, payload)
-    find = select(IdempotencyRecord).where(IdempotencyRecord.program_id == program_id, IdempotencyRecord.key == key)
-    existing = session.scalar(find)
-    if existing is not None:
-        return _replay(existing, digest), True
-    record = IdempotencyRecord(program_id=program_id, key=key, operation=operation, request_hash=digest)
-    try:
-        with session.begin_nested():
-            session.add(record)
-            session.flush()
-    except IntegrityError:  # a concurrent request with this key committed first
-        return _replay(session.scalars(find.execution_options(populate_existing=True)).one(), digest), True
+    record_id = _claim(session, {"program_id": program_id, "key": key, "operation": operation[:64],
+                                 "request_hash": digest, "created_at": utcnow()})
+    if record_id is None:
+        found = session.execute(_FIND.where(Record.program_id == program_id, Record.key == key)).one()
+        if found.request_hash != digest:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different request ({found.operation})")
+        return found.response, True
     result = work()
-    record.response = result
-    session.flush()
+    session.execute(update(Record).where(Record.id == record_id).values(response=result))
     return result, False
