@@ -14,6 +14,16 @@ class JifenError(Exception):
             self.status = status
 
 
+class Unauthorized(JifenError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(JifenError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(JifenError):
     status = 404
     code = "not_found"

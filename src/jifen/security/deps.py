@@ -6,18 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from jifen.errors import JifenError
+from jifen.errors import Forbidden, JifenError, Unauthorized
 from jifen.security.service import Principal, authenticate
-
-
-class Unauthorized(JifenError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(JifenError):
-    status = 403
-    code = "forbidden"
 
 
 def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
