@@ -222,6 +222,7 @@ def test_openapi_documents_every_route(api):
     spec = api.client.get("/openapi.json").json()
     for path in ("/v1/points/award", "/v1/points/reverse", "/v1/holds/{hold_id}/capture", "/v1/members/{member_id}/ledger"):
         assert path in spec["paths"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert api.client.get("/healthz").json()["status"] == "ok"
 
 
@@ -230,3 +231,10 @@ def test_api_writes_verify_clean(members, app):
     api.post("/v1/points/award", {"member_id": "alice", "points": 100})
     api.post("/v1/points/transfer", {"from_member_id": "alice", "to_member_id": "bob", "points": 40})
     assert Ledger(app.state.sessions).verify() == []
+
+
+def test_docs_work_without_a_cdn(api):
+    page = api.client.get("/docs").text
+    assert "cdn" not in page.lower() and "swagger-ui-bundle.js" in page
+    script = next(part.split('"')[0] for part in page.split('src="')[1:] if "swagger-ui-bundle" in part)
+    assert script.startswith("/") and api.client.get(script).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -35,7 +36,9 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, lis
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from the wheel, not a CDN,
+    # so the documentation works on a closed network.
+    app = FastAPIOffline(
         title="Jifen",
         version=__version__,
         description="Membership points (積分) and loyalty platform. Every POST takes an `Idempotency-Key`; "

@@ -5,16 +5,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jifen.errors import Forbidden, JifenError, Unauthorized
 from jifen.security.service import Principal, authenticate
 
 
-def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    if not authorization or not authorization.startswith("Bearer "):
+# Declared as a security scheme so the OpenAPI page documents it and offers "Authorize".
+bearer = HTTPBearer(auto_error=False, description="An API key from `jifen apikey create --role ROLE`")
+
+
+def principal(request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    if credentials is None:
         raise Unauthorized("missing 'Authorization: Bearer <api key>' header")
     with request.app.state.sessions() as session:
-        found = authenticate(session, authorization.removeprefix("Bearer ").strip())
+        found = authenticate(session, credentials.credentials.strip())
     if found is None:
         raise Unauthorized("unknown or revoked API key")
     return found
