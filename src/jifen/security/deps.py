@@ -10,7 +10,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jifen.errors import Forbidden, JifenError, Unauthorized
 from jifen.security.service import Principal, authenticate
 
-
 # Declared as a security scheme so the OpenAPI page documents it and offers "Authorize".
 bearer = HTTPBearer(auto_error=False, description="An API key from `jifen apikey create --role ROLE`")
 
