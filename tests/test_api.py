@@ -3,8 +3,12 @@ changes nothing."""
 
 from __future__ import annotations
 
+import shutil
+import time
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from jifen.api import create_app
 from jifen.db import run_in_transaction
@@ -238,3 +242,22 @@ def test_docs_work_without_a_cdn(api):
     assert "cdn" not in page.lower() and "swagger-ui-bundle.js" in page
     script = next(part.split('"')[0] for part in page.split('src="')[1:] if "swagger-ui-bundle" in part)
     assert script.startswith("/") and api.client.get(script).status_code == 200
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path, sqlite_template):
+    """Embedded default: with a write transaction open, a read still answers at once (PostgreSQL
+    readers never wait for writers anyway)."""
+    path = tmp_path / "readers.db"
+    shutil.copy(sqlite_template, path)
+    application = create_app(f"sqlite:///{path}")
+    writer = application.state.sessions()
+    writer.connection()  # BEGIN IMMEDIATE: holds the write lock
+    try:
+        with application.state.read_sessions() as reader:
+            started = time.perf_counter()
+            assert reader.execute(text("SELECT count(*) FROM members")).scalar() == 0
+            assert time.perf_counter() - started < 5  # not the 30 s busy timeout
+    finally:
+        writer.rollback()
+        writer.close()
+        application.state.engine.dispose()

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from jifen import __version__
 from jifen.config import get_settings
-from jifen.db import make_engine, make_sessionmaker
+from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from jifen.errors import JifenError
 from jifen.ledger.api import router as ledger_router
 from jifen.members.api import router as members_router
@@ -46,6 +46,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     app.state.engine = make_engine(database_url or get_settings().database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
+    app.state.read_sessions = make_read_sessionmaker(app.state.engine)
 
     @app.exception_handler(JifenError)
     def _jifen_error(_: Request, exc: JifenError):
@@ -63,7 +64,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     def healthz():
-        with app.state.sessions() as session:
+        with app.state.read_sessions() as session:
             session.connection()
         return {"status": "ok", "version": __version__}
 

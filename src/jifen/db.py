@@ -73,7 +73,9 @@ def make_engine(url: str, **kwargs) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers (see make_read_sessionmaker) take a plain deferred BEGIN: with WAL they run
+            # alongside the one writer instead of queueing behind it.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     if "poolclass" not in kwargs:
@@ -84,8 +86,16 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, pool_recycle=1800, **kwargs)
 
 
+READ_ONLY = "jifen_read_only"
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests that only read (same pool; a deferred transaction on SQLite)."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def _retryable(exc: DBAPIError) -> bool:

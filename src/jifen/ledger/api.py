@@ -119,11 +119,11 @@ def release(hold_id: int, request: Request, who: Writer, key: Key):
 
 @router.get("/holds/{hold_id}", summary="A hold and its state")
 def show_hold(hold_id: int, request: Request, who: Reader):
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         return hold_view(session, ops.get_hold(scope(session, who), hold_id))
 
 
 @router.get("/entries/{entry_id}", summary="A journal entry with its postings and lots")
 def show_entry(entry_id: int, request: Request, who: Reader):
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         return entry_view(session, ops.get_entry(scope(session, who), entry_id))

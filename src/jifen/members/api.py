@@ -51,14 +51,14 @@ def create(body: MemberIn, request: Request, who: Writer, key: Key):
 
 @router.get("/{member_id}", summary="A member with balances in every wallet")
 def show(member_id: str, request: Request, who: Reader):
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         sc = scope(session, who)
         return member_view(session, sc.program, get_member(session, sc.program, member_id))
 
 
 @router.get("/{member_id}/balance", summary="Available, pending, held, frozen, debt and next expiries")
 def balance(member_id: str, request: Request, who: Reader, wallet: str | None = None):
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         sc = scope(session, who, wallet)
         return balance_view(session, sc.program, sc.wallet, get_member(session, sc.program, member_id), sc.now)
 
@@ -76,7 +76,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
 def ledger(member_id: str, request: Request, who: Reader, wallet: str | None = None,
            limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None):
     before = _decode_cursor(cursor)
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         sc = scope(session, who, wallet)
         m = get_member(session, sc.program, member_id)
         ids = select(Posting.entry_id).where(Posting.member_pk == m.id).distinct()

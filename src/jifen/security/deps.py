@@ -18,7 +18,7 @@ def principal(request: Request,
               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if credentials is None:
         raise Unauthorized("missing 'Authorization: Bearer <api key>' header")
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         found = authenticate(session, credentials.credentials.strip())
     if found is None:
         raise Unauthorized("unknown or revoked API key")

@@ -68,7 +68,7 @@ def _render(request: Request, name: str, status: int = 200, **context) -> HTMLRe
 def _who(request: Request, key: str | None) -> Principal | None:
     if not key:
         return None
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         return authenticate(session, key)
 
 
@@ -98,7 +98,7 @@ def home(request: Request, jifen_console: Annotated[str | None, Cookie()] = None
     who = _who(request, jifen_console)
     if who is None:
         return RedirectResponse("/console/login", status_code=303)
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         figures = overview(session, program, utcnow())
         head = session.get(ChainHead, program.id)
@@ -113,7 +113,7 @@ def members(request: Request, q: str | None = None, jifen_console: Annotated[str
     who = _who(request, jifen_console)
     if who is None:
         return RedirectResponse("/console/login", status_code=303)
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         if q:
             try:
@@ -131,7 +131,7 @@ def member(request: Request, member_id: str, jifen_console: Annotated[str | None
     who = _who(request, jifen_console)
     if who is None:
         return RedirectResponse("/console/login", status_code=303)
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         try:
             found = get_member(session, program, member_id)
