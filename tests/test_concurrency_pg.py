@@ -8,14 +8,14 @@ import random
 import threading
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints
 from jifen.idempotency import idempotent
 from jifen.ledger import jobs
 from jifen.ledger import operations as ops
-from jifen.ledger.models import Hold
+from jifen.ledger.models import Account, Hold
 from jifen.members.service import create_member
 from jifen.programs.service import get_program, get_wallet
 from tests.conftest import Ledger, m
@@ -187,5 +187,58 @@ def test_racing_duplicates_of_one_key_apply_once(pg_only_url):
     assert sorted(replayed for _, replayed in results) == [False] + [True] * 9
     assert len({r["entry"] for r, _ in results}) == 1
     assert ledger.balances("K")["available"] == 77
+    assert ledger.verify() == []
+    engine.dispose()
+
+
+def test_expiry_racing_with_spends_never_spends_an_expired_point(pg_only_url):
+    """Spenders and expiry runners on the same members at the same moment: every point is either
+    spent (only from lots still valid) or expired, never both, and the ledger stays whole."""
+    engine = make_engine(pg_only_url, pool_size=30)
+    factory = make_sessionmaker(engine)
+    ledger = Ledger(factory)
+    ids = [f"X{i}" for i in range(20)]
+    ledger.add_members(*ids)
+    day = jobs.dt.timedelta(days=1)
+
+    def awards(s):
+        program = get_program(s, "default")
+        sc = ops.Scope(s, program, get_wallet(s, program, None), ledger.now, "test")
+        for mid in ids:
+            ops.award(sc, m(sc, mid), 100, expires_at=ledger.now + day)       # will be expired
+            ops.award(sc, m(sc, mid), 30, expires_at=ledger.now + 30 * day)   # stays valid
+
+    run_in_transaction(factory, awards)
+    later = ledger.now + 2 * day
+    refused, errors = Counter(), []
+
+    def spend(s, mid):
+        program = get_program(s, "default")
+        sc = ops.Scope(s, program, get_wallet(s, program, None), later, "test")
+        return ops.spend(sc, m(sc, mid), 20)
+
+    def spender(mid):
+        for _ in range(3):
+            try:
+                run_in_transaction(factory, lambda s: spend(s, mid))
+            except InsufficientPoints:
+                refused[mid] += 1
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=spender, args=(mid,)) for mid in ids]
+    threads += [threading.Thread(target=lambda: jobs.settle_due(factory, later, batch=3)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for mid in ids:
+        b = ledger.balances(mid)
+        # 30 valid points: one spend of 20 succeeds, the next two are refused; the 100 always expire.
+        assert (b["available"], refused[mid]) == (10, 2)
+    with factory() as s:
+        expired = s.scalar(select(func.sum(Account.balance)).where(Account.kind == "expiry"))
+    assert expired == 100 * len(ids)
     assert ledger.verify() == []
     engine.dispose()
