@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,11 @@ from jifen.db import utcnow
 from jifen.errors import IdempotencyConflict, InvalidRequest
 from jifen.ledger.models import IdempotencyRecord as Record
 
-_FIND = select(Record.operation, Record.request_hash, Record.response)
+_FIND = select(Record.operation, Record.request_hash, Record.response).where(
+    Record.program_id == bindparam("program"), Record.key == bindparam("key"))
+_CLAIM = {d.__name__.rsplit(".", 1)[-1]: d.insert(Record).on_conflict_do_nothing().returning(Record.id)
+          for d in (postgresql, sqlite)}
+_SAVE = update(Record).where(Record.id == bindparam("record")).values(response=bindparam("response"))
 
 
 def request_hash(operation: str, payload) -> str:
@@ -27,9 +31,7 @@ def request_hash(operation: str, payload) -> str:
 
 def _claim(session: Session, values: dict) -> int | None:
     """Insert the key's record unless it exists; the new record's id, or None if it was taken."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(Record).values(values).on_conflict_do_nothing().returning(Record.id)
-    return session.execute(stmt).scalar()
+    return session.execute(_CLAIM[session.get_bind().dialect.name], values).scalar()
 
 
 def idempotent(
@@ -42,11 +44,11 @@ def idempotent(
     record_id = _claim(session, {"program_id": program_id, "key": key, "operation": operation[:64],
                                  "request_hash": digest, "created_at": utcnow()})
     if record_id is None:
-        found = session.execute(_FIND.where(Record.program_id == program_id, Record.key == key)).one()
+        found = session.execute(_FIND, {"program": program_id, "key": key}).one()
         if found.request_hash != digest:
             raise IdempotencyConflict(
                 f"Idempotency-Key {key!r} was already used for a different request ({found.operation})")
         return found.response, True
     result = work()
-    session.execute(update(Record).where(Record.id == record_id).values(response=result))
+    session.execute(_SAVE, {"record": record_id, "response": result})
     return result, False

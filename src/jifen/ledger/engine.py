@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from jifen.errors import InsufficientPoints
 from jifen.ledger.chain import entry_hash
-from jifen.ledger.models import AVAILABLE, DEBT, Account, ChainHead, JournalEntry, Lot, LotMove, Posting
+from jifen.ledger.models import AVAILABLE, DEBT, LOT_KINDS, Account, ChainHead, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
 
@@ -67,13 +67,16 @@ def system_account(session: Session, wallet_id: int, kind: str) -> AccountRef:
     return AccountRef(cache[wallet_id][kind], kind, None)
 
 
+_FIFO = {kind: select(Lot).where(Lot.member_pk == bindparam("member"), Lot.wallet_id == bindparam("wallet"),
+                                  getattr(Lot, kind) > 0).order_by(Lot.expires_at.is_(None), Lot.expires_at, Lot.id)
+         for kind in LOT_KINDS}
+_INSERT_MOVES = insert(LotMove)
+_INSERT_POSTINGS = insert(Posting)
+
+
 def fifo_lots(session: Session, member_pk: int, wallet_id: int, kind: str) -> list[Lot]:
     """The member's lots holding points in `kind`, earliest expiry first (never-expiring last)."""
-    column = getattr(Lot, kind)
-    return list(session.scalars(
-        select(Lot).where(Lot.member_pk == member_pk, Lot.wallet_id == wallet_id, column > 0)
-        .order_by(Lot.expires_at.is_(None), Lot.expires_at, Lot.id)
-    ))
+    return list(session.scalars(_FIFO[kind], {"member": member_pk, "wallet": wallet_id}))
 
 
 class EntryBuilder:
@@ -154,9 +157,9 @@ class EntryBuilder:
         session.flush()  # new lots get their ids, changed lots their columns
         moves = [(lot.id, acc.id, amount) for lot, acc, amount in self.moves]
         if moves:
-            session.execute(insert(LotMove), [
+            session.execute(_INSERT_MOVES, [
                 {"entry_id": self.id, "lot_id": lot, "account_id": acc, "amount": amount} for lot, acc, amount in moves])
-        session.execute(insert(Posting), [
+        session.execute(_INSERT_POSTINGS, [
             {"entry_id": self.id, "account_id": a, "member_pk": self.accounts[a].member_pk, "amount": v}
             for a, v in postings.items()])
         # Member accounts first (already locked through their member), then the shared system

@@ -7,7 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.db import total
@@ -20,30 +20,31 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+_IDS = bindparam("ids", expanding=True)
+_POSTINGS = (select(Posting.entry_id, Posting.amount, Account.kind, Member.member_id)
+             .join(Account, Account.id == Posting.account_id).outerjoin(Member, Member.id == Account.member_pk)
+             .where(Posting.entry_id.in_(_IDS)).order_by(Posting.id))
+_MOVES = (select(LotMove.entry_id, LotMove.lot_id, LotMove.amount, Account.kind, Lot.expires_at)
+          .join(Account, Account.id == LotMove.account_id).join(Lot, Lot.id == LotMove.lot_id)
+          .where(LotMove.entry_id.in_(_IDS)).order_by(LotMove.id))
+_MEMBER_IDS = select(Member.id, Member.member_id).where(Member.id.in_(_IDS))
+_WALLET_CODES = select(Wallet.id, Wallet.code).where(Wallet.id.in_(_IDS))
+
+
 def entry_views(session: Session, entries: list[JournalEntry]) -> list[dict]:
     if not entries:
         return []
-    ids = [e.id for e in entries]
+    ids = {"ids": [e.id for e in entries]}
     postings = defaultdict(list)
-    rows = session.execute(
-        select(Posting.entry_id, Posting.amount, Account.kind, Member.member_id)
-        .join(Account, Account.id == Posting.account_id).outerjoin(Member, Member.id == Account.member_pk)
-        .where(Posting.entry_id.in_(ids)).order_by(Posting.id)
-    )
-    for r in rows:
+    for r in session.execute(_POSTINGS, ids):
         postings[r.entry_id].append({"account": r.kind, "member_id": r.member_id, "amount": r.amount})
     lots = defaultdict(list)
-    rows = session.execute(
-        select(LotMove.entry_id, LotMove.lot_id, LotMove.amount, Account.kind, Lot.expires_at)
-        .join(Account, Account.id == LotMove.account_id).join(Lot, Lot.id == LotMove.lot_id)
-        .where(LotMove.entry_id.in_(ids)).order_by(LotMove.id)
-    )
-    for r in rows:
+    for r in session.execute(_MOVES, ids):
         lots[r.entry_id].append({"lot_id": r.lot_id, "account": r.kind, "amount": r.amount,
                                  "expires_at": _iso(r.expires_at)})
     pks = {pk for e in entries for pk in (e.member_pk, e.counterparty_pk) if pk}
-    names = dict(session.execute(select(Member.id, Member.member_id).where(Member.id.in_(pks))).all()) if pks else {}
-    wallets = dict(session.execute(select(Wallet.id, Wallet.code).where(Wallet.id.in_({e.wallet_id for e in entries}))).all())
+    names = dict(session.execute(_MEMBER_IDS, {"ids": list(pks)}).all()) if pks else {}
+    wallets = dict(session.execute(_WALLET_CODES, {"ids": list({e.wallet_id for e in entries})}).all())
     return [
         {
             "entry_id": e.id,

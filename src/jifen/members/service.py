@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.db import utcnow
@@ -46,8 +46,11 @@ def create_member(
     return member
 
 
+_MEMBER = select(Member).where(Member.program_id == bindparam("program"), Member.member_id == bindparam("member"))
+
+
 def get_member(session: Session, program: Program, member_id: str) -> Member:
-    member = session.scalar(select(Member).where(Member.program_id == program.id, Member.member_id == member_id))
+    member = session.scalar(_MEMBER, {"program": program.id, "member": member_id})
     if member is None:
         raise NotFound(f"unknown member {member_id!r}", code="unknown_member")
     return member

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.errors import Conflict, NotFound
@@ -64,8 +64,13 @@ def ensure_default_program(session: Session) -> Program:
     return program or create_program(session, DEFAULT_PROGRAM, "Jifen 會員積分")
 
 
+_PROGRAM = select(Program).where(Program.code == bindparam("code"))
+_WALLET = select(Wallet).where(Wallet.program_id == bindparam("program"), Wallet.code == bindparam("code"))
+_DEFAULT_WALLET = select(Wallet).where(Wallet.program_id == bindparam("program"), Wallet.is_default.is_(True))
+
+
 def get_program(session: Session, code: str) -> Program:
-    program = session.scalar(select(Program).where(Program.code == code))
+    program = session.scalar(_PROGRAM, {"code": code})
     if program is None:
         raise NotFound(f"unknown programme {code!r}", code="unknown_program")
     return program
@@ -73,9 +78,10 @@ def get_program(session: Session, code: str) -> Program:
 
 def get_wallet(session: Session, program: Program, code: str | None) -> Wallet:
     """The named wallet, or the programme's default one when code is None."""
-    stmt = select(Wallet).where(Wallet.program_id == program.id)
-    stmt = stmt.where(Wallet.code == code) if code else stmt.where(Wallet.is_default.is_(True))
-    wallet = session.scalar(stmt)
+    if code:
+        wallet = session.scalar(_WALLET, {"program": program.id, "code": code})
+    else:
+        wallet = session.scalar(_DEFAULT_WALLET, {"program": program.id})
     if wallet is None:
         raise NotFound(f"unknown wallet {code!r} in programme {program.code!r}", code="unknown_wallet")
     return wallet
