@@ -317,3 +317,17 @@ def test_entries_of_a_rolled_back_operation_never_enter_the_chain(ledger):
     later.run(tx)
     assert ledger.balances("A")["available"] == 7
     assert ledger.verify() == []
+
+
+def test_expiry_job_settles_every_wallet_of_a_member(ledger):
+    with ledger.factory() as s, s.begin():
+        add_wallet(s, get_program(s, "default"), "brand", "品牌積分")
+    ledger.add_members("A", "B")
+    for mid in ("A", "B"):
+        award(ledger, mid, 10, expires_at=NOW + DAY)
+        ledger.run(lambda sc, s, mid=mid: ops.award(sc, m(sc, mid), 20, expires_at=NOW + DAY), wallet="brand")
+    report = settle_due(ledger.factory, NOW + 2 * DAY, batch=1)
+    assert report.entries == 4
+    for mid in ("A", "B"):
+        assert ledger.balances(mid)["available"] == 0 and ledger.balances(mid, wallet="brand")["available"] == 0
+    assert ledger.verify() == []

@@ -49,20 +49,19 @@ def settle_due(factory: sessionmaker[Session], now: dt.datetime | None = None, b
     after = 0  # member-id cursor: each pass moves forward, so the job ends even with skipped members
     while True:
         def one_batch(s: Session) -> list[int]:
-            pairs = s.execute(
-                select(Lot.member_pk, Lot.wallet_id).where(due, Lot.member_pk > after)
-                .distinct().order_by(Lot.member_pk).limit(batch)
+            members = s.scalars(
+                select(Lot.member_pk).where(due, Lot.member_pk > after).distinct().order_by(Lot.member_pk).limit(batch)
             ).all()
-            if not pairs:
+            if not members:
                 return []
-            claimed = set(_claim_members(s, sorted({m for m, _ in pairs})))
-            for member_pk, wallet_id in pairs:
-                if member_pk in claimed:
+            claimed = _claim_members(s, list(members))
+            for member_pk in claimed:  # every wallet of the member, so the cursor never skips one
+                for wallet_id in s.scalars(select(Lot.wallet_id).where(due, Lot.member_pk == member_pk).distinct()):
                     wallet = s.get(Wallet, wallet_id)
                     sc = ops.Scope(s, s.get(Program, wallet.program_id), wallet, now, actor="job:settle")
                     report.entries += len(ops.settle_member(sc, wallet, member_pk))
             report.members += len(claimed)
-            return [m for m, _ in pairs]
+            return list(members)
 
         seen = run_in_transaction(factory, one_batch)
         if not seen:
