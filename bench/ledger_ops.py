@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
@@ -137,7 +138,7 @@ def time_verify(url: str) -> tuple[int, float]:
         start = time.perf_counter()
         problems = verify(s)
         elapsed = time.perf_counter() - start
-        entries = s.execute(__import__("sqlalchemy").text("SELECT count(*) FROM journal_entries")).scalar()
+        entries = s.execute(text("SELECT count(*) FROM journal_entries")).scalar()
     engine.dispose()
     assert problems == [], problems[:3]
     return entries, elapsed

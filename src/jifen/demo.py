@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints
 from jifen.ledger import operations as ops
+from jifen.ledger.engine import member_accounts
 from jifen.ledger.jobs import settle_due
 from jifen.members.models import Member
 from jifen.members.service import create_member
@@ -164,7 +165,7 @@ def _apply_event(sc, rng, state, report, at, kind, i, member, ids) -> None:
 
 def _redeem(sc, rng, report, member) -> None:
     """Redeem the dearest reward the member can afford: hold, then fulfil (or cancel)."""
-    available = ops.member_accounts(sc.session, member.id, sc.wallet.id)["available"].balance
+    available = member_accounts(sc.session, member.id, sc.wallet.id)["available"].balance
     affordable = [r for r in REWARDS if r[1] <= available]
     if not affordable:
         return
