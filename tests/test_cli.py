@@ -37,7 +37,8 @@ def test_demo_is_seeded_once_and_verifies(demo_db):
     with sqlite3.connect(demo_db) as conn:
         types = dict(conn.execute("SELECT type, count(*) FROM journal_entries GROUP BY type").fetchall())
         members = conn.execute("SELECT count(*) FROM members").fetchone()[0]
-    assert members == 60 + 200  # the default programme and seed 002's co-branded one
+        invites = conn.execute("SELECT count(*) FROM events WHERE type = 'invite'").fetchone()[0]
+    assert members == 60 + invites + 200  # the default programme (with invited friends) and seed 002's one
     assert {"award", "reverse", "hold", "capture"} <= set(types)
 
 

@@ -15,8 +15,10 @@ from jifen import __version__
 from jifen.config import get_settings
 from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from jifen.errors import JifenError
+from jifen.events.api import router as events_router
 from jifen.ledger.api import router as ledger_router
 from jifen.members.api import router as members_router
+from jifen.rules.api import router as rules_router
 from jifen.web import console
 from jifen.web.console import router as console_router
 
@@ -70,6 +72,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     app.include_router(members_router)
     app.include_router(ledger_router)
+    app.include_router(events_router)
+    app.include_router(rules_router)
     app.include_router(console_router)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 

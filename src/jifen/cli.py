@@ -8,16 +8,17 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from jifen.clikit import ProgramOpt, err, fail, out, sessions
 from jifen.config import get_settings
-from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
+from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError
+from jifen.rules.cli import program_app, rules_app, tiers_app
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -30,18 +31,9 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(member_app, name="member")
 
-out = Console()
-err = Console(stderr=True)
-ProgramOpt = Annotated[str, typer.Option("--program", help="programme code")]
-
-
-def fail(message: str, code: int = 1):
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def sessions():
-    return make_sessionmaker(make_engine(get_settings().database_url))
+app.add_typer(program_app, name="program")
+app.add_typer(rules_app, name="rules")
+app.add_typer(tiers_app, name="tiers")
 
 
 @db_app.command("upgrade")

@@ -1,6 +1,7 @@
-"""The demo programme: ~2,000 members with 90 days of purchases, check-ins, redemptions, refunds and
-gifts, written through the ledger operations (no demo-only path), plus seed 002's co-branded
-programme with two wallets (¥1 → 1 platform point + 0.5 brand point)."""
+"""The demo programme: seed 001's rules (programs/examples/seed001.yaml) and ~2,000 members with 90 days of
+purchases, refunds, check-ins and invitations sent through the event intake, redemptions and gifts through
+the ledger (no demo-only path), plus seed 002's co-branded programme with two wallets (¥1 → 1 platform
+point + 0.5 brand point)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from faker import Faker
@@ -18,15 +19,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints
+from jifen.events.schemas import EventIn
+from jifen.events.service import ingest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import member_accounts
 from jifen.ledger.jobs import settle_due
 from jifen.members.models import Member
-from jifen.members.service import create_member
-from jifen.programs.models import Program
-from jifen.programs.service import create_program, ensure_default_program, get_wallet
+from jifen.members.service import create_member, get_member
+from jifen.programs import tiers
+from jifen.programs.config import load_example
+from jifen.programs.service import apply_config, get_program, get_wallet
 
-RETURN_WINDOW = dt.timedelta(days=7)
 TZ = ZoneInfo("Asia/Shanghai")
 CHANNELS = ("app", "h5", "mini_program", "pos", "ecommerce")
 REWARDS = [  # (name, points): what demo members redeem (100 points = ¥1)
@@ -41,40 +44,62 @@ class DemoReport:
     members: int = 0
     entries: dict[str, int] = field(default_factory=dict)
 
-    def count(self, kind: str) -> None:
-        self.entries[kind] = self.entries.get(kind, 0) + 1
+    def count(self, kind: str, n: int = 1) -> None:
+        self.entries[kind] = self.entries.get(kind, 0) + n
 
 
-def purchase_points(amount: Decimal) -> int:
-    """Seed 001: ¥1 = 1 point rounded down, +10% on a purchase over ¥100."""
-    base = int(amount.to_integral_value(ROUND_DOWN))
-    return base + (int((amount * Decimal("0.1")).to_integral_value(ROUND_DOWN)) if amount > 100 else 0)
+CATEGORIES = ("服飾", "美妝", "食品", "數碼", "母嬰", "家居")
 
 
 def _amount(rng: random.Random) -> Decimal:
     return Decimal(str(round(min(rng.lognormvariate(4.9, 0.8), 5000.0), 2)))
 
 
+def _lines(rng: random.Random, amount: Decimal) -> list[dict]:
+    """One to three order lines in different categories, adding up to the order amount."""
+    cats = rng.sample(CATEGORIES, rng.choice([1, 1, 2, 3]))
+    cents = int(amount * 100)
+    cuts = sorted(rng.sample(range(1, cents), len(cats) - 1)) if cents > len(cats) else []
+    parts = [b - a for a, b in zip([0, *cuts], [*cuts, cents])] if cuts else [cents] + [0] * (len(cats) - 1)
+    return [{"sku": f"SKU{rng.randrange(10000, 99999)}", "category": c, "amount": str(Decimal(p) / 100)}
+            for c, p in zip(cats, parts) if p]
+
+
 def _events(rng: random.Random, members: int, days: int, start: dt.datetime) -> list[tuple]:
-    """(time, kind, member index) for every member's activity, in time order."""
+    """(time, kind, member index, details) for every member's activity, in time order."""
     events = []
+    end = start + dt.timedelta(days=days)
+    order = itertools.count(1)
     for i in range(members):
         buyer = rng.random()
         purchases = rng.choices([0, 1, 2, 4, 8, 15], weights=[15, 25, 25, 20, 10, 5])[0]
         for _ in range(purchases):
-            events.append((start + dt.timedelta(seconds=rng.uniform(0, days * 86400)), "purchase", i))
+            at = start + dt.timedelta(seconds=rng.uniform(0, days * 86400))
+            amount = _amount(rng)
+            oid = f"SO{at:%Y%m%d}{next(order):06d}"
+            events.append((at, "purchase", i, {"order_id": oid, "amount": amount, "lines": _lines(rng, amount),
+                                               "channel": rng.choice(CHANNELS)}))
+            if rng.random() < 0.06:  # a return inside the 7-day window: whole order or part of it
+                back = at + dt.timedelta(hours=rng.uniform(2, 160))
+                if back < end:
+                    share = rng.choice([Decimal(1), Decimal("0.5"), Decimal("0.3")])
+                    events.append((back, "refund", i, {"order_id": oid, "amount": (amount * share).quantize(
+                        Decimal("0.01"))}))
         if buyer < 0.15:  # check-in regulars, with streaks and gaps, on the programme's calendar days
             day, streak_prob = rng.randrange(0, days), rng.uniform(0.75, 0.97)
             midnight = dt.datetime.combine(start.astimezone(TZ).date(), dt.time(), TZ)
             while day < days:
                 at = midnight + dt.timedelta(days=day, hours=rng.uniform(7, 23))
-                if at < start + dt.timedelta(days=days):
-                    events.append((at, "check_in", i))
+                if start <= at < end:
+                    events.append((at, "check_in", i, {"channel": rng.choice(("app", "mini_program"))}))
                 day += 1 if rng.random() < streak_prob else rng.randrange(2, 6)
+        if buyer > 0.93:  # a few members bring friends
+            for _ in range(rng.randrange(1, 4)):
+                events.append((start + dt.timedelta(seconds=rng.uniform(0, days * 86400)), "invite", i, {}))
         for kind, chance in (("gift", 0.04), ("redeem", 0.35), ("redeem", 0.15)):
             if rng.random() < chance:
-                events.append((start + dt.timedelta(seconds=rng.uniform(0, days * 86400)), kind, i))
-    events.sort()
+                events.append((start + dt.timedelta(seconds=rng.uniform(0, days * 86400)), kind, i, {}))
+    events.sort(key=lambda e: (e[0], e[2]))
     return events
 
 
@@ -87,29 +112,29 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     report = DemoReport(members=members)
 
     def add_members(s: Session) -> list[str]:
-        program = ensure_default_program(s)
+        apply_config(s, load_example("seed001"), now=start, actor="demo")
+        program = get_program(s, "default")
         ids = []
         for i in range(members):
             mid = f"M{100001 + i}"
             create_member(s, program, mid, name=fake.name(), phone=fake.phone_number(), email=fake.email(),
                           attributes={"city": fake.city_name(), "channel": rng.choice(CHANNELS)},
-                          joined_at=start - dt.timedelta(days=rng.randrange(0, 700)))
+                          joined_at=start - dt.timedelta(days=rng.randrange(0, 700)),
+                          birthday=fake.date_of_birth(minimum_age=18, maximum_age=70))
             ids.append(mid)
         return ids
 
     ids = run_in_transaction(factory, add_members)
     events = _events(rng, members, days, start)
-    state = {"streak": {}, "last_day": {}, "purchases": [], "orders": 0}
 
     def apply(s: Session, batch: list[tuple]) -> None:
-        program = s.scalar(select(Program).where(Program.code == "default"))
+        program = get_program(s, "default")
         wallet = get_wallet(s, program, None)
-        for at, kind, i in batch:
+        for at, kind, i, details in batch:
             # The clock is the event's own time: the history unfolds as it would have, pending
             # points maturing and holds settling on the days they did.
             sc = ops.Scope(s, program, wallet, at, actor="demo")
-            member = s.scalar(select(Member).where(Member.program_id == program.id, Member.member_id == ids[i]))
-            _apply_event(sc, rng, state, report, at, kind, i, member, ids)
+            _apply_event(sc, rng, fake, report, at, kind, i, details, ids)
 
     done = 0
     for day, todays in itertools.groupby(events, key=lambda e: e[0].astimezone(TZ).date()):
@@ -122,40 +147,37 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
             progress(done, len(events))
     run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report))
     settle_due(factory, now)  # what the job runner would have done by now: mature past return windows
+    run_in_transaction(factory, lambda s: tiers.evaluate(s, get_program(s, "default"), now))
     return report
 
 
-def _apply_event(sc, rng, state, report, at, kind, i, member, ids) -> None:
-    if kind == "purchase":
-        state["orders"] += 1
-        amount = _amount(rng)
-        order = f"SO{at:%Y%m%d}{state['orders']:06d}"
-        pending = at + RETURN_WINDOW  # points stay pending while the order can still be returned
-        entry = ops.award(sc, member, purchase_points(amount), pending_until=pending,
-                          reference=order, reason=f"購物 ¥{amount} ({rng.choice(CHANNELS)})")
-        report.count("purchase")
-        if rng.random() < 0.06:  # a refund within the return window: full or partial
-            share = rng.choice([Decimal(1), Decimal("0.5"), Decimal("0.3")])
-            ops.reverse(sc, entry.id, max(1, int(entry.points * share)), reason=f"退貨 {order}")
-            report.count("refund")
+def _send(sc: ops.Scope, member_id: str, type_: str, event_id: str, **fields) -> dict:
+    """A member event through the same intake as POST /v1/events."""
+    (result,) = ingest(sc.session, sc.program, [EventIn(event_id=event_id, member_id=member_id, type=type_,
+                                                         occurred_at=sc.now, **fields)], now=sc.now, actor="demo")
+    return result
+
+
+def _apply_event(sc, rng, fake, report, at, kind, i, details, ids) -> None:
+    mid = ids[i]
+    if kind in ("purchase", "refund", "check_in"):
+        tag = details.get("order_id") or f"{at:%Y%m%d%H%M%S}"
+        _send(sc, mid, kind, f"{kind}-{mid}-{tag}", **details)
+        report.count(kind)
         return
-    if kind == "check_in":
-        day = at.astimezone(TZ).date()
-        last = state["last_day"].get(i)
-        streak = state["streak"].get(i, 0) + 1 if last == day - dt.timedelta(days=1) else 1
-        state["streak"][i], state["last_day"][i] = streak, day
-        ops.award(sc, member, 5, reason="每日簽到", reference=f"checkin:{day}")
-        report.count("check_in")
-        if streak % 7 == 0:
-            ops.award(sc, member, 50, reason="連續簽到7天獎勵", reference=f"streak:{day}")
-            report.count("streak_bonus")
+    if kind == "invite":
+        friend = f"M{100001 + len(ids)}"
+        create_member(sc.session, sc.program, friend, name=fake.name(), phone=fake.phone_number(), joined_at=at)
+        ids.append(friend)
+        _send(sc, mid, "invite", f"invite-{mid}-{friend}", attributes={"invitee": friend})
+        report.count("invite")
         return
+    member = get_member(sc.session, sc.program, mid)
     if kind == "redeem":
         _redeem(sc, rng, report, member)
         return
     if kind == "gift":
-        friend = sc.session.scalar(select(Member).where(
-            Member.program_id == sc.program.id, Member.member_id == ids[(i + rng.randrange(1, len(ids))) % len(ids)]))
+        friend = get_member(sc.session, sc.program, ids[(i + rng.randrange(1, len(ids))) % len(ids)])
         try:
             ops.transfer(sc, member, friend, rng.choice([50, 100, 200]), reason="好友贈送積分")
             report.count("gift")
@@ -181,21 +203,17 @@ def _redeem(sc, rng, report, member) -> None:
 
 def _seed_cobrand(s: Session, rng, fake, now, start, report) -> None:
     """Seed 002: a co-branded programme crediting 1 platform point + 0.5 brand point per ¥1."""
-    program = create_program(s, "cobrand", "聯名積分計劃", wallets=[("platform", "平台積分"), ("brand", "品牌積分")],
-                             expiry_months=12)
-    platform, brand = get_wallet(s, program, "platform"), get_wallet(s, program, "brand")
-    members = [create_member(s, program, f"C{200001 + i}", name=fake.name(), phone=fake.phone_number(),
-                             joined_at=start) for i in range(200)]
+    apply_config(s, load_example("cobrand"), now=start, actor="demo")
+    program = get_program(s, "cobrand")
+    ids = [create_member(s, program, f"C{200001 + i}", name=fake.name(), phone=fake.phone_number(),
+                         joined_at=start).member_id for i in range(200)]
     span = (now - start).total_seconds() - 60
     purchases = sorted((start + dt.timedelta(seconds=rng.uniform(0, span)), i)
-                       for i in range(len(members)) for _ in range(rng.randrange(1, 5)))
-    for at, i in purchases:
-        amount = _amount(rng)
-        for wallet, points in ((platform, int(amount)), (brand, int(amount / 2))):
-            if points:
-                ops.award(ops.Scope(s, program, wallet, at, "demo"), members[i], points,
-                          reference=f"CB{i}-{at:%m%d%H%M}", reason=f"聯名消費 ¥{amount}")
-        report.count("cobrand_purchase")
+                       for i in range(len(ids)) for _ in range(rng.randrange(1, 5)))
+    events = [EventIn(event_id=f"CB{n:06d}", member_id=ids[i], type="purchase", occurred_at=at, amount=_amount(rng),
+                      order_id=f"CB{n:06d}", channel="ecommerce") for n, (at, i) in enumerate(purchases)]
+    ingest(s, program, events, now=now, actor="demo")
+    report.count("cobrand_purchase", len(events))
 
 
 def demo_present(s: Session) -> bool:

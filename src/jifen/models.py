@@ -1,6 +1,7 @@
 """Every table, imported in one place for Alembic and for tests."""
 
 from jifen.db import Base
+from jifen.events.models import Event  # noqa: F401
 from jifen.ledger.models import (  # noqa: F401
     Account,
     ChainHead,
@@ -13,6 +14,7 @@ from jifen.ledger.models import (  # noqa: F401
 )
 from jifen.members.models import Member  # noqa: F401
 from jifen.programs.models import Program, Wallet  # noqa: F401
+from jifen.rules.models import RuleSet, RuleUsage  # noqa: F401
 from jifen.security.models import ApiKey  # noqa: F401
 
 metadata = Base.metadata

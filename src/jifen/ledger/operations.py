@@ -313,6 +313,15 @@ def apportion(total: int, weights: list[int]) -> list[int]:
     return shares
 
 
+def _reversed(session: Session, entry_id: int) -> int:
+    return session.scalar(select(total(JournalEntry.points)).where(JournalEntry.reverses_entry_id == entry_id))
+
+
+def reversible(sc: Scope, entry_id: int) -> int:
+    """Points of an entry not yet reversed."""
+    return get_entry(sc, entry_id).points - _reversed(sc.session, entry_id)
+
+
 @atomic
 def reverse(sc: Scope, entry_id: int, points: int | None = None, *, reason: str | None = None) -> JournalEntry:
     """Undo an entry in full or in part: points a member received are clawed back (from the same
@@ -324,9 +333,7 @@ def reverse(sc: Scope, entry_id: int, points: int | None = None, *, reason: str 
     members = [s.get(Member, pk) for pk in (original.member_pk, original.counterparty_pk) if pk]
     wallet = s.get(Wallet, original.wallet_id)
     opened = dict(zip([m.id for m in members], open_members(sc, wallet, *members)))
-    done = s.scalar(select(total(JournalEntry.points)).where(
-        JournalEntry.reverses_entry_id == original.id))
-    remaining = original.points - done
+    remaining = original.points - _reversed(s, original.id)
     n = remaining if points is None else check_points(points)
     if remaining == 0:
         raise Conflict(f"entry {entry_id} is already fully reversed", code="already_reversed")

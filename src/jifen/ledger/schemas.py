@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
@@ -84,3 +85,4 @@ class MemberIn(Body):
     email: Annotated[str | None, Field(max_length=254)] = None
     attributes: dict = Field(default_factory=dict)
     joined_at: AwareDatetime | None = None
+    birthday: dt.date | None = None

@@ -16,6 +16,7 @@ from jifen.ledger.schemas import MemberIn
 from jifen.ledger.views import balance_view, entry_views
 from jifen.members.models import Member
 from jifen.members.service import create_member, get_member
+from jifen.programs import tiers
 from jifen.programs.models import Wallet
 from jifen.security.deps import require
 from jifen.security.service import Principal
@@ -35,6 +36,8 @@ def member_view(session, program, member: Member) -> dict:
         "email": member.email,
         "attributes": member.attributes,
         "joined_at": member.joined_at.isoformat(),
+        "birthday": member.birthday.isoformat() if member.birthday else None,
+        "tier": tiers.progress(session, program, member, now),
         "balances": [balance_view(session, program, w, member, now) for w in wallets],
     }
 
@@ -43,7 +46,8 @@ def member_view(session, program, member: Member) -> dict:
 def create(body: MemberIn, request: Request, who: Writer, key: Key):
     def work(sc):
         m = create_member(sc.session, sc.program, body.member_id, name=body.name, phone=body.phone,
-                          email=body.email, attributes=body.attributes, joined_at=body.joined_at)
+                          email=body.email, attributes=body.attributes, joined_at=body.joined_at,
+                          birthday=body.birthday)
         return member_view(sc.session, sc.program, m)
 
     return write(request, who, key, "members.create", body, work, status=201)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
@@ -22,4 +22,10 @@ class Member(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    birthday: Mapped[dt.date | None] = mapped_column(Date)
+    # Current tier; raised in real time, lowered only by the periodic evaluation (jifen.tiers).
+    tier: Mapped[str | None] = mapped_column(String(32))
+    tier_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Set when an evaluation found the member below their tier: they keep it until then.
+    tier_grace_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

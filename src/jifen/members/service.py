@@ -24,6 +24,7 @@ def create_member(
     email: str | None = None,
     attributes: dict | None = None,
     joined_at: dt.datetime | None = None,
+    birthday: dt.date | None = None,
 ) -> Member:
     if session.scalar(select(Member.id).where(Member.program_id == program.id, Member.member_id == member_id)):
         raise Conflict(f"member {member_id!r} already exists", code="member_exists")
@@ -35,6 +36,7 @@ def create_member(
         email=email,
         attributes=attributes or {},
         joined_at=joined_at or utcnow(),
+        birthday=birthday,
     )
     session.add(member)
     session.flush()

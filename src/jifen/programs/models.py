@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jifen.db import Base, UTCDateTime, utcnow
@@ -20,8 +20,16 @@ class Program(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     # Cost of one point in yuan, for liability (seed 001: 100 points = ¥1).
     point_value: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=Decimal("0.01"))
+    point_name: Mapped[str] = mapped_column(String(32), default="積分")
     # Rolling validity of awarded points; None = never expire.
     expiry_months: Mapped[int | None] = mapped_column(Integer, default=24)
+    # Round the expiry date up to the end of its month / quarter / year in the programme's timezone
+    # ("clear the oldest year every 31 December" = 12 months rounded to the year's end).
+    expiry_round: Mapped[str] = mapped_column(String(16), default="none")
+    # Days an event type's points stay pending before they can be spent (e.g. a return window).
+    pending_days: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Tier ladder and qualification (jifen.programs.config.TierConfig as JSON); {} = no tiers.
+    tiers: Mapped[dict] = mapped_column(JSON, default=dict)
     # Refund claw-backs may leave a member in debt that later awards pay off first.
     allow_debt: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

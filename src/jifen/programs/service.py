@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
@@ -10,7 +11,10 @@ from sqlalchemy.orm import Session
 from jifen.errors import Conflict, NotFound
 from jifen.ledger.models import MEMBER_KINDS, SYSTEM_KINDS, Account, ChainHead
 from jifen.members.models import Member
+from jifen.programs.config import ProgramConfig
 from jifen.programs.models import Program, Wallet
+from jifen.rules.schema import RuleSetDoc
+from jifen.rules.service import publish
 
 DEFAULT_PROGRAM = "default"
 DEFAULT_WALLET = "points"
@@ -85,3 +89,32 @@ def get_wallet(session: Session, program: Program, code: str | None) -> Wallet:
     if wallet is None:
         raise NotFound(f"unknown wallet {code!r} in programme {program.code!r}", code="unknown_wallet")
     return wallet
+
+
+def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, actor: str | None = None) -> dict:
+    """Create or update a programme from its configuration document; rules become a new version when
+    they differ from the version in force. The caller's transaction makes it all-or-nothing."""
+    program = session.scalar(_PROGRAM, {"code": cfg.code})
+    created = program is None
+    months, rounding = cfg.expiry.columns()
+    if created:
+        program = create_program(session, cfg.code, cfg.name, wallets=[(w.code, w.name) for w in cfg.wallets],
+                                 timezone=cfg.timezone, point_value=cfg.point_value, expiry_months=months,
+                                 allow_debt=cfg.allow_debt)
+    else:
+        have = {w.code for w in program.wallets}
+        for w in cfg.wallets:
+            if w.code not in have:
+                add_wallet(session, program, w.code, w.name)
+        program.name, program.timezone, program.point_value = cfg.name, cfg.timezone, cfg.point_value
+        program.expiry_months, program.allow_debt = months, cfg.allow_debt
+    program.point_name, program.expiry_round = cfg.point_name, rounding
+    program.pending_days = dict(cfg.pending_days)
+    program.tiers = cfg.tiers.model_dump(mode="json") if cfg.tiers else {}
+    session.flush()
+    version = None
+    if cfg.rules is not None:
+        doc = RuleSetDoc.model_validate(cfg.rules.model_dump(exclude={"effective_from", "note"}))
+        version = publish(session, program, doc, effective_from=cfg.rules.effective_from or now, now=now,
+                          note=cfg.rules.note, actor=actor)
+    return {"program": program.code, "created": created, "rule_version": version.version if version else None}

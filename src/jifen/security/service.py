@@ -25,6 +25,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "points:write": frozenset({"admin", "operator", "pos"}),
     # Corrections by people: adjustments, reversals, freezes.
     "points:correct": frozenset({"admin", "operator", "customer_service"}),
+    # Member events (purchases, check-ins, refunds …): the brand's systems and stores.
+    "events:write": frozenset({"admin", "operator", "pos"}),
+    "rules:read": EVERYONE,
+    # Programme configuration, rule versions, tier evaluation, corrections of past awards.
+    "rules:write": frozenset({"admin", "operator"}),
+    # What-if replays cost nothing but read every event: operators and finance.
+    "rules:simulate": frozenset({"admin", "operator", "finance"}),
 }
 
 

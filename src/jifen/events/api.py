@@ -1,0 +1,41 @@
+"""Event intake API. The event_id is the idempotency key: a resent event answers with its first result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from jifen.db import run_in_transaction, utcnow
+from jifen.events.schemas import EventBatchIn, EventIn
+from jifen.events.service import ingest
+from jifen.programs.models import Program
+from jifen.security.deps import require
+from jifen.security.service import Principal
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+Sender = Annotated[Principal, Depends(require("events:write"))]
+
+
+def _run(request: Request, who: Principal, events: list[EventIn], strict: bool) -> list[dict]:
+    def tx(session):
+        return ingest(session, session.get(Program, who.program_id), events, now=utcnow(), actor=who.actor,
+                      strict=strict)
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.post("", summary="One member event; the answer says which rules fired and the points awarded")
+def post_event(body: EventIn, request: Request, who: Sender):
+    (result,) = _run(request, who, [body], strict=True)
+    replayed = result["status"] == "replayed"
+    return JSONResponse(result, status_code=200 if replayed else 201,
+                        headers={"Idempotent-Replayed": str(replayed).lower()})
+
+
+@router.post("/batch", summary="Up to 1,000 events in one transaction; each gets its own result or error")
+def post_batch(body: EventBatchIn, request: Request, who: Sender):
+    results = _run(request, who, body.events, strict=False)
+    counts = {s: sum(r["status"] == s for r in results) for s in ("processed", "replayed", "rejected")}
+    return {"results": results, **counts}

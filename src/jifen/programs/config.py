@@ -1,0 +1,204 @@
+"""A programme's whole configuration as one document (YAML for `jifen program apply`, JSON for the API)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from jifen.errors import InvalidRequest
+from jifen.rules.schema import CODE, EVENT_TYPE, RuleSetDoc, Strict
+
+
+class Expiry(Strict):
+    """Rolling validity in months, rounded up to the end of a month/quarter/year, or never.
+    `policy: year_end` with `years: 1` is "clear the oldest year every 31 December"."""
+
+    policy: Literal["rolling", "year_end", "never"] = "rolling"
+    months: int | None = Field(24, ge=1, le=1200)
+    years: int = Field(1, ge=1, le=100)
+    round: Literal["none", "month", "quarter", "year"] = "none"
+
+    def columns(self) -> tuple[int | None, str]:
+        if self.policy == "never":
+            return None, "none"
+        if self.policy == "year_end":
+            return 12 * self.years, "year"
+        return self.months, self.round
+
+
+class Wallet(Strict):
+    code: str = Field(pattern=CODE)
+    name: str
+
+
+class TierLevel(Strict):
+    code: str = Field(pattern=CODE)
+    name: str
+    threshold: Decimal = Field(ge=0)  # to reach the tier
+    retain: Decimal | None = Field(None, ge=0)  # to keep it at evaluation (保級); the threshold when absent
+    earn_multiplier: Decimal = Field(Decimal(1), gt=0, le=100)
+    benefits: list[str] = []
+
+    @property
+    def keep_at(self) -> Decimal:
+        return self.threshold if self.retain is None else self.retain
+
+
+class ScoreWeight(Strict):
+    weight: Decimal = Field(ge=0, le=1)
+    target: Decimal = Field(gt=0)  # the value that earns the full weight
+
+
+class ThresholdDiscount(Strict):
+    """A promotion lowering every threshold (e.g. 0.8 = 20% off) for upgrades inside its window."""
+
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    factor: Decimal = Field(gt=0, le=1)
+
+
+class TierConfig(Strict):
+    basis: Literal["spend", "points", "score"] = "spend"
+    window_days: int = Field(365, ge=1, le=3660)
+    evaluation: Literal["monthly", "quarterly", "half_yearly", "yearly"] = "quarterly"
+    grace_days: int = Field(30, ge=0, le=3660)
+    # Composite score 0-100 (seed 004: spend 40%, frequency 30%, repurchase 20%, tenure 10%).
+    score: dict[Literal["spend", "frequency", "repurchase", "tenure"], ScoreWeight] = {}
+    discounts: list[ThresholdDiscount] = []
+    levels: list[TierLevel] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def ladder(self):
+        if self.levels[0].threshold != 0:
+            raise ValueError("the first tier is the entry tier: its threshold must be 0")
+        thresholds = [lv.threshold for lv in self.levels]
+        if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
+            raise ValueError("tier thresholds must rise strictly from the first tier to the last")
+        codes = [lv.code for lv in self.levels]
+        if len(set(codes)) != len(codes):
+            raise ValueError("tier codes must be unique")
+        for lv in self.levels:
+            if lv.retain is not None and lv.retain > lv.threshold:
+                raise ValueError(f"tier {lv.code!r}: retain must not exceed threshold")
+        if self.basis == "score":
+            if not self.score:
+                raise ValueError("basis score needs score weights")
+            if sum(w.weight for w in self.score.values()) != 1:
+                raise ValueError("score weights must add up to 1")
+        return self
+
+    def level(self, code: str | None) -> TierLevel | None:
+        return next((lv for lv in self.levels if lv.code == code), None)
+
+    def rank(self, code: str | None) -> int:
+        return next((i for i, lv in enumerate(self.levels) if lv.code == code), 0)
+
+
+class RulesConfig(RuleSetDoc):
+    effective_from: dt.datetime | None = None  # now when absent
+    note: str | None = None
+
+
+class ProgramConfig(Strict):
+    code: str = Field(pattern=CODE)
+    name: str = Field(min_length=1, max_length=200)
+    point_name: str = Field("積分", min_length=1, max_length=32)
+    point_value: Decimal = Field(Decimal("0.01"), gt=0, le=1000)
+    timezone: str = "Asia/Shanghai"
+    allow_debt: bool = False
+    expiry: Expiry = Expiry()
+    pending_days: dict[str, int] = {}
+    wallets: list[Wallet] = [Wallet(code="points", name="積分")]
+    tiers: TierConfig | None = None
+    rules: RulesConfig | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r}") from None
+        return v
+
+    @field_validator("pending_days")
+    @classmethod
+    def pending(cls, v: dict[str, int]) -> dict[str, int]:
+        for k, days in v.items():
+            if not re.match(EVENT_TYPE, k) or not (0 <= days <= 365):
+                raise ValueError(f"pending_days.{k}: an event type and 0-365 days")
+        return v
+
+    @model_validator(mode="after")
+    def references(self):
+        wallets = {w.code for w in self.wallets}
+        if len(wallets) != len(self.wallets) or not wallets:
+            raise ValueError("wallet codes must be unique, and there must be at least one")
+        for r in self.rules.rules if self.rules else []:
+            if r.wallet is not None and r.wallet not in wallets:
+                raise ValueError(f"rule {r.code!r} names wallet {r.wallet!r}, which is not in wallets")
+            if r.award.multiplier == "tier" and self.tiers is None:
+                raise ValueError(f"rule {r.code!r} uses the tier multiplier but the programme has no tiers")
+        return self
+
+
+def error_text(exc: ValidationError) -> str:
+    """One line per problem, each naming the field: `rules.rules.2.condition: ...`."""
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(document)"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{where}: {msg}")
+    return "; ".join(out)
+
+
+def parse(model, data) -> Strict:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(error_text(exc), code="invalid_config") from None
+
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc.strerror}", code="unreadable_file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InvalidRequest(f"{path}: not valid YAML{where}", code="invalid_yaml") from None
+
+
+def load_yaml(path: Path) -> ProgramConfig:
+    """Read and validate a configuration file; errors name the file's bad fields."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{path}: expected a mapping of programme settings", code="invalid_config")
+    return parse(ProgramConfig, data)
+
+
+def load_example(name: str) -> ProgramConfig:
+    return load_yaml(EXAMPLES / f"{name}.yaml")
+
+
+def load_rules_yaml(path: Path) -> RuleSetDoc:
+    """Draft rules from a file holding either a whole programme (its `rules:` block is used) or just a
+    rule set (`rules:` as a list, with multipliers / layer_order / budgets beside it)."""
+    data = read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("rules"), dict):
+        data = data["rules"]
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{path}: expected a mapping with a rules list", code="invalid_config")
+    data = {k: v for k, v in data.items() if k not in ("effective_from", "note")}
+    return parse(RuleSetDoc, data)

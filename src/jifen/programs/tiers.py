@@ -1,0 +1,189 @@
+"""Tiers: the qualifying measure, real-time upgrades, the periodic evaluation that may downgrade.
+
+Upgrades happen the moment a member qualifies (after each event). Downgrades happen only in
+`evaluate`: a member below their tier's retention threshold first gets `grace_days`; one still below
+at an evaluation after the grace ends moves down to the highest tier whose retention they meet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections import defaultdict
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from jifen.events.models import Event
+from jifen.ledger.engine import lock_members
+from jifen.members.models import Member
+from jifen.programs.config import TierConfig, TierLevel
+from jifen.programs.models import Program
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> TierConfig:
+    return TierConfig.model_validate_json(text)
+
+
+def tier_config(program: Program) -> TierConfig | None:
+    return _parsed(json.dumps(program.tiers, sort_keys=True)) if program.tiers else None
+
+
+def current_level(cfg: TierConfig, member: Member) -> TierLevel:
+    return cfg.level(member.tier) or cfg.levels[0]
+
+
+def _facts_query(program: Program, cfg: TierConfig, now: dt.datetime):
+    """Per member over the window: net spend, purchases not fully refunded, net points."""
+    since = now - dt.timedelta(days=cfg.window_days)
+    purchase = Event.type == "purchase"
+    net = func.coalesce(Event.amount, 0) - Event.refunded_amount
+    return (select(
+        Event.member_pk,
+        func.coalesce(func.sum(case((purchase, net), else_=0)), 0),
+        func.coalesce(func.sum(case((purchase & (net > 0), 1), else_=0)), 0),
+        func.coalesce(func.sum(Event.points - Event.points_reversed), 0),
+    ).where(Event.program_id == program.id, Event.occurred_at > since, Event.occurred_at <= now)
+        .group_by(Event.member_pk))
+
+
+def _months_query(program: Program, cfg: TierConfig, now: dt.datetime):
+    since = now - dt.timedelta(days=cfg.window_days)
+    return select(Event.member_pk, Event.occurred_at).where(
+        Event.program_id == program.id, Event.type == "purchase", Event.occurred_at > since,
+        Event.occurred_at <= now, func.coalesce(Event.amount, 0) > Event.refunded_amount)
+
+
+def measures(session: Session, program: Program, cfg: TierConfig, now: dt.datetime,
+             member_pks: list[int] | None = None) -> dict[int, Decimal]:
+    """The qualifying measure of each member (all who have events in the window when member_pks is None)."""
+    q = _facts_query(program, cfg, now)
+    if member_pks is not None:
+        q = q.where(Event.member_pk.in_(member_pks))
+    facts = {pk: (Decimal(spend), int(count), int(points)) for pk, spend, count, points in session.execute(q)}
+    if cfg.basis == "spend":
+        return {pk: f[0] for pk, f in facts.items()}
+    if cfg.basis == "points":
+        return {pk: Decimal(f[2]) for pk, f in facts.items()}
+    tz = ZoneInfo(program.timezone)
+    months: dict[int, set] = defaultdict(set)
+    mq = _months_query(program, cfg, now)
+    if member_pks is not None:
+        mq = mq.where(Event.member_pk.in_(member_pks))
+    for pk, at in session.execute(mq):
+        local = at.astimezone(tz)
+        months[pk].add((local.year, local.month))
+    joined = dict(session.execute(select(Member.id, Member.joined_at).where(
+        Member.program_id == program.id, *([Member.id.in_(member_pks)] if member_pks is not None else []))).all())
+    out = {}
+    for pk in set(facts) | (set(member_pks) if member_pks is not None else set()):
+        spend, count, _ = facts.get(pk, (Decimal(0), 0, 0))
+        values = {"spend": spend, "frequency": Decimal(count), "repurchase": Decimal(len(months[pk])),
+                  "tenure": Decimal(max(0, (now - joined[pk]).days)) if pk in joined else Decimal(0)}
+        out[pk] = score(cfg, values)
+    return out
+
+
+def score(cfg: TierConfig, values: dict[str, Decimal]) -> Decimal:
+    """0-100: each part earns its weight in full at its target, proportionally below it."""
+    total = sum((w.weight * min(Decimal(1), values[name] / w.target) for name, w in cfg.score.items()), Decimal(0))
+    return (total * 100).quantize(Decimal("0.01"))
+
+
+def thresholds_factor(cfg: TierConfig, now: dt.datetime) -> Decimal:
+    return min((d.factor for d in cfg.discounts if d.starts_at <= now < d.ends_at), default=Decimal(1))
+
+
+def qualified_rank(cfg: TierConfig, value: Decimal, now: dt.datetime) -> int:
+    factor = thresholds_factor(cfg, now)
+    return max(i for i, lv in enumerate(cfg.levels) if value >= lv.threshold * factor)
+
+
+def moves_measure(program: Program, event_type: str, points: int) -> bool:
+    """Whether an event can raise the qualifying measure (so an upgrade check is worth a query)."""
+    cfg = tier_config(program)
+    return cfg is not None and (points > 0 if cfg.basis == "points" else event_type == "purchase")
+
+
+def upgrade(session: Session, program: Program, members: list[Member], now: dt.datetime) -> dict[int, str]:
+    """Real time: raise members who now qualify for a higher tier; clear grace of those back above it.
+    The caller holds the members' locks."""
+    cfg = tier_config(program)
+    if cfg is None or not members:
+        return {}
+    for m in members:
+        if m.tier is None:  # a new member enters the ladder at its first tier
+            m.tier, m.tier_since = cfg.levels[0].code, now
+    values = measures(session, program, cfg, now, [m.id for m in members])
+    raised = {}
+    for m in members:
+        value = values.get(m.id, Decimal(0))
+        rank = cfg.rank(m.tier)
+        if qualified_rank(cfg, value, now) > rank:
+            m.tier, m.tier_since, m.tier_grace_until = cfg.levels[qualified_rank(cfg, value, now)].code, now, None
+            raised[m.id] = m.tier
+        elif m.tier_grace_until is not None and value >= current_level(cfg, m).keep_at:
+            m.tier_grace_until = None
+    return raised
+
+
+def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 1000) -> dict[str, int]:
+    """The periodic evaluation: upgrades, grace for those below retention, downgrades after grace."""
+    cfg = tier_config(program)
+    summary = {"members": 0, "upgraded": 0, "kept": 0, "grace_started": 0, "in_grace": 0, "downgraded": 0}
+    if cfg is None:
+        return summary
+    after = 0
+    while True:
+        pks = list(session.scalars(select(Member.id).where(Member.program_id == program.id, Member.id > after)
+                                   .order_by(Member.id).limit(batch)))
+        if not pks:
+            return summary
+        after = pks[-1]
+        lock_members(session, pks)
+        values = measures(session, program, cfg, now, pks)
+        for m in session.scalars(select(Member).where(Member.id.in_(pks)).order_by(Member.id)):
+            summary["members"] += 1
+            summary[_evaluate_one(cfg, m, values.get(m.id, Decimal(0)), now)] += 1
+        session.flush()
+
+
+def _evaluate_one(cfg: TierConfig, m: Member, value: Decimal, now: dt.datetime) -> str:
+    rank, qualified = cfg.rank(m.tier), qualified_rank(cfg, value, now)
+    if qualified > rank:
+        m.tier, m.tier_since, m.tier_grace_until = cfg.levels[qualified].code, now, None
+        return "upgraded"
+    if value >= current_level(cfg, m).keep_at:
+        m.tier_grace_until = None
+        return "kept"
+    if m.tier_grace_until is None and cfg.grace_days > 0:
+        m.tier_grace_until = now + dt.timedelta(days=cfg.grace_days)
+        return "grace_started"
+    if m.tier_grace_until is not None and now < m.tier_grace_until:
+        return "in_grace"
+    keep = max(i for i, lv in enumerate(cfg.levels[: rank + 1]) if value >= lv.keep_at)
+    m.tier, m.tier_since, m.tier_grace_until = cfg.levels[keep].code, now, None
+    return "downgraded"
+
+
+def progress(session: Session, program: Program, member: Member, now: dt.datetime) -> dict | None:
+    """Tier, its benefits and the way to the next one, for member-facing pages and the API."""
+    cfg = tier_config(program)
+    if cfg is None:
+        return None
+    value = measures(session, program, cfg, now, [member.id]).get(member.id, Decimal(0))
+    level, rank = current_level(cfg, member), cfg.rank(member.tier)
+    nxt = cfg.levels[rank + 1] if rank + 1 < len(cfg.levels) else None
+    factor = thresholds_factor(cfg, now)
+    return {
+        "code": level.code, "name": level.name, "since": member.tier_since, "grace_until": member.tier_grace_until,
+        "earn_multiplier": str(level.earn_multiplier), "benefits": level.benefits,
+        "basis": cfg.basis, "window_days": cfg.window_days, "measure": str(value), "retain": str(level.keep_at),
+        "next": None if nxt is None else {
+            "code": nxt.code, "name": nxt.name, "threshold": str(nxt.threshold * factor),
+            "remaining": str(max(Decimal(0), nxt.threshold * factor - value))},
+    }

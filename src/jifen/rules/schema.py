@@ -1,0 +1,138 @@
+"""The shape of a rule set, as written in YAML or sent to the API, validated before it is saved."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from jifen.rules.expressions import ExpressionError, compile_condition
+
+LAYERS = ("base", "campaign", "tier")
+Layer = Literal["base", "campaign", "tier"]
+Rounding = Literal["down", "half_up", "up"]
+CODE = r"^[a-z][a-z0-9_]{0,63}$"
+EVENT_TYPE = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Award(Strict):
+    """Exactly one of: a fixed number of points, points per ¥1, or a multiplier on the points the
+    rules before it gave ("tier" = the member's tier earn multiplier)."""
+
+    fixed: int | None = Field(None, ge=1, le=10**9)
+    per_yuan: Decimal | None = Field(None, gt=0, le=10**6)
+    multiplier: Decimal | Literal["tier"] | None = None
+    rounding: Rounding = "down"
+
+    @model_validator(mode="after")
+    def one_kind(self):
+        kinds = [k for k in ("fixed", "per_yuan", "multiplier") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of fixed, per_yuan, multiplier")
+        if isinstance(self.multiplier, Decimal) and not (Decimal(0) < self.multiplier <= 100):
+            raise ValueError("multiplier must be above 0 and at most 100")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "fixed" if self.fixed is not None else "per_yuan" if self.per_yuan is not None else "multiplier"
+
+
+class Caps(Strict):
+    """Most points one member may get from the rule per calendar period (programme timezone)."""
+
+    day: int | None = Field(None, ge=0)
+    week: int | None = Field(None, ge=0)
+    month: int | None = Field(None, ge=0)
+    lifetime: int | None = Field(None, ge=0)
+
+
+class Rule(Strict):
+    code: str = Field(pattern=CODE)
+    name: str = ""
+    layer: Layer = "base"
+    events: list[str] = Field(min_length=1)
+    condition: str = "true"
+    award: Award
+    wallet: str | None = None  # the programme's default wallet when not given
+    channels: list[str] = []  # empty: every channel
+    categories: list[str] = []  # per-¥ and multiplier awards count only these order lines
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    priority: int = 0  # order inside the layer (lower first), then the order written
+    caps: Caps | None = None
+    budget: str | None = None  # a named programme-wide budget shared by every rule naming it
+    enabled: bool = True
+
+    @field_validator("events")
+    @classmethod
+    def event_types(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not re.match(EVENT_TYPE, t):
+                raise ValueError(f"bad event type {t!r}")
+        return v
+
+    @field_validator("condition")
+    @classmethod
+    def valid_condition(cls, v: str) -> str:
+        try:
+            compile_condition(v)
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def aware(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("give a timezone (e.g. 2026-11-11T00:00:00+08:00)")
+        return v
+
+    @model_validator(mode="after")
+    def window(self):
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.award.multiplier == "tier" and self.layer != "tier":
+            raise ValueError("a tier multiplier belongs in the tier layer")
+        return self
+
+
+class RuleSetDoc(Strict):
+    """Stacking is explicit: layers run in `layer_order`, rules inside a layer by priority, then in the
+    order they are written.
+    Fixed and per-¥ awards add up; a multiplier rule adds (m - 1) × a basis, where the basis is the
+    running total so far (`multipliers: multiply`, so 1.1 then 1.3 gives ×1.43) or only the fixed and
+    per-¥ points so far (`multipliers: add`, so 1.1 and 1.3 give ×1.4)."""
+
+    multipliers: Literal["multiply", "add"] = "multiply"
+    layer_order: list[Layer] = list(LAYERS)
+    budgets: dict[str, int] = {}
+    rules: list[Rule] = []
+
+    @model_validator(mode="after")
+    def consistent(self):
+        if sorted(self.layer_order) != sorted(LAYERS):
+            raise ValueError(f"layer_order must list each of {', '.join(LAYERS)} once")
+        codes = [r.code for r in self.rules]
+        dup = {c for c in codes if codes.count(c) > 1}
+        if dup:
+            raise ValueError(f"rule codes must be unique: {', '.join(sorted(dup))}")
+        for r in self.rules:
+            if r.budget is not None and r.budget not in self.budgets:
+                raise ValueError(f"rule {r.code!r} names budget {r.budget!r}, which is not in budgets")
+        for name, amount in self.budgets.items():
+            if amount < 0:
+                raise ValueError(f"budget {name!r} must not be negative")
+        return self
+
+    def ordered(self) -> list[Rule]:
+        rank = {layer: i for i, layer in enumerate(self.layer_order)}
+        live = [(i, r) for i, r in enumerate(self.rules) if r.enabled]
+        return [r for _, r in sorted(live, key=lambda ir: (rank[ir[1].layer], ir[1].priority, ir[0]))]
