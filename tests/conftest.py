@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from jifen.api import create_app
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import member_accounts
@@ -24,6 +25,7 @@ from jifen.ledger.verify import verify
 from jifen.members.service import create_member, get_member
 from jifen.models import metadata
 from jifen.programs.service import ensure_default_program, get_program, get_wallet
+from jifen.security.service import create_api_key
 from jifen.setup import init_database
 
 PG_ADMIN_URL = os.environ.get("JIFEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -149,3 +151,15 @@ class Ledger:
 @pytest.fixture
 def ledger(factory):
     return Ledger(factory)
+
+
+@pytest.fixture
+def app(db_url):
+    application = create_app(db_url)
+    yield application
+    application.state.engine.dispose()
+
+
+def api_key(app, role):
+    """A fresh API key of the role for the default programme."""
+    return run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"), role, role))[1]

@@ -11,23 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from jifen.api import create_app
-from jifen.db import run_in_transaction
-from jifen.programs.service import get_program
-from jifen.security.service import create_api_key
-from tests.conftest import Ledger
+from tests.conftest import Ledger, api_key
 
 _counter = iter(range(10**9))
-
-
-@pytest.fixture
-def app(db_url):
-    application = create_app(db_url)
-    yield application
-    application.state.engine.dispose()
-
-
-def _key(app, role):
-    return run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"), role, role))[1]
 
 
 class Api:
@@ -45,7 +31,7 @@ class Api:
 @pytest.fixture
 def api(app):
     with TestClient(app) as client:
-        yield Api(client, _key(app, "admin"))
+        yield Api(client, api_key(app, "admin"))
 
 
 @pytest.fixture
@@ -177,11 +163,11 @@ def test_malformed_json_missing_key_and_auth(members, app):
     assert (r.status_code, error_code(r)) == (401, "unauthorized")
     r = api.client.get("/v1/members/alice", headers={"Authorization": "Bearer jf_wrong"})
     assert r.status_code == 401
-    auditor = Api(api.client, _key(app, "auditor"))
+    auditor = Api(api.client, api_key(app, "auditor"))
     r = auditor.post("/v1/points/award", {"member_id": "alice", "points": 5})
     assert (r.status_code, error_code(r)) == (403, "forbidden")
     assert auditor.get("/v1/members/alice/balance").json()["available"] == 0
-    pos = Api(api.client, _key(app, "pos"))
+    pos = Api(api.client, api_key(app, "pos"))
     assert pos.post("/v1/points/adjust", {"member_id": "alice", "points": 5, "reason": "x"}).status_code == 403
     assert balance(api, "alice")["available"] == 0
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, NotFound
-from jifen.ledger.models import JournalEntry
 from jifen.ledger import operations as ops
+from jifen.ledger.models import JournalEntry
 from tests.conftest import NOW, Ledger, m
 from tests.intake import add_members, configure, event, send, send_one
 

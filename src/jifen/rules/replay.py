@@ -158,8 +158,9 @@ def _correct(intake, r: Replayed, diff: dict[str, int], version: int) -> None:
         sc = intake.scope(code)
         reason = f"recompute under rules v{version}"
         if d > 0:
+            days = intake.program.pending_days.get(row.type)
             entry = ops.award(sc, member, d, occurred_at=row.occurred_at, reference=f"event:{row.event_id}",
-                              reason=reason)
+                              reason=reason, pending_until=row.occurred_at + dt.timedelta(days=days) if days else None)
             corrections.append({"wallet": wallet, "entry_id": entry.id, "points": d, "rule_version": version})
         else:
             for entry in _claw_back(sc, row, wallet, -d, reason):
