@@ -159,7 +159,7 @@ def earn(ctx: Intake, ev: EventIn, member: Member, pk: int) -> tuple[dict, int, 
     lines = price(doc, fired, facts, who, ctx.tz, book)
     save_usage(ctx.session, ctx.program.id, book)
     entries = post(ctx, ev, member, lines)
-    return ({"rules": [line.as_dict() for line in lines], "entries": entries, "member_tier": member.tier},
+    return ({"rules": [line.as_dict() for line in lines], "entries": entries, "member_tier": who.tier},
             sum(line.points for line in lines), rule_set.version)
 
 
@@ -167,7 +167,7 @@ def member_facts(program: Program, member: Member, tier: str | None) -> MemberFa
     """The member as rules see them, with the tier they had when the event happened."""
     cfg = tiers.tier_config(program)
     level = (cfg.level(tier) or cfg.levels[0]) if cfg else None
-    return MemberFacts(pk=member.id, member_id=member.member_id, tier=tier,
+    return MemberFacts(pk=member.id, member_id=member.member_id, tier=level.code if level else tier,
                        tier_multiplier=level.earn_multiplier if level else Decimal(1), joined_at=member.joined_at,
                        birthday=member.birthday, attributes=member.attributes or {})
 

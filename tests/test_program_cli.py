@@ -1,0 +1,74 @@
+"""`jifen program`, `jifen rules` and `jifen tiers` as a user runs them, on the demo history."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from jifen.programs.config import EXAMPLES
+from tests.test_cli import demo_db, jifen  # noqa: F401 - the module-scoped demo database fixture
+
+
+def test_demo_awards_follow_seed_001_exactly(demo_db):  # noqa: F811
+    """Every demo purchase by a member of the entry tier earned floor(¥) + 10% (rounded down) over ¥100."""
+    with sqlite3.connect(demo_db) as conn:
+        rows = conn.execute("SELECT amount, points, result FROM events WHERE type = 'purchase' AND program_id = "
+                            "(SELECT id FROM programs WHERE code = 'default')").fetchall()
+        checkins = conn.execute("SELECT points FROM events WHERE type = 'check_in'").fetchall()
+    plain = [(a, p) for a, p, r in rows if json.loads(r)["member_tier"] == "normal"]
+    assert len(plain) > 100
+    for amount, points in plain:
+        base = int(float(amount) + 1e-9)
+        assert points == base + (base // 10 if float(amount) > 100 else 0), (amount, points)
+    assert {p for (p,) in checkins} == {5, 55}
+
+
+def test_apply_is_all_or_nothing_with_the_bad_field_named(demo_db, tmp_path):  # noqa: F811
+    text = (EXAMPLES / "seed001.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("name: 星享會員", "name: 改名了").replace(
+        'condition: event.amount > 100', 'condition: event.amount >> 100'), encoding="utf-8")
+    r = jifen(demo_db, "program", "apply", str(bad))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert "rules.rules.1.condition" in r.stderr and "column 15" in r.stderr
+    assert "星享會員" in jifen(demo_db, "program", "show").stdout  # nothing applied
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("code: [unclosed", encoding="utf-8")
+    r = jifen(demo_db, "program", "apply", str(broken))
+    assert r.returncode == 1 and "not valid YAML at line 1" in r.stderr
+    missing = jifen(demo_db, "program", "apply", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_apply_versions_and_show(demo_db, tmp_path):  # noqa: F811
+    same = jifen(demo_db, "program", "apply", str(EXAMPLES / "seed001.yaml"))
+    assert same.returncode == 0 and "rules unchanged" in same.stdout
+    changed = tmp_path / "double.yaml"
+    changed.write_text((EXAMPLES / "seed001.yaml").read_text(encoding="utf-8").replace(
+        'effective_from: "2024-01-01T00:00:00+08:00"', 'effective_from: "2030-01-01T00:00:00+08:00"').replace(
+        "award: {fixed: 50}", "award: {fixed: 80}", 1), encoding="utf-8")
+    r = jifen(demo_db, "program", "apply", str(changed))
+    assert r.returncode == 0 and "rules version 2" in r.stdout
+    versions = jifen(demo_db, "rules", "versions")
+    assert "announced" in versions.stdout and "2030-01-01" in versions.stdout
+    shown = json.loads(jifen(demo_db, "program", "show").stdout)
+    assert shown["rules_in_force"]["version"] == 1 and shown["tiers"]["levels"][1]["name"] == "銀卡"
+
+
+def test_simulate_recompute_and_evaluate(demo_db, tmp_path):  # noqa: F811
+    draft = tmp_path / "draft.yaml"
+    draft.write_text("rules:\n  - {code: base, events: [purchase], award: {per_yuan: 2}}\n", encoding="utf-8")
+    r = jifen(demo_db, "rules", "simulate", str(draft), "--from", "2020-01-01", "--to", "2030-12-31", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["events"] > 100 and report["points"]["draft"] > report["points"]["baseline"] > 0
+    assert report["top_rules"][0]["rule"] == "base"
+    table = jifen(demo_db, "rules", "simulate", str(draft), "--from", "2020-01-01", "--to", "2030-12-31")
+    assert "liability ¥" in table.stdout and "members affected" in table.stdout
+    bad = jifen(demo_db, "rules", "simulate", str(draft), "--from", "2026-13-01", "--to", "2030-12-31")
+    assert bad.returncode == 1 and "not a date" in bad.stderr
+    dry = jifen(demo_db, "rules", "recompute", "--from", "2020-01-01", "--to", "2030-12-31")
+    assert dry.returncode == 0 and "would correct" in dry.stdout and "0 events of 0 members" in dry.stdout
+    ev = jifen(demo_db, "tiers", "evaluate")
+    assert ev.returncode == 0 and "members: " in ev.stdout
+    assert jifen(demo_db, "ledger", "verify").returncode == 0
