@@ -126,3 +126,18 @@ def test_member_api_shows_tier_and_progress(factory):
     assert (p["code"], p["name"], p["earn_multiplier"]) == ("silver", "銀卡", "1.1")
     assert p["measure"] == "1200.00" and p["next"] == {"code": "gold", "name": "金卡", "threshold": "5000",
                                                        "remaining": "3800.00"}
+
+
+def test_a_batch_upgrades_mid_batch_exactly_as_events_one_by_one(factory):
+    from tests.intake import event, send
+
+    configure(factory)
+    add_members(factory, "alice")
+    at = [NOW - dt.timedelta(hours=h) for h in (5, 4, 3, 2, 1)]
+    results = send(factory, event("alice", amount=900, order_id="1", at=at[0]),
+                   event("alice", amount=200, order_id="2", at=at[1]),  # ¥1,100: silver from here
+                   event("alice", "refund", amount=200, order_id="2", at=at[2]),
+                   event("alice", amount=50, order_id="3", at=at[3]),  # × 1.1 as silver (no real-time downgrade)
+                   event("alice", amount=60, order_id="4", at=at[4]), now=NOW)
+    assert [r.get("tier_upgraded") for r in results] == [None, "silver", None, None, None]
+    assert [r["points"] for r in results] == [990, 220, -220, 55, 66]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,7 @@ class Intake:
     actor: str | None
     versions: list[RuleSet]
     wallets: dict[str | None, Wallet]
+    measures: dict[int, Decimal] = field(default_factory=dict)  # tier measures known in this batch
 
     @property
     def tz(self) -> ZoneInfo:
@@ -60,6 +61,25 @@ class Intake:
         """The version in force at `at`: the latest effective date not after it (newest version on ties)."""
         live = [v for v in self.versions if v.effective_from <= at]
         return max(live, key=lambda v: (v.effective_from, v.version)) if live else None
+
+    def measure_after(self, member: Member, ev: EventIn, points: int) -> dict[int, Decimal] | None:
+        """The member's tier measure with this event, read once per batch and then kept up to date in
+        memory (None for the score basis, which is read from the database each time)."""
+        cfg = tiers.tier_config(self.program)
+        if cfg is None or cfg.basis == "score":
+            return None
+        in_window = self.now - dt.timedelta(days=cfg.window_days) < ev.occurred_at <= self.now
+        gain = Decimal(0)
+        if in_window and cfg.basis == "points":
+            gain = Decimal(points)
+        elif in_window and ev.type == "purchase":
+            gain = ev.amount or Decimal(0)
+        if member.id in self.measures:
+            self.measures[member.id] += gain
+        else:  # the stored event already counts its amount; its points are saved after this
+            known = tiers.measures(self.session, self.program, cfg, self.now, [member.id]).get(member.id, Decimal(0))
+            self.measures[member.id] = known + (gain if cfg.basis == "points" else 0)
+        return {member.id: self.measures[member.id]}
 
     def scope(self, wallet: str | None) -> ops.Scope:
         return ops.Scope(self.session, self.program, self.wallets[wallet], self.now, actor=self.actor)
@@ -115,8 +135,11 @@ def process(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
         result, points, version = refund(ctx, ev, member, pk), 0, None
     else:
         result, points, version = earn(ctx, ev, member, pk)
-    raised = tiers.upgrade(ctx.session, ctx.program, [member], ctx.now) if tiers.moves_measure(
-        ctx.program, ev.type, points) or member.tier is None else {}
+    if ev.type == "refund":
+        ctx.measures.pop(member.id, None)  # the refund lowered it: read it afresh when next needed
+    raised = {}
+    if tiers.moves_measure(ctx.program, ev.type, points) or member.tier is None:
+        raised = tiers.upgrade(ctx.session, ctx.program, [member], ctx.now, ctx.measure_after(member, ev, points))
     result["tier"] = member.tier
     if raised:
         result["tier_upgraded"] = raised[member.id]

@@ -14,7 +14,7 @@ from collections import defaultdict
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from jifen.events.models import Event
@@ -37,44 +37,38 @@ def current_level(cfg: TierConfig, member: Member) -> TierLevel:
     return cfg.level(member.tier) or cfg.levels[0]
 
 
-def _facts_query(program: Program, cfg: TierConfig, now: dt.datetime):
-    """Per member over the window: net spend, purchases not fully refunded, net points."""
-    since = now - dt.timedelta(days=cfg.window_days)
-    purchase = Event.type == "purchase"
-    net = func.coalesce(Event.amount, 0) - Event.refunded_amount
-    return (select(
-        Event.member_pk,
-        func.coalesce(func.sum(case((purchase, net), else_=0)), 0),
-        func.coalesce(func.sum(case((purchase & (net > 0), 1), else_=0)), 0),
-        func.coalesce(func.sum(Event.points - Event.points_reversed), 0),
-    ).where(Event.program_id == program.id, Event.occurred_at > since, Event.occurred_at <= now)
-        .group_by(Event.member_pk))
-
-
-def _months_query(program: Program, cfg: TierConfig, now: dt.datetime):
-    since = now - dt.timedelta(days=cfg.window_days)
-    return select(Event.member_pk, Event.occurred_at).where(
-        Event.program_id == program.id, Event.type == "purchase", Event.occurred_at > since,
-        Event.occurred_at <= now, func.coalesce(Event.amount, 0) > Event.refunded_amount)
+_NET = func.coalesce(Event.amount, 0) - Event.refunded_amount
+_PURCHASE = Event.type == "purchase"
+_IN_WINDOW = (Event.program_id == bindparam("program"), Event.occurred_at > bindparam("since"),
+              Event.occurred_at <= bindparam("now"))
+_OF_MEMBERS = Event.member_pk.in_(bindparam("members", expanding=True))
+# Per member over the window: net spend, purchases not fully refunded, net points.
+_FACTS = select(
+    Event.member_pk,
+    func.coalesce(func.sum(case((_PURCHASE, _NET), else_=0)), 0),
+    func.coalesce(func.sum(case((_PURCHASE & (_NET > 0), 1), else_=0)), 0),
+    func.coalesce(func.sum(Event.points - Event.points_reversed), 0),
+).where(*_IN_WINDOW).group_by(Event.member_pk)
+_FACTS_OF = _FACTS.where(_OF_MEMBERS)
+_MONTHS = select(Event.member_pk, Event.occurred_at).where(*_IN_WINDOW, _PURCHASE, _NET > 0)
+_MONTHS_OF = _MONTHS.where(_OF_MEMBERS)
 
 
 def measures(session: Session, program: Program, cfg: TierConfig, now: dt.datetime,
              member_pks: list[int] | None = None) -> dict[int, Decimal]:
     """The qualifying measure of each member (all who have events in the window when member_pks is None)."""
-    q = _facts_query(program, cfg, now)
-    if member_pks is not None:
-        q = q.where(Event.member_pk.in_(member_pks))
-    facts = {pk: (Decimal(spend), int(count), int(points)) for pk, spend, count, points in session.execute(q)}
+    params = {"program": program.id, "since": now - dt.timedelta(days=cfg.window_days), "now": now,
+              "members": member_pks}
+    chosen = member_pks is not None
+    facts = {pk: (Decimal(spend), int(count), int(points))
+             for pk, spend, count, points in session.execute(_FACTS_OF if chosen else _FACTS, params)}
     if cfg.basis == "spend":
         return {pk: f[0] for pk, f in facts.items()}
     if cfg.basis == "points":
         return {pk: Decimal(f[2]) for pk, f in facts.items()}
     tz = ZoneInfo(program.timezone)
     months: dict[int, set] = defaultdict(set)
-    mq = _months_query(program, cfg, now)
-    if member_pks is not None:
-        mq = mq.where(Event.member_pk.in_(member_pks))
-    for pk, at in session.execute(mq):
+    for pk, at in session.execute(_MONTHS_OF if chosen else _MONTHS, params):
         local = at.astimezone(tz)
         months[pk].add((local.year, local.month))
     joined = dict(session.execute(select(Member.id, Member.joined_at).where(
@@ -109,16 +103,18 @@ def moves_measure(program: Program, event_type: str, points: int) -> bool:
     return cfg is not None and (points > 0 if cfg.basis == "points" else event_type == "purchase")
 
 
-def upgrade(session: Session, program: Program, members: list[Member], now: dt.datetime) -> dict[int, str]:
+def upgrade(session: Session, program: Program, members: list[Member], now: dt.datetime,
+            values: dict[int, Decimal] | None = None) -> dict[int, str]:
     """Real time: raise members who now qualify for a higher tier; clear grace of those back above it.
-    The caller holds the members' locks."""
+    The caller holds the members' locks; `values` are their measures when the caller already knows them."""
     cfg = tier_config(program)
     if cfg is None or not members:
         return {}
     for m in members:
         if m.tier is None:  # a new member enters the ladder at its first tier
             m.tier, m.tier_since = cfg.levels[0].code, now
-    values = measures(session, program, cfg, now, [m.id for m in members])
+    if values is None:
+        values = measures(session, program, cfg, now, [m.id for m in members])
     raised = {}
     for m in members:
         value = values.get(m.id, Decimal(0))
