@@ -3,6 +3,7 @@ over HTTP, and rendered in Debian's Chromium (Playwright) where it is installed 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from jifen.programs.service import get_program
 from jifen.security.service import create_api_key
 from jifen.web.console import mask_phone
 from tests.conftest import IN_CI, Ledger, m
+from tests.intake import configure, send_one
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -67,6 +69,22 @@ def test_console_pages(site):
         assert "Available" in english and "Ledger" in english
         assert client.get("/console/members/NOPE").status_code == 404
         assert client.get("/console/members?q=M2").status_code == 200
+
+
+def test_rules_page_and_member_tier(site):
+    app, key = site
+    now = dt.datetime.now(dt.UTC)
+    configure(app.state.sessions, now=now - dt.timedelta(days=1))
+    send_one(app.state.sessions, "M2", amount="1200.50", order_id="SO-77", at=now - dt.timedelta(hours=1), now=now)
+    with TestClient(app) as client:
+        client.post("/console/login", data={"api_key": key})
+        rules = client.get("/console/rules").text
+        assert "單筆滿100元加贈10%" in rules and "event.amount &gt; 100" in rules and "銀卡" in rules
+        assert '<td class="num">1,200</td>' in rules and '<td class="num">120</td>' in rules  # issued, 30 days
+        member = client.get("/console/members/M2").text
+        assert "銀卡" in member and "3799.50" in member  # ¥5,000 for gold less ¥1,200.50
+        assert "purchase_base 1200" in member and "big_order_bonus 120" in member
+        assert "Earn ×" in client.get("/console/rules?lang=en").text
 
 
 def test_mask_phone():

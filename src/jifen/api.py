@@ -61,6 +61,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     def _http(_: Request, exc: HTTPException):
+        if 300 <= exc.status_code < 400:  # the console sends signed-out visitors to its sign-in page
+            return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error(exc.status_code, code, str(exc.detail))
 

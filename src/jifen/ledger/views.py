@@ -116,11 +116,12 @@ def balance_view(session: Session, program: Program, wallet: Wallet, member: Mem
 
 
 def _group_by_day(rows, timezone: str, limit: int) -> list[dict]:
-    """Sum expiring points per calendar day in the programme's timezone."""
+    """Sum expiring points per calendar day in the programme's timezone: the last day they can be used
+    (points expiring at midnight ending 31 December show as 31 December)."""
     tz = ZoneInfo(timezone)
     days: dict[str, int] = {}
     for expires_at, points in rows:
-        day = expires_at.astimezone(tz).date().isoformat()
+        day = (expires_at - dt.timedelta(microseconds=1)).astimezone(tz).date().isoformat()
         if day not in days and len(days) == limit:
             break
         days[day] = days.get(day, 0) + points

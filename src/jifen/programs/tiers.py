@@ -149,6 +149,8 @@ def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 
 
 
 def _evaluate_one(cfg: TierConfig, m: Member, value: Decimal, now: dt.datetime) -> str:
+    if m.tier is None:
+        m.tier, m.tier_since = cfg.levels[0].code, now
     rank, qualified = cfg.rank(m.tier), qualified_rank(cfg, value, now)
     if qualified > rank:
         m.tier, m.tier_since, m.tier_grace_until = cfg.levels[qualified].code, now, None

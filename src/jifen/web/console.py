@@ -11,21 +11,25 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Cookie, Form, Request
+from fastapi import APIRouter, Cookie, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from jifen.db import utcnow
 from jifen.errors import NotFound
+from jifen.events.models import Event
+from jifen.events.service import stored_view
 from jifen.ledger.models import ChainHead, JournalEntry, Posting
 from jifen.ledger.views import balance_view, entry_views
 from jifen.members.models import Member
 from jifen.members.service import get_member
+from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
+from jifen.rules.service import in_force, versions
 from jifen.security.service import Principal, authenticate
 from jifen.web.i18n import LANGUAGES, translator
-from jifen.web.stats import overview
+from jifen.web.stats import overview, points_by_rule
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -72,6 +76,17 @@ def _who(request: Request, key: str | None) -> Principal | None:
         return authenticate(session, key)
 
 
+def signed_in(request: Request, jifen_console: Annotated[str | None, Cookie()] = None) -> Principal:
+    """Console pages need a valid key in the cookie; without one, the sign-in page."""
+    who = _who(request, jifen_console)
+    if who is None:
+        raise HTTPException(303, "sign in first", headers={"Location": "/console/login"})
+    return who
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
 @router.get("/login")
 def login_form(request: Request):
     return _render(request, "login.html")
@@ -94,10 +109,7 @@ def logout():
 
 
 @router.get("")
-def home(request: Request, jifen_console: Annotated[str | None, Cookie()] = None):
-    who = _who(request, jifen_console)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
+def home(request: Request, who: SignedIn):
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         figures = overview(session, program, utcnow())
@@ -109,10 +121,7 @@ def home(request: Request, jifen_console: Annotated[str | None, Cookie()] = None
 
 
 @router.get("/members")
-def members(request: Request, q: str | None = None, jifen_console: Annotated[str | None, Cookie()] = None):
-    who = _who(request, jifen_console)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
+def members(request: Request, who: SignedIn, q: str | None = None):
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         if q:
@@ -127,10 +136,7 @@ def members(request: Request, q: str | None = None, jifen_console: Annotated[str
 
 
 @router.get("/members/{member_id}")
-def member(request: Request, member_id: str, jifen_console: Annotated[str | None, Cookie()] = None):
-    who = _who(request, jifen_console)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
+def member(request: Request, member_id: str, who: SignedIn):
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         try:
@@ -142,10 +148,26 @@ def member(request: Request, member_id: str, jifen_console: Annotated[str | None
 
 def _member_page(request, who, session, program, m: Member):
     now = utcnow()
+    tier = tiers.progress(session, program, m, now)
+    events = session.scalars(select(Event).where(Event.member_pk == m.id)
+                             .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(20)).all()
     wallets = session.scalars(select(Wallet).where(Wallet.program_id == program.id).order_by(Wallet.id)).all()
     balances = [balance_view(session, program, w, m, now) for w in wallets]
     ids = select(Posting.entry_id).where(Posting.member_pk == m.id)
     entries = entry_views(session, list(session.scalars(
         select(JournalEntry).where(JournalEntry.id.in_(ids)).order_by(JournalEntry.id.desc()).limit(50))))
     return _render(request, "member.html", who=who, m=m, phone=mask_phone(m.phone), balances=balances,
-                   entries=entries, tz=program.timezone)
+                   entries=entries, tz=program.timezone, tier=tier, events=events,
+                   event_points=lambda e: stored_view(e, m.member_id)["points"])
+
+
+@router.get("/rules")
+def rules(request: Request, who: SignedIn):
+    with request.app.state.read_sessions() as session:
+        program, now = session.get(Program, who.program_id), utcnow()
+        all_versions = versions(session, program)
+        live = in_force(session, program, now)
+        return _render(request, "rules.html", who=who, live=live, tz=program.timezone,
+                       upcoming=[v for v in all_versions if v.effective_from > now], history=all_versions[::-1],
+                       issued=points_by_rule(session, program, now - dt.timedelta(days=30)),
+                       ladder=tiers.tier_config(program))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jifen.db import total
+from jifen.events.models import Event
 from jifen.ledger.models import MEMBER_KINDS, SYSTEM_KINDS, Account, JournalEntry
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
@@ -66,3 +68,14 @@ def daily_flow(session: Session, program: Program, wallet: Wallet, since: dt.dat
         slot["earned" if kind == "award" else "spent"] += points
     days = [(since + dt.timedelta(days=i)).date().isoformat() for i in range((now - since).days + 1)]
     return [(d, flow.get(d, {}).get("earned", 0), flow.get(d, {}).get("spent", 0)) for d in days]
+
+
+def points_by_rule(session: Session, program: Program, since: dt.datetime) -> dict[str, int]:
+    """Points each rule gave since a moment, from the events' stored results (gross of refunds)."""
+    out: dict[str, int] = defaultdict(int)
+    rows = session.execute(select(Event.result).where(Event.program_id == program.id, Event.occurred_at >= since,
+                                                      Event.points > 0).execution_options(yield_per=2000))
+    for (result,) in rows:
+        for line in result.get("rules", []):
+            out[line["rule"]] += line["points"]
+    return dict(out)
