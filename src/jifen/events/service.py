@@ -1,10 +1,13 @@
-"""Event intake: each event is stored once (its event_id is the idempotency key), evaluated against
-the rule set in force when it occurred, and its points posted, all in the caller's transaction, so
-the answer to the request already says what the member got (real time).
+"""Event intake: each event is stored once (its event_id is the idempotency key), evaluated against the
+rule set in force when it occurred, and its points posted, all in the caller's transaction, so the
+answer to the request already says what the member got (real time).
 
-A batch locks its members once (in id order) and runs each event in its own savepoint: a bad event is
-rejected alone and changes nothing; events of one member are taken in the order they occurred, so a
-batch gives exactly what the same events sent one by one would.
+A batch is processed as a set: members are looked up and locked once (in id order), replays and
+duplicate orders found with one query each, the new events stored with one insert, tier measures read
+with one query, rules evaluated event by event in memory (each member's events in the order they
+occurred, so a batch gives exactly what the same events sent one by one would), and the awards written
+together (`ledger.bulk.award_many`). A member with a refund in the batch (or under a score-based tier)
+has their events taken one by one instead, each in its own savepoint.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, update
@@ -22,23 +25,31 @@ from sqlalchemy.orm import Session
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, JifenError, NotFound
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
+from jifen.events.refunds import refund
 from jifen.events.schemas import EventIn
 from jifen.idempotency import request_hash
 from jifen.ledger import operations as ops
+from jifen.ledger.bulk import AwardItem, award_many
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
-from jifen.rules.engine import AwardLine, EventFacts, MemberFacts, UsageBook, fire, price, usage_keys
+from jifen.rules.engine import AwardLine, EventFacts, MemberFacts, UsageBook, fire, price
 from jifen.rules.models import RuleSet, RuleUsage
 from jifen.rules.service import doc_of
 
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew allowed between a till and the server
-_CLAIM = {d.__name__.rsplit(".", 1)[-1]: d.insert(Event).on_conflict_do_nothing().returning(Event.id)
-          for d in (postgresql, sqlite)}
-_USAGE_UPSERT = {d.__name__.rsplit(".", 1)[-1]: d.insert(RuleUsage) for d in (postgresql, sqlite)}
+
+_DIALECTS = {d.__name__.rsplit(".", 1)[-1]: d for d in (postgresql, sqlite)}
+_CLAIM = {name: d.insert(Event).on_conflict_do_nothing().returning(Event.id, Event.event_id)
+          for name, d in _DIALECTS.items()}
+_USAGE_UPSERT = {name: d.insert(RuleUsage) for name, d in _DIALECTS.items()}
 _SAVE = update(Event).where(Event.id == bindparam("pk")).values(
     rule_version=bindparam("version"), points=bindparam("points"), result=bindparam("result"))
+_KNOWN = select(Event).where(Event.program_id == bindparam("program"),
+                             Event.event_id.in_(bindparam("ids", expanding=True)))
+_ORDERS_TAKEN = select(Event.order_id).where(Event.program_id == bindparam("program"), Event.type == "purchase",
+                                             Event.order_id.in_(bindparam("orders", expanding=True)))
 
 
 @dataclass
@@ -84,6 +95,16 @@ class Intake:
     def scope(self, wallet: str | None) -> ops.Scope:
         return ops.Scope(self.session, self.program, self.wallets[wallet], self.now, actor=self.actor)
 
+    def usage_book(self) -> UsageBook:
+        return UsageBook(lambda keys: load_usage(self.session, self.program.id, keys))
+
+    def claim(self, rows: list[dict]) -> dict[str, int]:
+        """Store new events; {event_id: pk} of those stored (an id already taken is left out)."""
+        if not rows:
+            return {}
+        stmt = _CLAIM[self.session.get_bind().dialect.name]
+        return {eid: pk for pk, eid in self.session.connection().execute(stmt, rows)}
+
 
 def open_intake(session: Session, program: Program, now: dt.datetime, actor: str | None) -> Intake:
     versions = list(session.scalars(select(RuleSet).where(RuleSet.program_id == program.id)))
@@ -102,58 +123,171 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
         select(Member).where(Member.program_id == program.id, Member.member_id.in_(ids)))}
     lock_members(session, [m.id for m in members.values()])
     order = sorted(range(len(events)), key=lambda i: (events[i].occurred_at, i))
+    # A refund reverses entries that must exist first, and a score-based tier counts the member's later
+    # events once they are stored: such members have their events taken one by one.
+    cfg = tiers.tier_config(program)
+    one_by_one = {e.member_id for e in events if e.type == "refund" or (cfg is not None and cfg.basis == "score")}
     results: list[dict | None] = [None] * len(events)
+
+    def reject(i: int, exc: JifenError) -> None:
+        if strict:
+            raise exc
+        results[i] = {"event_id": events[i].event_id, "status": "rejected",
+                      "error": {"code": exc.code, "message": exc.message}}
+
+    as_set = [i for i in order if events[i].member_id not in one_by_one]
+    _ingest_set(ctx, events, as_set, members, results, reject)
     for i in order:
-        ev = events[i]
-        try:
-            with session.begin_nested():
-                results[i] = process(ctx, ev, members.get(ev.member_id))
-        except JifenError as exc:
-            if strict:
-                raise
-            results[i] = {"event_id": ev.event_id, "status": "rejected",
-                          "error": {"code": exc.code, "message": exc.message}}
+        if events[i].member_id in one_by_one:
+            try:
+                with session.begin_nested():
+                    results[i] = _ingest_one(ctx, events[i], members.get(events[i].member_id))
+            except JifenError as exc:
+                reject(i, exc)
     return results
 
 
-def process(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
+def _check(ctx: Intake, ev: EventIn, member: Member | None) -> None:
     if member is None:
         raise NotFound(f"unknown member {ev.member_id!r}", code="unknown_member")
     if ev.occurred_at > ctx.now + FUTURE_SLACK:
         raise InvalidRequest("occurred_at is in the future", code="occurred_in_future")
-    payload = ev.model_dump(mode="json")
-    digest = request_hash("event", payload)
-    pk = ctx.session.execute(_CLAIM[ctx.session.get_bind().dialect.name], {
-        "program_id": ctx.program.id, "event_id": ev.event_id, "request_hash": digest, "member_pk": member.id,
-        "type": ev.type, "channel": ev.channel, "occurred_at": ev.occurred_at, "amount": ev.amount,
-        "order_id": ev.order_id, "data": {"lines": payload["lines"], "attributes": ev.attributes},
-        "points": 0, "result": {}, "refunded_amount": Decimal(0), "points_reversed": 0, "received_at": ctx.now,
-    }).scalar()
-    if pk is None:
-        return replay(ctx, ev, digest)
-    if ev.type == "refund":
-        result, points, version = refund(ctx, ev, member, pk), 0, None
-    else:
-        result, points, version = earn(ctx, ev, member, pk)
-    if ev.type == "refund":
-        ctx.measures.pop(member.id, None)  # the refund lowered it: read it afresh when next needed
-    raised = {}
-    if tiers.moves_measure(ctx.program, ev.type, points) or member.tier is None:
-        raised = tiers.upgrade(ctx.session, ctx.program, [member], ctx.now, ctx.measure_after(member, ev, points))
-    result["tier"] = member.tier
-    if raised:
-        result["tier_upgraded"] = raised[member.id]
-    ctx.session.execute(_SAVE, {"pk": pk, "version": version, "points": points, "result": result})
-    shown = -sum(e["points"] for e in result["entries"]) if ev.type == "refund" else points
-    return view(ev.event_id, ev.member_id, ev.type, "processed", version, shown, result)
 
 
-def replay(ctx: Intake, ev: EventIn, digest: str) -> dict:
-    row = ctx.session.scalar(select(Event).where(Event.program_id == ctx.program.id, Event.event_id == ev.event_id))
+def _row(ctx: Intake, ev: EventIn, member: Member, digest: str) -> dict:
+    return {"program_id": ctx.program.id, "event_id": ev.event_id, "request_hash": digest, "member_pk": member.id,
+            "type": ev.type, "channel": ev.channel, "occurred_at": ev.occurred_at, "amount": ev.amount,
+            "order_id": ev.order_id, "data": {"lines": [li.model_dump(mode="json") for li in ev.lines],
+                                              "attributes": ev.attributes},
+            "points": 0, "result": {}, "refunded_amount": Decimal(0), "points_reversed": 0, "received_at": ctx.now}
+
+
+def _digest(ev: EventIn) -> str:
+    return request_hash("event", ev.model_dump(mode="json"))
+
+
+def _replay(row: Event, ev: EventIn, digest: str) -> dict:
     if row.request_hash != digest:
         raise IdempotencyConflict(f"event_id {ev.event_id!r} was already used for a different event",
                                   code="event_id_reused")
     return stored_view(row, ev.member_id, "replayed")
+
+
+def _duplicate_order(ev: EventIn) -> Conflict:
+    return Conflict(f"order {ev.order_id!r} was already sent as another purchase event", code="duplicate_order")
+
+
+def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: dict[str, Member],
+                results: list, reject) -> None:
+    """The set-oriented path (see the module's docstring)."""
+    s = ctx.session
+    fresh, digests, firsts = [], {}, {}
+    for i in chosen:
+        ev = events[i]
+        try:
+            _check(ctx, ev, members.get(ev.member_id))
+        except JifenError as exc:
+            reject(i, exc)
+            continue
+        digests[i] = _digest(ev)
+        if ev.event_id in firsts:  # sent twice in the same batch: the second is a replay of the first
+            continue
+        firsts[ev.event_id] = i
+        fresh.append(i)
+    known = {r.event_id: r for r in s.scalars(_KNOWN, {"program": ctx.program.id, "ids": list(firsts)})} if firsts else {}
+    orders = {events[i].order_id for i in fresh if events[i].type == "purchase" and events[i].order_id}
+    taken = set(s.scalars(_ORDERS_TAKEN, {"program": ctx.program.id, "orders": sorted(orders)})) if orders else set()
+    todo = []
+    for i in fresh:
+        ev = events[i]
+        if ev.event_id in known:
+            continue
+        if ev.type == "purchase" and ev.order_id:
+            if ev.order_id in taken:
+                reject(i, _duplicate_order(ev))
+                firsts.pop(ev.event_id)
+                continue
+            taken.add(ev.order_id)
+        todo.append(i)
+    cfg = tiers.tier_config(ctx.program)
+    if cfg is not None and todo:  # measured before the batch is stored (then kept up to date in memory)
+        pks = sorted({members[events[i].member_id].id for i in todo})
+        ctx.measures.update({pk: Decimal(0) for pk in pks} | tiers.measures(s, ctx.program, cfg, ctx.now, pks))
+    stored = ctx.claim([_row(ctx, events[i], members[events[i].member_id], digests[i]) for i in todo])
+    raced = [events[i].event_id for i in todo if events[i].event_id not in stored]
+    if raced:  # stored by a concurrent request since we looked: answer as a replay
+        known.update({r.event_id: r for r in s.scalars(_KNOWN, {"program": ctx.program.id, "ids": raced})})
+    book, priced, saves = ctx.usage_book(), [], []
+    for i in todo:
+        ev, member = events[i], members[events[i].member_id]
+        if ev.event_id in stored:
+            lines, version, tier_then = evaluate(ctx, ev, member, stored[ev.event_id], book)
+            priced.append((i, lines, version, tier_then))
+            points = sum(line.points for line in lines)
+            saves.append((i, points, version, _tier_step(ctx, ev, member, points)))
+    entries = post(ctx, [(events[i], members[events[i].member_id], lines) for i, lines, _, _ in priced])
+    save_usage(s, ctx.program.id, book)
+    rows = []
+    for (i, lines, version, tier_then), (_, points, _, tier_now), paid in zip(priced, saves, entries, strict=True):
+        ev = events[i]
+        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then, **tier_now}
+        rows.append({"pk": stored[ev.event_id], "version": version, "points": points, "result": result})
+        results[i] = view(ev.event_id, ev.member_id, ev.type, "processed", version, points, result)
+    if rows:
+        s.connection().execute(_SAVE, rows)
+    for i in chosen:  # replays: of earlier requests, of concurrent ones, of an event sent twice in this batch
+        ev = events[i]
+        if results[i] is not None or i not in digests:
+            continue
+        first = firsts.get(ev.event_id)
+        try:
+            if ev.event_id in known:
+                results[i] = _replay(known[ev.event_id], ev, digests[i])
+            elif first is not None and first != i and results[first] is not None:
+                if digests[first] != digests[i]:
+                    raise IdempotencyConflict(f"event_id {ev.event_id!r} was sent twice with different bodies",
+                                              code="event_id_reused")
+                results[i] = {**results[first], "status": "replayed"}
+            else:
+                raise _duplicate_order(ev)  # its twin was refused
+        except JifenError as exc:
+            reject(i, exc)
+
+
+def _tier_step(ctx: Intake, ev: EventIn, member: Member, points: int) -> dict:
+    """Real-time upgrade after an event; the tier the member has now, and whether it just rose."""
+    raised = {}
+    if tiers.moves_measure(ctx.program, ev.type, points) or member.tier is None:
+        raised = tiers.upgrade(ctx.session, ctx.program, [member], ctx.now, ctx.measure_after(member, ev, points))
+    return {"tier": member.tier, **({"tier_upgraded": raised[member.id]} if raised else {})}
+
+
+def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
+    """One event on its own (members with a refund in the batch), inside the caller's savepoint."""
+    _check(ctx, ev, member)
+    digest = _digest(ev)
+    stored = ctx.claim([_row(ctx, ev, member, digest)])
+    if ev.event_id not in stored:
+        row = ctx.session.scalar(_KNOWN, {"program": ctx.program.id, "ids": [ev.event_id]})
+        return _replay(row, ev, digest)
+    pk = stored[ev.event_id]
+    if ev.type == "refund":
+        result, points, version = refund(ctx, ev, member), 0, None
+        ctx.measures.pop(member.id, None)  # the refund lowered it: read it afresh when next needed
+    else:
+        if ev.type == "purchase" and ev.order_id and ctx.session.scalar(
+                _ORDERS_TAKEN.where(Event.id != pk), {"program": ctx.program.id, "orders": [ev.order_id]}):
+            raise _duplicate_order(ev)
+        book = ctx.usage_book()
+        lines, version, tier_then = evaluate(ctx, ev, member, pk, book)
+        save_usage(ctx.session, ctx.program.id, book)
+        points = sum(line.points for line in lines)
+        (paid,) = post(ctx, [(ev, member, lines)])
+        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then}
+    result |= _tier_step(ctx, ev, member, points)
+    ctx.session.execute(_SAVE, {"pk": pk, "version": version, "points": points, "result": result})
+    shown = -sum(e["points"] for e in result["entries"]) if ev.type == "refund" else points
+    return view(ev.event_id, ev.member_id, ev.type, "processed", version, shown, result)
 
 
 def stored_view(row: Event, member_id: str, status: str = "processed") -> dict:
@@ -166,24 +300,17 @@ def view(event_id, member_id, type_, status, version, points, result) -> dict:
             "points": points, **result}
 
 
-def earn(ctx: Intake, ev: EventIn, member: Member, pk: int) -> tuple[dict, int, int | None]:
-    if ev.type == "purchase" and ev.order_id and _order_taken(ctx, ev, pk):
-        raise Conflict(f"order {ev.order_id!r} was already sent as another purchase event", code="duplicate_order")
+def evaluate(ctx: Intake, ev: EventIn, member: Member, pk: int, book: UsageBook):
+    """(award lines, rule version, the member's tier then) for a stored event; nothing posted yet."""
+    who = member_facts(ctx.program, member, member.tier)
     rule_set = ctx.version_at(ev.occurred_at)
     if rule_set is None:
-        return {"rules": [], "entries": []}, 0, None
+        return [], None, who.tier
     doc = doc_of(rule_set)
     facts = EventFacts(type=ev.type, occurred_at=ev.occurred_at, amount=ev.amount, channel=ev.channel,
                        order_id=ev.order_id, lines=[li.model_dump() for li in ev.lines], attributes=ev.attributes)
-    who = member_facts(ctx.program, member, member.tier)
     fired = fire(doc, facts, who, db_counters(ctx.session, member.id, pk, ev.occurred_at, ctx.tz), ctx.tz)
-    book = UsageBook(lambda keys: load_usage(ctx.session, ctx.program.id, keys))
-    book.preload(usage_keys(doc, fired, member.id, ev.occurred_at, ctx.tz))
-    lines = price(doc, fired, facts, who, ctx.tz, book)
-    save_usage(ctx.session, ctx.program.id, book)
-    entries = post(ctx, ev, member, lines)
-    return ({"rules": [line.as_dict() for line in lines], "entries": entries, "member_tier": who.tier},
-            sum(line.points for line in lines), rule_set.version)
+    return price(doc, fired, facts, who, ctx.tz, book), rule_set.version, who.tier
 
 
 def member_facts(program: Program, member: Member, tier: str | None) -> MemberFacts:
@@ -195,27 +322,26 @@ def member_facts(program: Program, member: Member, tier: str | None) -> MemberFa
                        birthday=member.birthday, attributes=member.attributes or {})
 
 
-def _order_taken(ctx: Intake, ev: EventIn, pk: int) -> bool:
-    return ctx.session.scalar(select(Event.id).where(
-        Event.program_id == ctx.program.id, Event.order_id == ev.order_id, Event.type == "purchase",
-        Event.id != pk).limit(1)) is not None
-
-
-def post(ctx: Intake, ev: EventIn, member: Member, lines: list[AwardLine]) -> list[dict]:
-    """One ledger award per wallet, carrying the event id and the rules that paid."""
-    per_wallet: dict[str | None, list[AwardLine]] = defaultdict(list)
-    for line in lines:
-        if line.points > 0:
-            per_wallet[line.wallet].append(line)
-    days = ctx.program.pending_days.get(ev.type)
-    pending_until = ev.occurred_at + dt.timedelta(days=days) if days else None
-    entries = []
-    for wallet, paid in per_wallet.items():
-        points = sum(line.points for line in paid)
-        entry = ops.award(ctx.scope(wallet), member, points, occurred_at=ev.occurred_at, pending_until=pending_until,
-                          reference=f"event:{ev.event_id}", reason="rules: " + ", ".join(li.rule for li in paid))
-        entries.append({"wallet": ctx.wallets[wallet].code, "entry_id": entry.id, "points": points, "reversed": 0})
-    return entries
+def post(ctx: Intake, priced: list[tuple[EventIn, Member, list[AwardLine]]]) -> list[list[dict]]:
+    """The awards of many events, written together per wallet: one ledger entry per event and wallet,
+    carrying the event id and the rules that paid. Returns each event's entries."""
+    days = ctx.program.pending_days
+    per_wallet: dict[str | None, list[tuple[int, AwardItem]]] = defaultdict(list)
+    for n, (ev, member, lines) in enumerate(priced):
+        paid: dict[str | None, list[AwardLine]] = defaultdict(list)
+        for line in lines:
+            if line.points > 0:
+                paid[line.wallet].append(line)
+        pending_until = ev.occurred_at + dt.timedelta(days=days[ev.type]) if days.get(ev.type) else None
+        for wallet, wl in paid.items():
+            per_wallet[wallet].append((n, AwardItem(member, sum(li.points for li in wl), ev.occurred_at, pending_until,
+                                                    f"event:{ev.event_id}", "rules: " + ", ".join(li.rule for li in wl))))
+    out: list[list[dict]] = [[] for _ in priced]
+    for wallet, items in per_wallet.items():
+        for (n, item), entry in zip(items, award_many(ctx.scope(wallet), [it for _, it in items]), strict=True):
+            out[n].append({"wallet": ctx.wallets[wallet].code, "entry_id": entry.id, "points": item.points,
+                           "reversed": 0})
+    return out
 
 
 def load_usage(session: Session, program_id: int, keys: list[tuple[str, int, str]]) -> dict:
@@ -242,41 +368,3 @@ def save_usage(session: Session, program_id: int, book: UsageBook) -> None:
                                         set_={"points": upsert.excluded.points})
     session.execute(stmt, [{"program_id": program_id, "key": k, "member_pk": m, "period": p, "points": book.used[(k, m, p)]}
                            for k, m, p in sorted(book.changed)])
-
-
-def refund(ctx: Intake, ev: EventIn, member: Member, pk: int) -> dict:
-    """Take back the order's points in proportion to the refunded share, cumulatively: several partial
-    refunds that add up to the whole order take back exactly what the order earned."""
-    if not ev.order_id:
-        raise InvalidRequest("a refund needs the order_id of its purchase", code="missing_order_id")
-    purchase = ctx.session.scalar(select(Event).where(
-        Event.program_id == ctx.program.id, Event.order_id == ev.order_id, Event.type == "purchase"
-    ).order_by(Event.id).limit(1))
-    if purchase is None:
-        raise NotFound(f"no purchase with order_id {ev.order_id!r}", code="unknown_order")
-    if purchase.member_pk != member.id:
-        raise Conflict(f"order {ev.order_id!r} belongs to another member", code="order_of_another_member")
-    order_amount = purchase.amount or Decimal(0)
-    remaining = order_amount - purchase.refunded_amount
-    amount = remaining if ev.amount is None else ev.amount
-    if remaining <= 0:
-        raise Conflict(f"order {ev.order_id!r} is already fully refunded", code="already_refunded")
-    if amount <= 0 or amount > remaining:
-        raise Conflict(f"refund of ¥{amount} exceeds the ¥{remaining} left on order {ev.order_id!r}",
-                       code="refund_exceeds_order")
-    refunded = purchase.refunded_amount + amount
-    entries, reversals = [], []
-    for e in purchase.result.get("entries", []):
-        target = (Decimal(e["points"]) * refunded / order_amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        n = int(target) - e["reversed"]
-        wallet = e["wallet"] if e["wallet"] != ctx.wallets[None].code else None
-        if n > 0:  # (a recompute may already have taken some back: never more than the entry has left)
-            n = min(n, ops.reversible(ctx.scope(wallet), e["entry_id"]))
-        if n > 0:
-            reversal = ops.reverse(ctx.scope(wallet), e["entry_id"], n, reason=f"refund {ev.event_id}")
-            reversals.append({"wallet": e["wallet"], "entry_id": reversal.id, "points": n})
-        entries.append({**e, "reversed": e["reversed"] + max(n, 0)})
-    purchase.refunded_amount = refunded
-    purchase.points_reversed += sum(r["points"] for r in reversals)
-    purchase.result = {**purchase.result, "entries": entries}
-    return {"refund_of": purchase.event_id, "refunded_amount": str(amount), "entries": reversals}
