@@ -2,6 +2,7 @@
 
 The event being evaluated is already stored (same transaction), so "count" includes it; events at the
 same instant are ordered by id, so a batch and the same events sent one by one see the same counts.
+Statements are built once: a condition that never calls a counter costs nothing.
 """
 
 from __future__ import annotations
@@ -9,11 +10,25 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from jifen.events.models import Event
 from jifen.rules.engine import Counters
+
+_AT, _PK = bindparam("at"), bindparam("pk")
+_MINE = (Event.member_pk == bindparam("member"), Event.type == bindparam("type"))
+_UP_TO = or_(Event.occurred_at < _AT, and_(Event.occurred_at == _AT, Event.id <= _PK))
+_BEFORE = or_(Event.occurred_at < _AT, and_(Event.occurred_at == _AT, Event.id < _PK))
+_CALENDAR = Event.occurred_at >= bindparam("start")  # day / week / month / year: from the period's start
+_ROLLING = Event.occurred_at > bindparam("start")  # "30d": the last 30 × 24 hours
+_COUNT = select(func.count()).where(*_MINE, _UP_TO)
+_AMOUNT = select(func.coalesce(func.sum(Event.amount), 0)).where(*_MINE, _UP_TO)
+_WINDOWED = {(q, kind): q.where(cond) for q in (_COUNT, _AMOUNT)
+             for kind, cond in (("calendar", _CALENDAR), ("rolling", _ROLLING))}
+_TIMES = select(Event.occurred_at).where(*_MINE, _UP_TO)
+_TIMES_SINCE = _TIMES.where(_CALENDAR)
+_LAST_BEFORE = select(func.max(Event.occurred_at)).where(*_MINE, _BEFORE)
 
 
 def period_start(period: str, at: dt.datetime, tz: ZoneInfo) -> dt.datetime | None:
@@ -33,30 +48,29 @@ def period_start(period: str, at: dt.datetime, tz: ZoneInfo) -> dt.datetime | No
 
 
 def db_counters(session: Session, member_pk: int, event_pk: int, at: dt.datetime, tz: ZoneInfo) -> Counters:
-    up_to = or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id <= event_pk))
-    before = or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < event_pk))
+    def params(type_: str, **more) -> dict:
+        return {"member": member_pk, "type": type_, "at": at, "pk": event_pk, **more}
 
-    def window(q, type_: str, period: str):
-        q = q.where(Event.member_pk == member_pk, Event.type == type_, up_to)
+    def windowed(q, type_: str, period: str):
         start = period_start(period, at, tz)
-        if start is not None:
-            q = q.where(Event.occurred_at > start if period[-1] == "d" and period != "day" else Event.occurred_at >= start)
-        return q
+        if start is None:
+            return session.scalar(q, params(type_))
+        kind = "rolling" if period[-1] == "d" and period != "day" else "calendar"
+        return session.scalar(_WINDOWED[(q, kind)], params(type_, start=start))
 
     def count(type_: str, period: str) -> int:
-        return int(session.scalar(window(select(func.count()), type_, period)) or 0)
+        return int(windowed(_COUNT, type_, period) or 0)
 
     def amount(type_: str, period: str) -> float:
-        return float(session.scalar(window(select(func.coalesce(func.sum(Event.amount), 0)), type_, period)) or 0)
+        return float(windowed(_AMOUNT, type_, period) or 0)
 
     def streak(type_: str) -> int:
         today = at.astimezone(tz).date()
-        days, since = 0, at - dt.timedelta(days=62)
+        since: dt.datetime | None = at - dt.timedelta(days=62)
         while True:
-            q = select(Event.occurred_at).where(Event.member_pk == member_pk, Event.type == type_, up_to)
-            if since is not None:
-                q = q.where(Event.occurred_at >= since)
-            dates = {t.astimezone(tz).date() for t in session.scalars(q)}
+            rows = session.scalars(_TIMES_SINCE, params(type_, start=since)) if since else session.scalars(
+                _TIMES, params(type_))
+            dates = {t.astimezone(tz).date() for t in rows}
             days = 0
             while today - dt.timedelta(days=days) in dates:
                 days += 1
@@ -65,12 +79,9 @@ def db_counters(session: Session, member_pk: int, event_pk: int, at: dt.datetime
             since = None  # a long streak: look at the whole history once
 
     def days_since(type_: str) -> int:
-        last = session.scalar(select(func.max(Event.occurred_at)).where(
-            Event.member_pk == member_pk, Event.type == type_, before))
+        last = session.scalar(_LAST_BEFORE, params(type_))
         if last is None:
             return -1
         return (at.astimezone(tz).date() - last.astimezone(tz).date()).days
 
     return Counters(count=count, amount=amount, streak=streak, days_since=days_since)
-
-
