@@ -28,7 +28,8 @@ def error(status: int, code: str, message: str, **extra) -> JSONResponse:
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, list]:
-    details = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+    details = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"),
+                "message": e["msg"].removeprefix("Value error, ")}
                for e in exc.errors()]
     if any(e["type"] == "json_invalid" for e in exc.errors()):
         return 400, "malformed_json", "request body is not valid JSON", details

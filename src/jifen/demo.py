@@ -130,11 +130,26 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     def apply(s: Session, batch: list[tuple]) -> None:
         program = get_program(s, "default")
         wallet = get_wallet(s, program, None)
+        queued: list[EventIn] = []  # member events go to the intake in batches, as a till or an app would
+
+        def flush():
+            if queued:
+                ingest(s, program, queued, now=queued[-1].occurred_at, actor="demo")
+                queued.clear()
+
         for at, kind, i, details in batch:
+            if kind in ("purchase", "refund", "check_in"):
+                tag = details.get("order_id") or f"{at:%Y%m%d%H%M%S}"
+                queued.append(EventIn(event_id=f"{kind}-{ids[i]}-{tag}", member_id=ids[i], type=kind,
+                                      occurred_at=at, **details))
+                report.count(kind)
+                continue
+            flush()
             # The clock is the event's own time: the history unfolds as it would have, pending
             # points maturing and holds settling on the days they did.
             sc = ops.Scope(s, program, wallet, at, actor="demo")
-            _apply_event(sc, rng, fake, report, at, kind, i, details, ids)
+            _apply_event(sc, rng, fake, report, at, kind, i, ids)
+        flush()
 
     done = 0
     for day, todays in itertools.groupby(events, key=lambda e: e[0].astimezone(TZ).date()):
@@ -151,25 +166,14 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     return report
 
 
-def _send(sc: ops.Scope, member_id: str, type_: str, event_id: str, **fields) -> dict:
-    """A member event through the same intake as POST /v1/events."""
-    (result,) = ingest(sc.session, sc.program, [EventIn(event_id=event_id, member_id=member_id, type=type_,
-                                                         occurred_at=sc.now, **fields)], now=sc.now, actor="demo")
-    return result
-
-
-def _apply_event(sc, rng, fake, report, at, kind, i, details, ids) -> None:
+def _apply_event(sc, rng, fake, report, at, kind, i, ids) -> None:
     mid = ids[i]
-    if kind in ("purchase", "refund", "check_in"):
-        tag = details.get("order_id") or f"{at:%Y%m%d%H%M%S}"
-        _send(sc, mid, kind, f"{kind}-{mid}-{tag}", **details)
-        report.count(kind)
-        return
     if kind == "invite":
         friend = f"M{100001 + len(ids)}"
         create_member(sc.session, sc.program, friend, name=fake.name(), phone=fake.phone_number(), joined_at=at)
         ids.append(friend)
-        _send(sc, mid, "invite", f"invite-{mid}-{friend}", attributes={"invitee": friend})
+        ingest(sc.session, sc.program, [EventIn(event_id=f"invite-{mid}-{friend}", member_id=mid, type="invite",
+                                                occurred_at=at, attributes={"invitee": friend})], now=at, actor="demo")
         report.count("invite")
         return
     member = get_member(sc.session, sc.program, mid)
