@@ -19,6 +19,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ledger_ops.py --ops 1000 --clients 8
+	$(VENV)/bin/python bench/events.py --events 2000
 
 clean:
 	rm -rf var .pytest_cache
