@@ -141,3 +141,23 @@ def test_a_batch_upgrades_mid_batch_exactly_as_events_one_by_one(factory):
                    event("alice", amount=60, order_id="4", at=at[4]), now=NOW)
     assert [r.get("tier_upgraded") for r in results] == [None, "silver", None, None, None]
     assert [r["points"] for r in results] == [990, 220, -220, 55, 66]
+
+
+def test_the_job_runner_evaluates_once_per_period(factory):
+    from jifen.jobs import evaluate_tiers_due
+    from tests.intake import SEED_001
+
+    configure(factory, {"tiers": {**SEED_001["tiers"], "evaluation": "quarterly"}})
+    add_members(factory, "alice")
+    send_one(factory, "alice", amount=1500, order_id="A", at=NOW, now=NOW)  # silver
+    send_one(factory, "alice", "refund", amount=1500, order_id="A", at=NOW, now=NOW)
+    q2 = dt.datetime(2026, 6, 20, tzinfo=dt.UTC)
+    assert evaluate_tiers_due(factory, q2) == 1  # grace starts
+    assert evaluate_tiers_due(factory, q2 + 5 * DAY) == 0  # same quarter: nothing to do
+    assert tier_of(factory, "alice") == ("silver", q2 + 30 * DAY)
+    q3 = dt.datetime(2026, 6, 30, 16, 0, tzinfo=dt.UTC)  # 1 July 00:00 in Shanghai: a new quarter
+    assert evaluate_tiers_due(factory, q3 - dt.timedelta(seconds=1)) == 0
+    assert evaluate_tiers_due(factory, q3) == 1
+    assert tier_of(factory, "alice")[0] == "silver"  # still in grace (until 20 July)
+    assert evaluate_tiers_due(factory, dt.datetime(2026, 10, 1, tzinfo=dt.UTC)) == 1
+    assert tier_of(factory, "alice") == ("normal", None)  # grace over at the next quarter's evaluation

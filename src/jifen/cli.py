@@ -84,7 +84,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     from jifen.api import create_app
-    from jifen.ledger.jobs import loop_forever
+    from jifen.jobs import loop_forever
 
     application = create_app()
     stop = threading.Event()
@@ -173,12 +173,12 @@ def ledger_head(program: ProgramOpt = "default"):
 
 @ledger_app.command("jobs")
 def ledger_jobs():
-    """Run the ledger jobs now: release stale holds, mature pending points, expire overdue lots."""
-    from jifen.ledger.jobs import run_all
+    """Run the background jobs now: stale holds, pending points, expiry, tier evaluations due."""
+    from jifen.jobs import run_all
 
     report = run_all(sessions())
     out.print(f"holds released: {report.holds_released}; members settled: {report.members}; "
-              f"entries written: {report.entries}")
+              f"entries written: {report.entries}; tier evaluations: {report.tier_evaluations}")
 
 
 @member_app.command("show")

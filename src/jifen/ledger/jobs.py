@@ -8,7 +8,6 @@ On PostgreSQL, concurrent runners skip members another runner has locked and sha
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,8 +21,6 @@ from jifen.ledger.models import Hold, Lot
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
 
-log = logging.getLogger("jifen.jobs")
-
 
 @dataclass
 class JobReport:
@@ -31,6 +28,7 @@ class JobReport:
     members: int = 0
     holds_released: int = 0
     batches: int = 0
+    tier_evaluations: int = 0
 
 
 def _claim_members(session: Session, pks: list[int]) -> list[int]:
@@ -97,19 +95,3 @@ def release_stale_holds(factory: sessionmaker[Session], now: dt.datetime | None 
         if run_in_transaction(factory, one_batch) == 0:
             return report
         report.batches += 1
-
-
-def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> JobReport:
-    holds = release_stale_holds(factory, now)
-    report = settle_due(factory, now)
-    report.holds_released = holds.holds_released
-    return report
-
-
-def loop_forever(factory: sessionmaker[Session], interval: float, stop) -> None:
-    """The in-process job runner of the embedded default (`jifen serve`)."""
-    while not stop.wait(interval):
-        try:
-            run_all(factory)
-        except Exception:  # keep serving; the next tick retries
-            log.exception("ledger jobs failed; retrying at the next tick")

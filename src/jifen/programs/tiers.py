@@ -133,6 +133,7 @@ def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 
     summary = {"members": 0, "upgraded": 0, "kept": 0, "grace_started": 0, "in_grace": 0, "downgraded": 0}
     if cfg is None:
         return summary
+    program.tiers_evaluated_at = now
     after = 0
     while True:
         pks = list(session.scalars(select(Member.id).where(Member.program_id == program.id, Member.id > after)
@@ -185,3 +186,26 @@ def progress(session: Session, program: Program, member: Member, now: dt.datetim
             "code": nxt.code, "name": nxt.name, "threshold": str(nxt.threshold * factor),
             "remaining": str(max(Decimal(0), nxt.threshold * factor - value))},
     }
+
+
+PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "half_yearly": 6, "yearly": 12}
+
+
+def period_start(cfg: TierConfig, now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """Start of the evaluation period containing `now` (1 January, 1 April … in the programme's timezone)."""
+    local = now.astimezone(tz)
+    months = PERIOD_MONTHS[cfg.evaluation]
+    first = local.replace(month=(local.month - 1) // months * months + 1, day=1, hour=0, minute=0, second=0,
+                          microsecond=0)
+    return first.replace(tzinfo=None).replace(tzinfo=tz).astimezone(dt.UTC)
+
+
+def evaluate_if_due(session: Session, program: Program, now: dt.datetime) -> dict[str, int] | None:
+    """Run the evaluation once per period (quarterly, …): when none has run since the period began."""
+    cfg = tier_config(program)
+    if cfg is None:
+        return None
+    if program.tiers_evaluated_at is not None and program.tiers_evaluated_at >= period_start(
+            cfg, now, ZoneInfo(program.timezone)):
+        return None
+    return evaluate(session, program, now)

@@ -77,11 +77,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('expiry_round', sa.String(length=16), nullable=False, server_default='none'))
         batch_op.add_column(sa.Column('pending_days', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(sa.Column('tiers', sa.JSON(), nullable=False, server_default='{}'))
+        batch_op.add_column(sa.Column('tiers_evaluated_at', jifen.db.UTCDateTime(timezone=True), nullable=True))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('programs', schema=None) as batch_op:
+        batch_op.drop_column('tiers_evaluated_at')
         batch_op.drop_column('tiers')
         batch_op.drop_column('pending_days')
         batch_op.drop_column('expiry_round')
