@@ -133,3 +133,29 @@ def test_console_renders_in_chromium(site, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_published_rules_and_announced_changes(site):
+    from tests.intake import SEED_001
+
+    app, _ = site
+    now = dt.datetime.now(dt.UTC)
+    configure(app.state.sessions, now=now - dt.timedelta(days=1))
+    rules = [r for r in SEED_001["rules"]["rules"] if r["code"] != "invite_friend"]
+    rules[1] = rules[1] | {"award": {"multiplier": "1.2"}}
+    rules.append({"code": "beauty", "name": "美妝1.5倍", "events": ["purchase"], "categories": ["美妝"],
+                  "award": {"multiplier": "1.5"}})
+    ahead = (now + dt.timedelta(days=31)).isoformat()
+    configure(app.state.sessions, {"rules": {"effective_from": ahead, "note": "新年調整", "rules": rules}}, now=now)
+    with TestClient(app) as client:  # no sign-in: this page is for members
+        page = client.get("/p/default/rules")
+        assert page.status_code == 200
+        text = page.text
+        assert "100 積分可抵 ¥1" in text and "每年 12 月 31 日" in text and "消費1元得1積分" in text
+        assert "提前 31 天公告" in text or "提前 30 天公告" in text
+        added, rest = text.split("<h3>新增</h3>")[1].split("<h3>調整</h3>")
+        changed, withdrawn = rest.split("<h3>取消</h3>")
+        assert "美妝1.5倍" in added and "單筆滿100元加贈10%" in changed and "× 1.2" in changed
+        assert "邀請好友註冊50積分" in withdrawn
+        assert client.get("/p/nope/rules").status_code == 404
+        assert "points are worth ¥1" in client.get("/p/default/rules?lang=en").text

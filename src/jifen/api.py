@@ -21,6 +21,7 @@ from jifen.members.api import router as members_router
 from jifen.rules.api import router as rules_router
 from jifen.web import console
 from jifen.web.console import router as console_router
+from jifen.web.public import router as public_router
 
 
 def error(status: int, code: str, message: str, **extra) -> JSONResponse:
@@ -78,6 +79,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(rules_router)
     app.include_router(console_router)
+    app.include_router(public_router)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -60,7 +60,7 @@ def local_time(iso: str | None, timezone: str = "Asia/Shanghai") -> str:
 templates.env.filters["local"] = local_time
 
 
-def _render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
     lang = _lang(request)
     response = templates.TemplateResponse(request, name, {"t": translator(lang), "lang": lang, **context},
                                           status_code=status)
@@ -89,13 +89,13 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 @router.get("/login")
 def login_form(request: Request):
-    return _render(request, "login.html")
+    return render(request, "login.html")
 
 
 @router.post("/login")
 def login(request: Request, api_key: Annotated[str, Form()]):
     if _who(request, api_key.strip()) is None:
-        return _render(request, "login.html", status=401, error=True)
+        return render(request, "login.html", status=401, error=True)
     response = RedirectResponse("/console", status_code=303)
     response.set_cookie(COOKIE, api_key.strip(), httponly=True, samesite="strict", path="/console")
     return response
@@ -117,7 +117,7 @@ def home(request: Request, who: SignedIn):
         latest = entry_views(session, list(session.scalars(
             select(JournalEntry).where(JournalEntry.program_id == program.id)
             .order_by(JournalEntry.id.desc()).limit(15))))
-        return _render(request, "overview.html", who=who, o=figures, head=head, latest=latest, tz=program.timezone)
+        return render(request, "overview.html", who=who, o=figures, head=head, latest=latest, tz=program.timezone)
 
 
 @router.get("/members")
@@ -131,7 +131,7 @@ def members(request: Request, who: SignedIn, q: str | None = None):
                 pass
         recent = session.scalars(select(Member).where(Member.program_id == program.id)
                                  .order_by(Member.id.desc()).limit(30)).all()
-        return _render(request, "members.html", who=who, recent=recent, q=q, mask=mask_phone,
+        return render(request, "members.html", who=who, recent=recent, q=q, mask=mask_phone,
                        status=404 if q else 200)
 
 
@@ -142,7 +142,7 @@ def member(request: Request, member_id: str, who: SignedIn):
         try:
             found = get_member(session, program, member_id)
         except NotFound:
-            return _render(request, "members.html", who=who, recent=[], q=member_id, mask=mask_phone, status=404)
+            return render(request, "members.html", who=who, recent=[], q=member_id, mask=mask_phone, status=404)
         return _member_page(request, who, session, program, found)
 
 
@@ -156,7 +156,7 @@ def _member_page(request, who, session, program, m: Member):
     ids = select(Posting.entry_id).where(Posting.member_pk == m.id)
     entries = entry_views(session, list(session.scalars(
         select(JournalEntry).where(JournalEntry.id.in_(ids)).order_by(JournalEntry.id.desc()).limit(50))))
-    return _render(request, "member.html", who=who, m=m, phone=mask_phone(m.phone), balances=balances,
+    return render(request, "member.html", who=who, m=m, phone=mask_phone(m.phone), balances=balances,
                    entries=entries, tz=program.timezone, tier=tier, events=events,
                    event_points=lambda e: stored_view(e, m.member_id)["points"])
 
@@ -167,7 +167,7 @@ def rules(request: Request, who: SignedIn):
         program, now = session.get(Program, who.program_id), utcnow()
         all_versions = versions(session, program)
         live = in_force(session, program, now)
-        return _render(request, "rules.html", who=who, live=live, tz=program.timezone,
+        return render(request, "rules.html", who=who, live=live, tz=program.timezone,
                        upcoming=[v for v in all_versions if v.effective_from > now], history=all_versions[::-1],
                        issued=points_by_rule(session, program, now - dt.timedelta(days=30)),
                        ladder=tiers.tier_config(program))

@@ -71,6 +71,17 @@ LABELS = {
     "grace_until": ("寬限至 {date}", "In grace until {date}"),
     "recent_events": ("近期事件", "Recent events"),
     "versions": ("歷史版本", "Versions"),
+    "public_rules": ("{name} · 積分規則", "{name} · points rules"),
+    "point_value": ("{n} 積分可抵 ¥1", "{n} points are worth ¥1"),
+    "expiry_rolling": ("積分自獲得起 {months} 個月內有效", "Points are valid for {months} months from when they are earned"),
+    "expiry_year": ("每年 12 月 31 日清除上一年度獲得的積分", "Every 31 December, points earned the year before expire"),
+    "expiry_never": ("積分永久有效", "Points never expire"),
+    "earn": ("如何賺取積分", "How to earn points"),
+    "coming": ("{date} 起生效的變更 (提前 {days} 天公告)", "Changes from {date} (announced {days} days ahead)"),
+    "added": ("新增", "New"),
+    "changed": ("調整", "Changed"),
+    "withdrawn": ("取消", "Withdrawn"),
+    "no_changes": ("暫無已公告的變更", "No changes announced"),
 }
 
 
