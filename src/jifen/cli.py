@@ -18,6 +18,7 @@ from jifen.clikit import ProgramOpt, err, fail, out, sessions
 from jifen.config import get_settings
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError
+from jifen.events.cli import events_app
 from jifen.rules.cli import program_app, rules_app, tiers_app
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
@@ -34,6 +35,7 @@ app.add_typer(member_app, name="member")
 app.add_typer(program_app, name="program")
 app.add_typer(rules_app, name="rules")
 app.add_typer(tiers_app, name="tiers")
+app.add_typer(events_app, name="events")
 
 
 @db_app.command("upgrade")
