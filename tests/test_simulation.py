@@ -103,3 +103,19 @@ def test_recompute_posts_differences_as_correcting_entries(factory):
     assert led.balances("bob")["pending"] + led.balances("bob")["available"] == 200
     assert _recompute(factory, apply=False)["corrected_events"] == 0
     assert led.verify() == []
+
+
+def test_a_refund_after_a_correction_takes_back_the_corrected_points_too(factory):
+    history(factory)
+    _publish_bonus(factory, "1.2")
+    _recompute(factory, apply=True)  # alice's ¥150 order: 165 + 15
+    led = Ledger(factory, now=NOW + 30 * DAY)
+    before = led.balances("alice")["available"] + led.balances("alice")["pending"]
+    half = send_one(factory, "alice", "refund", amount=75, order_id="A1", at=NOW, now=NOW)
+    assert half["points"] == -90  # half of 180
+    rest = send_one(factory, "alice", "refund", order_id="A1", at=NOW, now=NOW)
+    assert rest["points"] == -90
+    after = led.balances("alice")["available"] + led.balances("alice")["pending"]
+    assert before - after == 180
+    assert _recompute(factory, apply=False)["corrected_events"] == 0  # nothing left to correct
+    assert led.verify() == []

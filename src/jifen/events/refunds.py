@@ -14,8 +14,9 @@ from jifen.members.models import Member
 
 
 def refund(ctx, ev: EventIn, member: Member) -> dict:
-    """Take back the order's points in proportion to the refunded share, cumulatively: several partial
-    refunds that add up to the whole order take back exactly what the order earned."""
+    """Take back the order's points in proportion to the refunded share, cumulatively and per wallet:
+    several partial refunds that add up to the whole order take back exactly what the order earned,
+    corrections by `jifen rules recompute` included."""
     if not ev.order_id:
         raise InvalidRequest("a refund needs the order_id of its purchase", code="missing_order_id")
     purchase = ctx.session.scalar(select(Event).where(
@@ -34,18 +35,26 @@ def refund(ctx, ev: EventIn, member: Member) -> dict:
         raise Conflict(f"refund of ¥{amount} exceeds the ¥{remaining} left on order {ev.order_id!r}",
                        code="refund_exceeds_order")
     refunded = purchase.refunded_amount + amount
-    entries, reversals = [], []
-    for e in purchase.result.get("entries", []):
-        target = (Decimal(e["points"]) * refunded / order_amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        n = int(target) - e["reversed"]
-        wallet = e["wallet"] if e["wallet"] != ctx.wallets[None].code else None
-        if n > 0:  # (a recompute may already have taken some back: never more than the entry has left)
-            n = min(n, ops.reversible(ctx.scope(wallet), e["entry_id"]))
-        if n > 0:
-            reversal = ops.reverse(ctx.scope(wallet), e["entry_id"], n, reason=f"refund {ev.event_id}")
-            reversals.append({"wallet": e["wallet"], "entry_id": reversal.id, "points": n})
-        entries.append({**e, "reversed": e["reversed"] + max(n, 0)})
+    result = purchase.result
+    entries = [dict(e) for e in result.get("entries", [])]
+    corrections = [dict(c) for c in result.get("corrections", [])]
+    reversals = []
+    for wallet in dict.fromkeys(x["wallet"] for x in entries + corrections):
+        # What the order earned in this wallet, corrections included, and what refunds took back so far.
+        mine = [e for e in entries if e["wallet"] == wallet]
+        fixes = [c for c in corrections if c["wallet"] == wallet]
+        gross = sum(e["points"] for e in mine) + sum(c["points"] for c in fixes)
+        done = sum(e["reversed"] for e in mine) + sum(c.get("refunded", 0) for c in fixes)
+        n = int((Decimal(gross) * refunded / order_amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)) - done
+        scope = ctx.scope(None if wallet == ctx.wallets[None].code else wallet)
+        for source, field in [(e, "reversed") for e in mine] + [(c, "refunded") for c in fixes if c["points"] > 0]:
+            take = min(n, ops.reversible(scope, source["entry_id"])) if n > 0 else 0
+            if take:
+                reversal = ops.reverse(scope, source["entry_id"], take, reason=f"refund {ev.event_id}")
+                reversals.append({"wallet": wallet, "entry_id": reversal.id, "points": take})
+                source[field] = source.get(field, 0) + take
+                n -= take
     purchase.refunded_amount = refunded
     purchase.points_reversed += sum(r["points"] for r in reversals)
-    purchase.result = {**purchase.result, "entries": entries}
+    purchase.result = {**result, "entries": entries, **({"corrections": corrections} if corrections else {})}
     return {"refund_of": purchase.event_id, "refunded_amount": str(amount), "entries": reversals}

@@ -145,7 +145,7 @@ def _current_net(row: Event) -> dict[str, int]:
     for e in row.result.get("entries", []):
         net[e["wallet"]] += e["points"] - e["reversed"]
     for c in row.result.get("corrections", []):
-        net[c["wallet"]] += c["points"]
+        net[c["wallet"]] += c["points"] - c.get("refunded", 0)
     return {w: p for w, p in net.items() if p}
 
 
