@@ -159,3 +159,38 @@ def test_published_rules_and_announced_changes(site):
         assert "邀請好友註冊50積分" in withdrawn
         assert client.get("/p/nope/rules").status_code == 404
         assert "points are worth ¥1" in client.get("/p/default/rules?lang=en").text
+
+
+def test_rule_editor_validates_simulates_and_publishes(site):
+    app, operator_key = site
+    now = dt.datetime.now(dt.UTC)
+    configure(app.state.sessions, now=now - dt.timedelta(days=2))
+    send_one(app.state.sessions, "M2", amount="200.00", order_id="SO-1", at=now - dt.timedelta(hours=2), now=now)
+    with TestClient(app) as client:
+        client.post("/console/login", data={"api_key": operator_key})
+        form = client.get("/console/rules/draft").text
+        assert "purchase_base" in form and "big_order_bonus" in form  # the rules in force, as YAML
+        draft = "rules:\n- code: base\n  events: [purchase]\n  award: {per_yuan: 3}\n"
+        when = (now + dt.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M")
+        bad = client.post("/console/rules/draft", data={"text": draft.replace("per_yuan: 3", "per_yuan: 3, fixed: 1"),
+                                                        "effective": when, "action": "simulate"})
+        assert bad.status_code == 422 and "exactly one of" in bad.text
+        broken = client.post("/console/rules/draft", data={"text": "rules: [", "effective": when, "action": "simulate"})
+        assert broken.status_code == 422 and "not valid YAML" in broken.text
+        sim = client.post("/console/rules/draft", data={"text": draft, "effective": when, "action": "simulate"})
+        assert sim.status_code == 200
+        assert '<td class="num">220</td><td class="num">600</td><td class="num">+380</td>' in sim.text
+        soon = (now + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+        warned = client.post("/console/rules/draft", data={"text": draft, "effective": soon, "action": "simulate"})
+        assert "只提前 2 天公告" in warned.text or "只提前 3 天公告" in warned.text
+        done = client.post("/console/rules/draft", data={"text": draft, "effective": when, "note": "三倍",
+                                                         "action": "publish"}, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/console/rules"
+        assert "已公告 · 第 2 版" in client.get("/console/rules").text
+    auditor = run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"),
+                                                                              "auditor", "a"))[1]
+    with TestClient(app) as client:
+        client.post("/console/login", data={"api_key": auditor})
+        assert 'value="publish"' not in client.get("/console/rules/draft").text
+        denied = client.post("/console/rules/draft", data={"text": draft, "effective": when, "action": "publish"})
+        assert denied.status_code == 403

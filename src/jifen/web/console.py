@@ -167,7 +167,7 @@ def rules(request: Request, who: SignedIn):
         program, now = session.get(Program, who.program_id), utcnow()
         all_versions = versions(session, program)
         live = in_force(session, program, now)
-        return render(request, "rules.html", who=who, live=live, tz=program.timezone,
+        return render(request, "rules.html", who=who, live=live, tz=program.timezone, program_code=program.code,
                        upcoming=[v for v in all_versions if v.effective_from > now], history=all_versions[::-1],
                        issued=points_by_rule(session, program, now - dt.timedelta(days=30)),
                        ladder=tiers.tier_config(program))

@@ -82,6 +82,22 @@ LABELS = {
     "changed": ("調整", "Changed"),
     "withdrawn": ("取消", "Withdrawn"),
     "no_changes": ("暫無已公告的變更", "No changes announced"),
+    "draft": ("規則草稿", "Draft rules"),
+    "edit_rules": ("編輯 / 模擬", "Edit / simulate"),
+    "draft_help": ("以 YAML 編寫規則 (格式見 docs/rules.md)。先模擬近 30 天的真實事件, 再設定生效時間發布新版本。",
+                   "Write the rules in YAML (see docs/rules.md). Simulate them on the last 30 days of real events, "
+                   "then publish a new version from an effective date."),
+    "effective_from": ("生效時間", "Effective from"),
+    "note": ("說明", "Note"),
+    "simulate": ("模擬", "Simulate"),
+    "publish": ("發布新版本", "Publish version"),
+    "forbidden": ("此密鑰的角色無權執行此操作", "This key's role may not do that"),
+    "short_notice": ("只提前 {days} 天公告: 調整規則應至少提前 30 天公告會員",
+                     "Only {days} days' notice: members should be told at least 30 days ahead"),
+    "simulation": ("近 {days} 天模擬結果", "Simulated on the last {days} days"),
+    "members_affected": ("受影響會員", "Members affected"),
+    "baseline": ("現行規則", "Rules in force"),
+    "difference": ("差額", "Difference"),
 }
 
 
