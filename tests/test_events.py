@@ -204,3 +204,23 @@ def test_two_wallets(factory):
     assert Ledger(factory).balances("alice", "brand")["available"] == 49 - 25
     assert Ledger(factory).balances("alice")["available"] == 99 - 50
     assert Ledger(factory).verify() == []
+
+
+def test_refunds_give_back_caps_and_budgets(factory):
+    configure(factory, {"pending_days": {}, "rules": {"budgets": {"promo": 100}, "rules": [
+        {"code": "base", "events": ["purchase"], "award": {"per_yuan": 1}, "caps": {"day": 150}},
+        {"code": "promo", "events": ["purchase"], "award": {"fixed": 60}, "budget": "promo"}]}})
+    add_members(factory, "alice", "bob")
+    first = send_one(factory, "alice", amount=120, order_id="A1")
+    assert [(r["rule"], r["points"]) for r in first["rules"]] == [("base", 120), ("promo", 60)]
+    capped = send_one(factory, "alice", amount=100, order_id="A2")
+    assert [(r["rule"], r["points"]) for r in capped["rules"]] == [("base", 30), ("promo", 40)]
+    assert send_one(factory, "alice", "refund", amount=60, order_id="A1")["points"] == -90  # half of 180
+    # Half of A1's 120 base points and 30 of its promo points are free again, the same day.
+    again = send_one(factory, "alice", amount=100, order_id="A3")
+    assert [(r["rule"], r["points"]) for r in again["rules"]] == [("base", 60), ("promo", 30)]
+    assert send_one(factory, "bob", amount=10, order_id="B1")["rules"] == [
+        {"rule": "base", "layer": "base", "wallet": None, "points": 10}, {"rule": "promo", "layer": "base",
+                                                                          "wallet": None, "points": 0,
+                                                                          "capped_from": 60}]
+    assert Ledger(factory).verify() == []

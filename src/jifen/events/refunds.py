@@ -9,8 +9,11 @@ from sqlalchemy import select
 from jifen.errors import Conflict, InvalidRequest, NotFound
 from jifen.events.models import Event
 from jifen.events.schemas import EventIn
+from jifen.events.usage import save_usage
 from jifen.ledger import operations as ops
 from jifen.members.models import Member
+from jifen.rules.engine import limits_for, period_keys
+from jifen.rules.service import doc_of
 
 
 def refund(ctx, ev: EventIn, member: Member) -> dict:
@@ -54,7 +57,31 @@ def refund(ctx, ev: EventIn, member: Member) -> dict:
                 reversals.append({"wallet": wallet, "entry_id": reversal.id, "points": take})
                 source[field] = source.get(field, 0) + take
                 n -= take
+    give_back_usage(ctx, purchase, purchase.refunded_amount, refunded)
     purchase.refunded_amount = refunded
     purchase.points_reversed += sum(r["points"] for r in reversals)
     purchase.result = {**result, "entries": entries, **({"corrections": corrections} if corrections else {})}
     return {"refund_of": purchase.event_id, "refunded_amount": str(amount), "entries": reversals}
+
+
+def _share(points: int, part: Decimal, whole: Decimal) -> int:
+    return int((Decimal(points) * part / whole).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def give_back_usage(ctx, purchase: Event, before: Decimal, after: Decimal) -> None:
+    """What a refund takes back returns to the caps and budgets its rules were counted against (in the
+    periods of the purchase), so a refunded order no longer uses up a member's daily cap or a campaign."""
+    rule_set = next((v for v in ctx.versions if v.version == purchase.rule_version), None)
+    if rule_set is None or not purchase.amount:
+        return
+    doc = doc_of(rule_set)
+    rules = {r.code: r for r in doc.rules}
+    periods = period_keys(purchase.occurred_at, ctx.tz)
+    book = ctx.usage_book()
+    for line in purchase.result.get("rules", []):
+        rule = rules.get(line["rule"])
+        limits = limits_for(doc, rule, purchase.member_pk, periods) if rule else []
+        back = _share(line["points"], after, purchase.amount) - _share(line["points"], before, purchase.amount)
+        if limits and back > 0:
+            book.release([k for k, _ in limits], back)
+    save_usage(ctx.session, ctx.program.id, book)

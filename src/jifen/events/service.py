@@ -27,6 +27,7 @@ from jifen.events.counters import db_counters
 from jifen.events.models import Event
 from jifen.events.refunds import refund
 from jifen.events.schemas import EventIn
+from jifen.events.usage import load_usage, save_usage
 from jifen.idempotency import request_hash
 from jifen.ledger import operations as ops
 from jifen.ledger.bulk import AwardItem, award_many
@@ -35,7 +36,7 @@ from jifen.members.models import Member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
 from jifen.rules.engine import AwardLine, EventFacts, MemberFacts, UsageBook, fire, price
-from jifen.rules.models import RuleSet, RuleUsage
+from jifen.rules.models import RuleSet
 from jifen.rules.service import doc_of
 
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew allowed between a till and the server
@@ -43,7 +44,6 @@ FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew allowed between a till and 
 _DIALECTS = {d.__name__.rsplit(".", 1)[-1]: d for d in (postgresql, sqlite)}
 _CLAIM = {name: d.insert(Event).on_conflict_do_nothing().returning(Event.id, Event.event_id)
           for name, d in _DIALECTS.items()}
-_USAGE_UPSERT = {name: d.insert(RuleUsage) for name, d in _DIALECTS.items()}
 _SAVE = update(Event).where(Event.id == bindparam("pk")).values(
     rule_version=bindparam("version"), points=bindparam("points"), result=bindparam("result"))
 _KNOWN = select(Event).where(Event.program_id == bindparam("program"),
@@ -342,29 +342,3 @@ def post(ctx: Intake, priced: list[tuple[EventIn, Member, list[AwardLine]]]) -> 
             out[n].append({"wallet": ctx.wallets[wallet].code, "entry_id": entry.id, "points": item.points,
                            "reversed": 0})
     return out
-
-
-def load_usage(session: Session, program_id: int, keys: list[tuple[str, int, str]]) -> dict:
-    """Current usage for caps and budgets. A member's rows are guarded by the member lock; a
-    programme-wide budget row is created if missing and locked, so concurrent awards queue on it."""
-    shared = [k for k in keys if k[1] == 0]
-    if shared:
-        upsert = _USAGE_UPSERT[session.get_bind().dialect.name]
-        session.execute(upsert.on_conflict_do_nothing(), [
-            {"program_id": program_id, "key": k, "member_pk": 0, "period": p, "points": 0} for k, _, p in shared])
-    found = {}
-    for key, member_pk, period in keys:
-        q = select(RuleUsage.points).where(RuleUsage.program_id == program_id, RuleUsage.key == key,
-                                           RuleUsage.member_pk == member_pk, RuleUsage.period == period)
-        found[(key, member_pk, period)] = session.scalar(q.with_for_update() if member_pk == 0 else q) or 0
-    return found
-
-
-def save_usage(session: Session, program_id: int, book: UsageBook) -> None:
-    if not book.changed:
-        return
-    upsert = _USAGE_UPSERT[session.get_bind().dialect.name]
-    stmt = upsert.on_conflict_do_update(index_elements=["program_id", "key", "member_pk", "period"],
-                                        set_={"points": upsert.excluded.points})
-    session.execute(stmt, [{"program_id": program_id, "key": k, "member_pk": m, "period": p, "points": book.used[(k, m, p)]}
-                           for k, m, p in sorted(book.changed)])

@@ -140,6 +140,13 @@ class UsageBook:
             for k in missing:
                 self.used[k] = found.get(k, 0)
 
+    def release(self, keys, points: int) -> None:
+        """Give points back (a refund took them back): never below zero."""
+        self.preload(keys)
+        for k in keys:
+            self.used[k] = max(0, self.used[k] - points)
+            self.changed.add(k)
+
     def grant(self, limits: list[tuple[tuple[str, int, str], int]], wanted: int) -> int:
         self.preload(k for k, _ in limits)
         granted = min([wanted] + [max(0, limit - self.used[k]) for k, limit in limits])
