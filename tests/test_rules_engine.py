@@ -177,3 +177,15 @@ def test_a_rule_set_is_validated_before_it_is_saved():
         with pytest.raises(ValidationError) as exc:
             RuleSetDoc.model_validate(data)
         assert fragment in str(exc.value), (fragment, str(exc.value))
+
+
+def test_sponsored_rules_record_the_sponsor_share():
+    d = doc({"code": "base", "events": ["purchase"], "award": {"per_yuan": 1}},
+            {"code": "d11", "layer": "campaign", "events": ["purchase"], "award": {"multiplier": 2},
+             "sponsor": {"name": "美妝供應商A", "share": "0.5"}})
+    ev = purchase(151)
+    lines = price(d, fire(d, ev, member(), counters(), TZ), ev, member(), TZ, UsageBook(lambda keys: {}))
+    assert [line.as_dict() for line in lines][1] == {
+        "rule": "d11", "layer": "campaign", "wallet": None, "points": 151, "sponsor": "美妝供應商A", "sponsored": 76}
+    with pytest.raises(ValidationError):
+        doc({"code": "x", "events": ["purchase"], "award": {"fixed": 1}, "sponsor": {"name": "A", "share": "1.5"}})

@@ -64,10 +64,13 @@ class AwardLine:
     wallet: str | None
     points: int
     wanted: int  # before caps and budgets
+    sponsor: str | None = None
+    sponsored: int = 0  # the sponsor's part of the points, for settlement
 
     def as_dict(self) -> dict:
         return {"rule": self.rule, "layer": self.layer, "wallet": self.wallet, "points": self.points,
-                **({"capped_from": self.wanted} if self.wanted != self.points else {})}
+                **({"capped_from": self.wanted} if self.wanted != self.points else {}),
+                **({"sponsor": self.sponsor, "sponsored": self.sponsored} if self.sponsor else {})}
 
 
 def period_keys(moment: dt.datetime, tz: ZoneInfo) -> dict[str, str]:
@@ -205,7 +208,9 @@ def price(doc: RuleSetDoc, fired: list[Rule], ev: EventFacts, member: MemberFact
         if a.kind != "multiplier":
             additive += points
         if wanted:  # a rule that fired but had nothing to give (a ×1 tier, a zero basis) is left out
-            lines.append(AwardLine(rule.code, rule.layer, rule.wallet, points, wanted))
+            sponsor = rule.sponsor
+            lines.append(AwardLine(rule.code, rule.layer, rule.wallet, points, wanted, sponsor and sponsor.name,
+                                   round_points(points * sponsor.share, "half_up") if sponsor else 0))
     return lines
 
 

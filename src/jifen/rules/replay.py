@@ -81,6 +81,7 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
 
     totals = {"baseline": 0, "draft": 0}
     by_rule: dict[str, Counter] = defaultdict(Counter)
+    by_sponsor: dict[str, Counter] = defaultdict(Counter)
     affected: set[int] = set()
     events = 0
     draft_rows = replay(session, program, start, end, lambda row: draft)
@@ -94,6 +95,8 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
         for which, r in (("baseline", base), ("draft", new)):
             for line in r.lines:
                 by_rule[line.rule][which] += line.points
+                if line.sponsor:
+                    by_sponsor[line.sponsor][which] += line.sponsored
     value = program.point_value
     top = sorted(by_rule.items(), key=lambda kv: (-abs(kv[1]["draft"] - kv[1]["baseline"]), kv[0]))[:10]
     return {
@@ -103,6 +106,8 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
                            {**totals, "difference": totals["draft"] - totals["baseline"]}.items()},
         "top_rules": [{"rule": code, "baseline": c["baseline"], "draft": c["draft"],
                        "difference": c["draft"] - c["baseline"]} for code, c in top],
+        "sponsored_points": {name: {"baseline": c["baseline"], "draft": c["draft"]}
+                             for name, c in sorted(by_sponsor.items())},
     }
 
 

@@ -54,6 +54,13 @@ class Caps(Strict):
     lifetime: int | None = Field(None, ge=0)
 
 
+class Sponsor(Strict):
+    """A partner funding part of a rule's points (seed 001: supplier co-funded double-points days)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    share: Decimal = Field(gt=0, le=1)
+
+
 class Rule(Strict):
     code: str = Field(pattern=CODE)
     name: str = ""
@@ -69,6 +76,7 @@ class Rule(Strict):
     priority: int = 0  # order inside the layer (lower first), then the order written
     caps: Caps | None = None
     budget: str | None = None  # a named programme-wide budget shared by every rule naming it
+    sponsor: Sponsor | None = None
     enabled: bool = True
 
     @field_validator("events")
