@@ -18,6 +18,7 @@ from jifen.errors import JifenError
 from jifen.events.api import router as events_router
 from jifen.ledger.api import router as ledger_router
 from jifen.members.api import router as members_router
+from jifen.notify.api import router as notify_router
 from jifen.rules.api import router as rules_router
 from jifen.web import console
 from jifen.web.console import router as console_router
@@ -79,6 +80,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(events_router)
     app.include_router(rules_router)
+    app.include_router(notify_router)
     app.include_router(console_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

@@ -13,6 +13,15 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/jifen.db"
     # Interval of the in-process job runner (expiry, maturing, stale holds) in `jifen serve`.
     jobs_interval_seconds: int = 60
+    # Notification channels; a channel without its setting is off. (docs/notifications.md)
+    smtp_url: str | None = None  # smtp://host:port — e-mail
+    mail_from: str = "jifen@localhost"
+    sms_url: str | None = None  # the brand's SMS provider adapter (HTTP, JSON)
+    wechat_url: str | None = None  # the brand's WeChat template-message adapter (HTTP, JSON)
+    provider_token: str | None = None  # bearer token sent to the SMS / WeChat adapters
+    quiet_hours: tuple[int, int] = (22, 8)  # no SMS or WeChat from 22:00 to 08:00, programme time
+    sms_per_day: int = 2  # most SMS and WeChat messages per member per programme day
+    webhook_max_attempts: int = 12  # then the delivery is dead-lettered (replayable)
 
 
 @lru_cache

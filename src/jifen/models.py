@@ -13,6 +13,14 @@ from jifen.ledger.models import (  # noqa: F401
     Posting,
 )
 from jifen.members.models import Member  # noqa: F401
+from jifen.notify.models import (  # noqa: F401
+    Delivery,
+    ExpiryReminder,
+    InboxItem,
+    OptOut,
+    OutboxMessage,
+    WebhookSubscription,
+)
 from jifen.programs.models import Program, Wallet  # noqa: F401
 from jifen.rules.models import RuleSet, RuleUsage  # noqa: F401
 from jifen.security.models import ApiKey  # noqa: F401

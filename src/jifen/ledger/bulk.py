@@ -18,6 +18,7 @@ from jifen.ledger import operations as ops
 from jifen.ledger.engine import UNSEALED, system_account
 from jifen.ledger.models import AVAILABLE, DEBT, ISSUANCE, PENDING, Account, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
+from jifen.notify.outbox import emit_entries
 from jifen.programs.expiry import expiry_for
 
 
@@ -105,4 +106,5 @@ def _write(sc: ops.Scope, items: list[AwardItem], accounts) -> list[JournalEntry
     # Member accounts first, then the programme's issuance account: the engine's lock order.
     conn.execute(_ADD, [{"account": a, "delta": d} for a, d in sorted(deltas.items(), key=lambda kv: kv[0] == issuance)])
     s.info.setdefault(UNSEALED, []).extend(sealed)
+    emit_entries(s, entries)
     return entries

@@ -20,6 +20,7 @@ from jifen.errors import InsufficientPoints
 from jifen.ledger.chain import entry_hash
 from jifen.ledger.models import AVAILABLE, DEBT, LOT_KINDS, Account, ChainHead, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
+from jifen.notify.outbox import emit_entries
 from jifen.programs.models import Program, Wallet
 
 
@@ -175,6 +176,7 @@ class EntryBuilder:
         # Sealed into the hash chain at commit (see seal_on_commit): the chain head is locked only
         # for the last moments of the transaction, once for all its entries.
         session.info.setdefault(UNSEALED, []).append((self.entry, list(postings.items()), moves))
+        emit_entries(session, [self.entry])
         return self.entry
 
 

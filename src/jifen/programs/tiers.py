@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from jifen.events.models import Event
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
+from jifen.notify.outbox import emit
 from jifen.programs.config import TierConfig, TierLevel
 from jifen.programs.models import Program
 
@@ -120,7 +121,7 @@ def upgrade(session: Session, program: Program, members: list[Member], now: dt.d
         value = values.get(m.id, Decimal(0))
         rank = cfg.rank(m.tier)
         if qualified_rank(cfg, value, now) > rank:
-            m.tier, m.tier_since, m.tier_grace_until = cfg.levels[qualified_rank(cfg, value, now)].code, now, None
+            _change(session, program, cfg, m, cfg.levels[qualified_rank(cfg, value, now)], now)
             raised[m.id] = m.tier
         elif m.tier_grace_until is not None and value >= current_level(cfg, m).keep_at:
             m.tier_grace_until = None
@@ -145,8 +146,26 @@ def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 
         values = measures(session, program, cfg, now, pks)
         for m in session.scalars(select(Member).where(Member.id.in_(pks)).order_by(Member.id)):
             summary["members"] += 1
+            before = m.tier
             summary[_evaluate_one(cfg, m, values.get(m.id, Decimal(0)), now)] += 1
+            if before is not None and m.tier != before:
+                _announce(session, program, cfg, m, before)
         session.flush()
+
+
+def _change(session: Session, program: Program, cfg: TierConfig, m: Member, level: TierLevel,
+            now: dt.datetime) -> None:
+    before = m.tier
+    m.tier, m.tier_since, m.tier_grace_until = level.code, now, None
+    if before is not None:
+        _announce(session, program, cfg, m, before)
+
+
+def _announce(session: Session, program: Program, cfg: TierConfig, m: Member, before: str) -> None:
+    """A tier.changed message in the outbox, with the change (the member learns of it; webhooks too)."""
+    old, new = cfg.level(before) or cfg.levels[0], cfg.level(m.tier) or cfg.levels[0]
+    emit(session, program.id, "tier.changed", {"old": old.name, "new": new.name, "old_code": old.code,
+                                                "new_code": new.code, "member_pk": m.id}, m.id)
 
 
 def _evaluate_one(cfg: TierConfig, m: Member, value: Decimal, now: dt.datetime) -> str:

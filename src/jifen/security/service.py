@@ -32,6 +32,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "rules:write": frozenset({"admin", "operator"}),
     # What-if replays cost nothing but read every event: operators and finance.
     "rules:simulate": frozenset({"admin", "operator", "finance"}),
+    # Webhook subscriptions, their secrets, delivery logs and dead-letter replays: the brand's integrators.
+    "webhooks:manage": frozenset({"admin", "operator"}),
 }
 
 

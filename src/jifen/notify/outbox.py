@@ -1,0 +1,36 @@
+"""Writing to the outbox: inside the caller's transaction, one row per message, nothing else."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from jifen.db import utcnow
+from jifen.notify.models import OutboxMessage
+
+_INSERT = insert(OutboxMessage)
+# Ledger entry types as the topics receivers subscribe to.
+ENTRY_TOPICS = {
+    "award": "points.awarded", "spend": "points.spent", "capture": "points.spent", "expire": "points.expired",
+    "reverse": "points.reversed", "adjust": "points.adjusted", "transfer": "points.transferred",
+    "hold": "points.held", "release": "points.released", "mature": "points.matured", "freeze": "points.frozen",
+    "unfreeze": "points.unfrozen",
+}
+
+
+def emit(session: Session, program_id: int, topic: str, payload: dict, member_pk: int | None = None) -> None:
+    session.connection().execute(_INSERT, [_row(program_id, topic, payload, member_pk)])
+
+
+def emit_entries(session: Session, entries) -> None:
+    """One message per ledger entry, written with the entries (a rolled-back entry takes its message along)."""
+    if entries:
+        session.connection().execute(_INSERT, [_row(e.program_id, ENTRY_TOPICS.get(e.type, f"points.{e.type}"), {
+            "entry_id": e.id, "type": e.type, "points": e.points, "wallet_id": e.wallet_id,
+            "member_pk": e.member_pk, "counterparty_pk": e.counterparty_pk, "reference": e.reference,
+            "reason": e.reason, "occurred_at": e.occurred_at.isoformat()}, e.member_pk) for e in entries])
+
+
+def _row(program_id: int, topic: str, payload: dict, member_pk: int | None) -> dict:
+    return {"program_id": program_id, "topic": topic, "member_pk": member_pk, "payload": payload,
+            "fanned_out": False, "created_at": utcnow()}

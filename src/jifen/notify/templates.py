@@ -1,0 +1,51 @@
+"""Message texts per topic and language (zh-CN default, en), and which member channels each topic uses."""
+
+from __future__ import annotations
+
+TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "points.expiring": {
+        "zh": ("積分即將過期", "您有{points}分將於{date}過期{reward_text}。"),
+        "en": ("Points expiring soon", "{points} of your points expire on {date}{reward_text}."),
+    },
+    "points.expired": {
+        "zh": ("積分已過期", "您有{points}分已於今日過期。"),
+        "en": ("Points expired", "{points} of your points expired today."),
+    },
+    "tier.changed": {
+        "zh": ("會員等級變更", "您的會員等級已由{old}變更為{new}。"),
+        "en": ("Your tier changed", "Your tier is now {new} (was {old})."),
+    },
+    "points.reversed": {
+        "zh": ("積分已扣回", "因訂單退款,{points}分已扣回。"),
+        "en": ("Points taken back", "{points} points were taken back after a refund."),
+    },
+}
+REWARD_TEXT = {"zh": ",可兌換價值{value}元的{name}", "en": " — enough for {name} (worth ¥{value})"}
+
+# Member channels per topic; a stage of a topic may add channels (seed 001: SMS one month ahead).
+MEMBER_CHANNELS: dict[str, tuple[str, ...]] = {
+    "points.expiring": ("inapp",),
+    "points.expiring:1m": ("inapp", "sms", "wechat"),
+    "points.expired": ("inapp",),
+    "tier.changed": ("inapp", "email", "wechat"),
+    "points.reversed": ("inapp",),
+}
+
+
+def channels_for(topic: str, payload: dict) -> tuple[str, ...]:
+    stage = payload.get("stage")
+    return MEMBER_CHANNELS.get(f"{topic}:{stage}") or MEMBER_CHANNELS.get(topic, ())
+
+
+def render(topic: str, payload: dict, lang: str = "zh") -> tuple[str, str]:
+    """(title, body); unknown fields stay visible as {name} rather than failing."""
+    texts = TEMPLATES[topic].get(lang) or TEMPLATES[topic]["zh"]
+    values = dict(payload)
+    reward = payload.get("reward")
+    values["reward_text"] = REWARD_TEXT.get(lang, REWARD_TEXT["zh"]).format(**reward) if reward else ""
+    return tuple(t.format_map(_Keep(values)) for t in texts)
+
+
+class _Keep(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"

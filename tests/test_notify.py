@@ -1,0 +1,194 @@
+"""The outbox and its dispatcher against real local receivers: webhooks signed and retried until a
+receiver that was down comes back, nothing lost when the dispatcher dies mid-batch, nothing sent for a
+rolled-back change, dead letters replayed, e-mail over SMTP, SMS with quiet hours, caps and opt-outs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook
+
+from jifen.config import Settings
+from jifen.db import run_in_transaction
+from jifen.ledger import operations as ops
+from jifen.members.service import get_member
+from jifen.notify import dispatcher, service
+from jifen.notify.models import Delivery, OutboxMessage
+from jifen.programs.service import get_program
+from tests.conftest import NOW, Ledger, m
+from tests.intake import add_members, configure, send_one
+from tests.receivers import HttpReceiver, SmtpReceiver
+
+MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def hook(factory):
+    configure(factory, {"pending_days": {}})
+    add_members(factory, "alice", "bob")
+    receiver = HttpReceiver()
+    sub = run_in_transaction(factory, lambda s: service.subscribe(
+        s, get_program(s, "default").id, receiver.url, ["points.awarded", "points.spent"], NOW))
+    yield receiver, sub.secret
+    receiver.stop()
+
+
+def verified(receiver: HttpReceiver, secret: str) -> list[dict]:
+    """Every received webhook, its signature checked with the Standard Webhooks library."""
+    return [Webhook(secret).verify(body, headers) | {"id": headers["webhook-id"]} for headers, body in receiver.received]
+
+
+def test_a_receiver_that_was_down_gets_every_webhook_in_order(factory, hook):
+    receiver, secret = hook
+    for i in range(3):
+        send_one(factory, "alice", amount=100 + i, order_id=f"A{i}", at=NOW + i * MINUTE, now=NOW + 10 * MINUTE)
+        send_one(factory, "bob", amount=10 + i, order_id=f"B{i}", at=NOW + i * MINUTE, now=NOW + 10 * MINUTE)
+    t = NOW + 10 * MINUTE
+    down = dispatcher.run_once(factory, t)
+    assert down["fanned_out"] == 6 and down["delivered"] == 0 and down["retrying"] == 2  # one per member waits
+    for step in range(1, 4):  # still down: retries back off, nothing is lost
+        assert dispatcher.run_once(factory, t + step * dt.timedelta(hours=1))["delivered"] == 0
+    receiver.start()
+    up = dispatcher.run_once(factory, t + dt.timedelta(days=1))
+    assert up["delivered"] == 6 and up["dead"] == 0
+    got = verified(receiver, secret)
+    assert len(got) == 6 and len({g["id"] for g in got}) == 6  # each once, signature valid
+    alice = [g["data"]["points"] for g in got if g["data"]["member_id"] == "alice"]
+    assert alice == [100, 111, 112]  # per-member order kept through the retries (¥100 earns no bonus)
+    assert {g["type"] for g in got} == {"points.awarded"}
+    with factory() as s:
+        attempts = s.scalars(select(Delivery.attempts).order_by(Delivery.id)).all()
+    assert attempts[0] >= 4 and attempts[-1] >= 1
+
+
+def test_killing_the_dispatcher_mid_batch_loses_nothing(factory, hook, monkeypatch):
+    receiver, secret = hook
+    receiver.start()
+    for i in range(5):
+        send_one(factory, "alice" if i % 2 else "bob", amount=20 + i, order_id=f"O{i}", at=NOW + i * MINUTE,
+                 now=NOW + 10 * MINUTE)
+    t = NOW + 10 * MINUTE
+    real_send, calls = dispatcher.send, []
+
+    def dies_on_second(out, settings, now):
+        calls.append(out.delivery.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("dispatcher killed")  # not an error it handles: the process is gone
+        real_send(out, settings, now)
+
+    monkeypatch.setattr(dispatcher, "send", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        dispatcher.run_once(factory, t)
+    monkeypatch.setattr(dispatcher, "send", real_send)
+    assert dispatcher.run_once(factory, t + MINUTE // 2)["delivered"] == 0  # claimed ones are leased
+    later = dispatcher.run_once(factory, t + 2 * MINUTE)  # leases ran out: taken over
+    assert later["dead"] == 0
+    got = verified(receiver, secret)
+    ids = Counter(g["id"] for g in got)
+    assert len(ids) == 5  # every message arrived
+    assert [i for i, n in ids.items() if n > 1] == [f"jd_{calls[0]}"]  # the one sent before the crash, twice
+
+
+def test_a_rolled_back_change_sends_nothing(factory, hook):
+    receiver, _ = hook
+    receiver.start()
+
+    def award_then_fail(sc, s):
+        ops.award(sc, m(sc, "alice"), 100)
+        raise RuntimeError("the order failed after the award")
+
+    with pytest.raises(RuntimeError):
+        Ledger(factory, now=NOW).run(award_then_fail)
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert dispatcher.run_once(factory, NOW)["delivered"] == 0 and receiver.received == []
+
+
+def test_dead_letters_and_replay(factory, hook):
+    receiver, secret = hook
+    receiver.start()
+    receiver.status = 500
+    send_one(factory, "alice", amount=50, order_id="A", now=NOW)
+    settings = Settings(webhook_max_attempts=3)
+    for hours in (0, 1, 2, 3):
+        dispatcher.run_once(factory, NOW + dt.timedelta(hours=hours), settings)
+    with factory() as s:
+        (d,) = s.scalars(select(Delivery)).all()
+    assert (d.status, d.attempts, d.last_error) == ("dead", 3, f"HTTP 500 from {receiver.url}")
+    receiver.status = 200
+    with factory() as s, s.begin():
+        assert dispatcher.replay(s, [d.id], NOW) == 1
+    assert dispatcher.run_once(factory, NOW + dt.timedelta(hours=4), settings)["delivered"] == 1
+    assert [g["id"] for g in verified(receiver, secret)][-1] == f"jd_{d.id}"  # the same id as the failed tries
+
+
+def test_secret_rotation_signs_with_both_during_the_grace(factory, hook):
+    receiver, old = hook
+    receiver.start()
+    new = run_in_transaction(factory, lambda s: service.rotate(
+        s, service.get_subscription(s, get_program(s, "default").id, 1), NOW, dt.timedelta(hours=24)))
+    send_one(factory, "alice", amount=50, order_id="A", now=NOW)
+    dispatcher.run_once(factory, NOW + MINUTE)
+    headers, body = receiver.received[-1]
+    assert len(headers["webhook-signature"].split()) == 2
+    assert Webhook(old).verify(body, headers) and Webhook(new).verify(body, headers)
+    send_one(factory, "alice", amount=60, order_id="B", now=NOW + dt.timedelta(days=2))
+    dispatcher.run_once(factory, NOW + dt.timedelta(days=2))
+    headers, body = receiver.received[-1]
+    assert len(headers["webhook-signature"].split()) == 1 and Webhook(new).verify(body, headers)
+    with pytest.raises(Exception):
+        Webhook(old).verify(body, headers)
+
+
+def test_tier_change_by_email_over_smtp_and_in_app(factory):
+    configure(factory, {"pending_days": {}})
+    add_members(factory, "alice")
+    run_in_transaction(factory, lambda s: setattr(get_member(s, get_program(s, "default"), "alice"),
+                                                  "email", "alice@example.com"))
+    with SmtpReceiver() as smtp:
+        settings = Settings(smtp_url=f"smtp://127.0.0.1:{smtp.port}", mail_from="points@brand.example")
+        send_one(factory, "alice", amount=1200, order_id="A", now=NOW)  # silver
+        done = dispatcher.run_once(factory, NOW, settings)
+        assert done["delivered"] == 2  # e-mail and in-app (WeChat is off: no adapter configured)
+        (mail,) = smtp.messages
+        assert mail.rcpt_tos == ["alice@example.com"] and mail.mail_from == "points@brand.example"
+        text = mail.content.decode()
+        assert "銀卡" in text and "普通" in text
+    with factory() as s:
+        items = service.inbox(s, get_member(s, get_program(s, "default"), "alice"), False, 10)
+    assert [(i.topic, i.title) for i in items] == [("tier.changed", "會員等級變更")]
+
+
+def test_sms_quiet_hours_daily_cap_and_opt_out(factory):
+    configure(factory, {"pending_days": {}})
+    add_members(factory, "alice", "bob")
+    run_in_transaction(factory, lambda s: [setattr(get_member(s, get_program(s, "default"), x), "phone", "13800000000")
+                                           for x in ("alice", "bob")])
+    provider = HttpReceiver().start()
+    settings = Settings(sms_url=provider.url, provider_token="t0k", sms_per_day=2)
+    with factory() as s, s.begin():
+        program = get_program(s, "default")
+        service.set_opt_outs(s, get_member(s, program, "bob"), ["sms"], NOW)
+        for member in ("alice", "alice", "alice", "bob"):
+            from jifen.notify.outbox import emit
+
+            emit(s, program.id, "points.expiring", {"points": 1520, "date": "2026-12-31", "stage": "1m",
+                                                    "reward": {"name": "電烤箱", "value": "89"}},
+                 get_member(s, program, member).id)
+    night = dt.datetime(2026, 6, 1, 15, 30, tzinfo=dt.UTC)  # 23:30 in Shanghai
+    first = dispatcher.run_once(factory, night, settings)
+    assert first["delivered"] == 4 and provider.received == []  # in-app only; SMS waits for the morning
+    morning = dt.datetime(2026, 6, 2, 0, 0, tzinfo=dt.UTC)  # 08:00 in Shanghai
+    dispatcher.run_once(factory, morning, settings)
+    sent = [json.loads(body) for _, body in provider.received]
+    assert len(sent) == 2  # the daily cap of 2; bob opted out of SMS
+    assert sent[0]["text"] == "您有1520分將於2026-12-31過期,可兌換價值89元的電烤箱。" and sent[0]["to"] == "13800000000"
+    assert provider.received[0][0]["authorization"] == "Bearer t0k"
+    with factory() as s:
+        skipped = Counter(s.scalars(select(Delivery.last_error).where(Delivery.status == "skipped")).all())
+    assert skipped == {"daily cap of 2 reached": 1, "member opted out of this channel": 1}
+    provider.stop()
