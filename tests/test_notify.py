@@ -192,3 +192,79 @@ def test_sms_quiet_hours_daily_cap_and_opt_out(factory):
         skipped = Counter(s.scalars(select(Delivery.last_error).where(Delivery.status == "skipped")).all())
     assert skipped == {"daily cap of 2 reached": 1, "member opted out of this channel": 1}
     provider.stop()
+
+
+def test_expiry_reminders_on_seed_001_schedule(factory):
+    from jifen.notify.reminders import call_list, send_reminders
+
+    configure(factory, {"pending_days": {}, "expiry": {"policy": "rolling", "months": 12}})
+    add_members(factory, "alice", "bob")
+    led = Ledger(factory, now=NOW)
+    led.run(lambda sc, s: ops.award(sc, m(sc, "alice"), 1520))
+    led.run(lambda sc, s: ops.award(sc, m(sc, "bob"), 9000))
+    expiry = NOW + dt.timedelta(days=365)  # rolling 12 months
+
+    def remind(now):
+        return run_in_transaction(factory, lambda s: send_reminders(s, get_program(s, "default"), now))
+
+    assert remind(expiry - dt.timedelta(days=100)) == 0  # more than three months ahead
+    assert remind(expiry - dt.timedelta(days=80)) == 2  # the three-month reminder, in-app
+    assert remind(expiry - dt.timedelta(days=70)) == 0  # sent once
+    assert remind(expiry - dt.timedelta(days=20)) == 2  # the one-month reminder
+    with factory() as s:
+        msgs = [(x.member_pk, x.payload["stage"], x.payload.get("reward", {}).get("name"))
+                for x in s.scalars(select(OutboxMessage).where(OutboxMessage.topic == "points.expiring")
+                                   .order_by(OutboxMessage.id))]
+        program = get_program(s, "default")
+        calls = call_list(s, program, expiry - dt.timedelta(days=20))
+    alice, bob = led.member("alice").id, led.member("bob").id
+    # 1,520 points buy the ¥5 coupon; 9,000 buy the ¥89 oven (seed 001's example).
+    assert msgs == [(alice, "3m", "滿50減5 優惠券"), (bob, "3m", "電烤箱"), (alice, "1m", "滿50減5 優惠券"),
+                    (bob, "1m", "電烤箱")]
+    assert [(c["member_id"], c["expiring"]) for c in calls] == [("bob", 9000)]  # over 5,000: a human call
+    dispatcher.run_once(factory, expiry - dt.timedelta(days=20))
+    with factory() as s:
+        (latest, *_) = service.inbox(s, get_member(s, get_program(s, "default"), "bob"), False, 10)
+    assert "可兌換價值89元的電烤箱" in latest.body and "9000分" in latest.body
+
+
+def test_webhook_and_inbox_api(app, factory):
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import api_key
+
+    configure(factory, {"pending_days": {}})
+    add_members(factory, "alice")
+    receiver = HttpReceiver().start()
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
+        bad = client.post("/v1/webhooks", json={"url": "ftp://x.example/hook", "topics": ["*"]}, headers=admin)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_url"
+        r = client.post("/v1/webhooks", json={"url": receiver.url, "topics": ["*"]}, headers=admin)
+        assert r.status_code == 201 and r.json()["secret"].startswith("whsec_")
+        sub = r.json()
+        assert "secret" not in client.get("/v1/webhooks", headers=admin).json()[0]
+        pos = {"Authorization": f"Bearer {api_key(app, 'pos')}"}
+        assert client.get("/v1/webhooks", headers=pos).status_code == 403
+        send_one(factory, "alice", amount=1200, order_id="A", now=NOW)
+        dispatcher.run_once(factory, NOW)
+        log = client.get(f"/v1/webhooks/{sub['id']}/deliveries", headers=admin).json()
+        assert {d["status"] for d in log} == {"delivered"} and len(log) == 2  # points.awarded, tier.changed
+        topics = sorted(json.loads(body)["type"] for _, body in receiver.received)
+        assert topics == ["points.awarded", "tier.changed"]
+        inbox = client.get("/v1/members/alice/inbox", headers=admin).json()
+        assert inbox["unread"] == 1 and inbox["items"][0]["title"] == "會員等級變更"
+        item = inbox["items"][0]["id"]
+        read = client.post(f"/v1/members/alice/inbox/{item}/read", headers=admin)
+        assert read.status_code == 200 and read.json()["read_at"]
+        assert client.get("/v1/members/alice/inbox?unread=true", headers=admin).json()["items"] == []
+        assert client.post("/v1/members/alice/inbox/999/read", headers=admin).status_code == 404
+        opt = client.put("/v1/members/alice/opt-outs", json={"channels": ["sms", "email"]}, headers=admin)
+        assert opt.json() == {"channels": ["email", "sms"]}
+        wrong = client.put("/v1/members/alice/opt-outs", json={"channels": ["fax"]}, headers=admin)
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "unknown_channel"
+        rotated = client.post(f"/v1/webhooks/{sub['id']}/rotate", json={"grace_hours": 1}, headers=admin).json()
+        assert rotated["secret"] != sub["secret"] and rotated["previous_valid_until"]
+        assert client.post("/v1/deliveries/1/replay", headers=admin).json()["error"]["code"] == "not_dead"
+        assert client.delete(f"/v1/webhooks/{sub['id']}", headers=admin).json()["active"] is False
+    receiver.stop()

@@ -19,6 +19,7 @@ from jifen.config import get_settings
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError
 from jifen.events.cli import events_app
+from jifen.notify.cli import notify_app
 from jifen.rules.cli import program_app, rules_app, tiers_app
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
@@ -36,6 +37,7 @@ app.add_typer(program_app, name="program")
 app.add_typer(rules_app, name="rules")
 app.add_typer(tiers_app, name="tiers")
 app.add_typer(events_app, name="events")
+app.add_typer(notify_app, name="notify")
 
 
 @db_app.command("upgrade")
@@ -98,6 +100,20 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     try:
         uvicorn.run(application, host=host, port=port, log_level="info")
     finally:
+        stop.set()
+
+
+@app.command()
+def worker(interval: Annotated[float, typer.Option(help="seconds between ledger job runs")] = 60.0):
+    """Run the background jobs and the notification dispatcher (for `serve --no-jobs` deployments);
+    several workers may run at once."""
+    from jifen.jobs import loop_forever
+
+    stop = threading.Event()
+    out.print(f"jifen worker: ledger jobs every {interval:g} s, notifications every 2 s (Ctrl-C stops)")
+    try:
+        loop_forever(sessions(), interval, stop)
+    except KeyboardInterrupt:
         stop.set()
 
 
@@ -180,7 +196,8 @@ def ledger_jobs():
 
     report = run_all(sessions())
     out.print(f"holds released: {report.holds_released}; members settled: {report.members}; "
-              f"entries written: {report.entries}; tier evaluations: {report.tier_evaluations}")
+              f"entries written: {report.entries}; tier evaluations: {report.tier_evaluations}; "
+              f"expiry reminders: {report.reminders}; notifications delivered: {report.notifications}")
 
 
 @member_app.command("show")

@@ -1,5 +1,5 @@
-"""The background jobs of `jifen serve` (and `jifen ledger jobs`): ledger upkeep every tick, the
-periodic tier evaluation once per evaluation period of each programme."""
+"""The background jobs of `jifen serve` (in-process, the embedded default) and `jifen worker`: ledger
+upkeep, tier evaluations due, expiry reminders, and the notification dispatcher."""
 
 from __future__ import annotations
 
@@ -11,23 +11,33 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.ledger.jobs import JobReport, release_stale_holds, settle_due
+from jifen.notify import dispatcher
+from jifen.notify.reminders import send_reminders
 from jifen.programs import tiers
 from jifen.programs.models import Program
 
 log = logging.getLogger("jifen.jobs")
 
 
-def evaluate_tiers_due(factory: sessionmaker[Session], now: dt.datetime) -> int:
-    """Programmes whose tier evaluation for the current period had not run yet; runs them."""
+def _each_program(factory: sessionmaker[Session], work) -> int:
+    """Run work(session, program) for every programme, one transaction each (the programme row locked)."""
     codes = run_in_transaction(factory, lambda s: list(s.scalars(select(Program.code).order_by(Program.id))))
     done = 0
     for code in codes:
-        def one(s: Session, code=code) -> bool:
-            program = s.scalar(select(Program).where(Program.code == code).with_for_update())
-            return tiers.evaluate_if_due(s, program, now) is not None
+        def one(s: Session, code=code):
+            return work(s, s.scalar(select(Program).where(Program.code == code).with_for_update()))
 
-        done += run_in_transaction(factory, one)
+        done += run_in_transaction(factory, one) or 0
     return done
+
+
+def evaluate_tiers_due(factory: sessionmaker[Session], now: dt.datetime) -> int:
+    """Programmes whose tier evaluation for the current period had not run yet; runs them."""
+    return _each_program(factory, lambda s, p: tiers.evaluate_if_due(s, p, now) is not None)
+
+
+def remind_expiring(factory: sessionmaker[Session], now: dt.datetime) -> int:
+    return _each_program(factory, lambda s, p: send_reminders(s, p, now))
 
 
 def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> JobReport:
@@ -36,13 +46,20 @@ def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> J
     report = settle_due(factory, now)
     report.holds_released = holds.holds_released
     report.tier_evaluations = evaluate_tiers_due(factory, now)
+    report.reminders = remind_expiring(factory, now)
+    report.notifications = dispatcher.run_once(factory, now)["delivered"]
     return report
 
 
-def loop_forever(factory: sessionmaker[Session], interval: float, stop) -> None:
-    """The in-process job runner of the embedded default (`jifen serve`)."""
-    while not stop.wait(interval):
+def loop_forever(factory: sessionmaker[Session], interval: float, stop, dispatch_interval: float = 2) -> None:
+    """Ledger jobs every `interval` seconds, the dispatcher every `dispatch_interval` in between."""
+    last = 0.0
+    while not stop.wait(0 if last == 0.0 else dispatch_interval):
         try:
-            run_all(factory)
+            if (now := utcnow().timestamp()) - last >= interval:
+                run_all(factory)
+                last = now
+            else:
+                dispatcher.run_once(factory)
         except Exception:  # keep serving; the next tick retries
             log.exception("background jobs failed; retrying at the next tick")

@@ -29,6 +29,8 @@ class JobReport:
     holds_released: int = 0
     batches: int = 0
     tier_evaluations: int = 0
+    reminders: int = 0
+    notifications: int = 0
 
 
 def _claim_members(session: Session, pks: list[int]) -> list[int]:

@@ -106,6 +106,12 @@ class RulesConfig(RuleSetDoc):
     note: str | None = None
 
 
+class ShowcaseReward(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    points: int = Field(ge=1)
+    value: Decimal = Field(ge=0)  # ¥, as shown to the member
+
+
 class ProgramConfig(Strict):
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
@@ -118,6 +124,8 @@ class ProgramConfig(Strict):
     wallets: list[Wallet] = [Wallet(code="points", name="積分")]
     tiers: TierConfig | None = None
     rules: RulesConfig | None = None
+    # Named by expiry reminders ("…可兌換價值89元的電烤箱") until the mall's catalogue exists.
+    reminder_rewards: list[ShowcaseReward] = []
 
     @field_validator("timezone")
     @classmethod

@@ -111,6 +111,7 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
     program.point_name, program.expiry_round = cfg.point_name, rounding
     program.pending_days = dict(cfg.pending_days)
     program.tiers = cfg.tiers.model_dump(mode="json") if cfg.tiers else {}
+    program.reminder_rewards = [r.model_dump(mode="json") for r in cfg.reminder_rewards]
     session.flush()
     version = None
     if cfg.rules is not None:

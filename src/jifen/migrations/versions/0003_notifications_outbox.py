@@ -98,9 +98,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
     sa.PrimaryKeyConstraint('member_pk', 'channel')
     )
+    with op.batch_alter_table('programs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('reminder_rewards', sa.JSON(), nullable=False, server_default='[]'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('programs', schema=None) as batch_op:
+        batch_op.drop_column('reminder_rewards')
     op.drop_table('notification_opt_outs')
     with op.batch_alter_table('inbox_items', schema=None) as batch_op:
         batch_op.drop_index('ix_inbox_member')
