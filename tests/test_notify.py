@@ -268,3 +268,25 @@ def test_webhook_and_inbox_api(app, factory):
         assert client.post("/v1/deliveries/1/replay", headers=admin).json()["error"]["code"] == "not_dead"
         assert client.delete(f"/v1/webhooks/{sub['id']}", headers=admin).json()["active"] is False
     receiver.stop()
+
+
+def test_redemption_status_reaches_the_inbox_in_the_members_language(factory):
+    configure(factory, {"pending_days": {}})
+    add_members(factory, "alice", "bob")
+    run_in_transaction(factory, lambda s: setattr(get_member(s, get_program(s, "default"), "bob"), "attributes",
+                                                  {"lang": "en"}))
+    led = Ledger(factory, now=NOW)
+    for who in ("alice", "bob"):
+        led.run(lambda sc, s, who=who: ops.award(sc, m(sc, who), 1000))
+        first = led.run(lambda sc, s, who=who: ops.hold(sc, m(sc, who), 300, reference="滿30減3 優惠券").id)
+        led.run(lambda sc, s, h=first: ops.capture(sc, h))
+        second = led.run(lambda sc, s, who=who: ops.hold(sc, m(sc, who), 500, reference="保溫杯").id)
+        led.run(lambda sc, s, h=second: ops.release(sc, h))
+    dispatcher.run_once(factory, NOW)
+    with factory() as s:
+        program = get_program(s, "default")
+        alice = [i.body for i in reversed(service.inbox(s, get_member(s, program, "alice"), False, 10))]
+        bob = [i.title for i in reversed(service.inbox(s, get_member(s, program, "bob"), False, 10))]
+    assert alice == ["已為您的兌換預留300分 (滿30減3 優惠券)。", "您已使用300分 (滿30減3 優惠券)。",
+                     "已為您的兌換預留500分 (保溫杯)。", "您的兌換已取消 (保溫杯),500分已退回您的賬戶。"]
+    assert bob == ["Redemption in progress", "Points used", "Redemption in progress", "Redemption cancelled"]

@@ -19,6 +19,19 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh": ("積分已扣回", "因訂單退款,{points}分已扣回。"),
         "en": ("Points taken back", "{points} points were taken back after a refund."),
     },
+    # Redemption status: points reserved for an order, then spent or returned.
+    "points.held": {
+        "zh": ("兌換處理中", "已為您的兌換預留{points}分{ref}。"),
+        "en": ("Redemption in progress", "{points} points are reserved for your redemption{ref}."),
+    },
+    "points.spent": {
+        "zh": ("積分已使用", "您已使用{points}分{ref}。"),
+        "en": ("Points used", "You used {points} points{ref}."),
+    },
+    "points.released": {
+        "zh": ("兌換已取消", "您的兌換已取消{ref},{points}分已退回您的賬戶。"),
+        "en": ("Redemption cancelled", "Your redemption was cancelled{ref}; {points} points are back."),
+    },
 }
 REWARD_TEXT = {"zh": ",可兌換價值{value}元的{name}", "en": " — enough for {name} (worth ¥{value})"}
 
@@ -29,6 +42,9 @@ MEMBER_CHANNELS: dict[str, tuple[str, ...]] = {
     "points.expired": ("inapp",),
     "tier.changed": ("inapp", "email", "wechat"),
     "points.reversed": ("inapp",),
+    "points.held": ("inapp",),
+    "points.spent": ("inapp",),
+    "points.released": ("inapp",),
 }
 
 
@@ -40,7 +56,8 @@ def channels_for(topic: str, payload: dict) -> tuple[str, ...]:
 def render(topic: str, payload: dict, lang: str = "zh") -> tuple[str, str]:
     """(title, body); unknown fields stay visible as {name} rather than failing."""
     texts = TEMPLATES[topic].get(lang) or TEMPLATES[topic]["zh"]
-    values = dict(payload)
+    values = {k: ("" if v is None else v) for k, v in payload.items()}
+    values["ref"] = f" ({payload['reference']})" if payload.get("reference") else ""
     reward = payload.get("reward")
     values["reward_text"] = REWARD_TEXT.get(lang, REWARD_TEXT["zh"]).format(**reward) if reward else ""
     return tuple(t.format_map(_Keep(values)) for t in texts)
