@@ -290,3 +290,44 @@ def test_redemption_status_reaches_the_inbox_in_the_members_language(factory):
     assert alice == ["已為您的兌換預留300分 (滿30減3 優惠券)。", "您已使用300分 (滿30減3 優惠券)。",
                      "已為您的兌換預留500分 (保溫杯)。", "您的兌換已取消 (保溫杯),500分已退回您的賬戶。"]
     assert bob == ["Redemption in progress", "Points used", "Redemption in progress", "Redemption cancelled"]
+
+
+def test_dispatchers_running_at_once_share_the_work_on_postgresql(pg_only_url):
+    import threading
+
+    from jifen.db import make_engine, make_sessionmaker
+
+    engine = make_engine(pg_only_url)
+    factory = make_sessionmaker(engine)
+    configure(factory, {"pending_days": {}})
+    members = [f"m{i}" for i in range(8)]
+    add_members(factory, *members)
+    receiver = HttpReceiver().start()
+    secret = run_in_transaction(factory, lambda s: service.subscribe(
+        s, get_program(s, "default").id, receiver.url, ["*"], NOW)).secret
+    for n in range(40):
+        send_one(factory, members[n % 8], amount=10 + n, order_id=f"O{n}", at=NOW + n * MINUTE / 10,
+                 now=NOW + 10 * MINUTE)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                dispatcher.run_once(factory, NOW + 10 * MINUTE)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    receiver.stop()
+    engine.dispose()
+    assert errors == []
+    got = verified(receiver, secret)
+    ids = Counter(g["id"] for g in got)
+    assert len(ids) == 40 and max(ids.values()) == 1  # all delivered, none twice (no crash, no double claim)
+    for member in members:  # and each member's in the order the points were awarded
+        points = [g["data"]["points"] for g in got if g["data"]["member_id"] == member]
+        assert points == sorted(points)
