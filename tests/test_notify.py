@@ -331,3 +331,30 @@ def test_dispatchers_running_at_once_share_the_work_on_postgresql(pg_only_url):
     for member in members:  # and each member's in the order the points were awarded
         points = [g["data"]["points"] for g in got if g["data"]["member_id"] == member]
         assert points == sorted(points)
+
+
+def test_console_notifications_page_and_replay(factory, app):
+    from fastapi.testclient import TestClient
+
+    from jifen.notify.models import WebhookSubscription
+    from tests.conftest import api_key
+
+    configure(factory, {"pending_days": {}})
+    add_members(factory, "alice")
+    receiver = HttpReceiver()  # never started: every attempt fails
+    run_in_transaction(factory, lambda s: service.subscribe(s, get_program(s, "default").id, receiver.url,
+                                                            ["points.awarded"], NOW))
+    send_one(factory, "alice", amount=50, order_id="A", now=NOW)
+    settings = Settings(webhook_max_attempts=1)
+    dispatcher.run_once(factory, NOW, settings)
+    with factory() as s:
+        (dead,) = s.scalars(select(Delivery).where(Delivery.status == "dead")).all()
+        assert s.scalar(select(func.count()).select_from(WebhookSubscription)) == 1
+    with TestClient(app) as client:
+        client.post("/console/login", data={"api_key": api_key(app, "operator")})
+        page = client.get("/console/notifications").text
+        assert f"jd_{dead.id}" in page and "points.awarded" in page and receiver.url in page
+        r = client.post("/console/notifications/replay", data={"delivery_id": dead.id}, follow_redirects=False)
+        assert r.status_code == 303
+    with factory() as s:
+        assert s.get(Delivery, dead.id).status == "pending"

@@ -98,6 +98,22 @@ LABELS = {
     "members_affected": ("受影響會員", "Members affected"),
     "baseline": ("現行規則", "Rules in force"),
     "difference": ("差額", "Difference"),
+    "notifications": ("通知", "Notifications"),
+    "last_7_days": ("近 7 天", "last 7 days"),
+    "waiting": ("待分發 {n} 則", "{n} waiting for fan-out"),
+    "channel": ("渠道", "Channel"),
+    "st_delivered": ("已送達", "Delivered"),
+    "st_pending": ("待發送 / 重試", "Pending / retrying"),
+    "st_sending": ("發送中", "Sending"),
+    "st_skipped": ("略過", "Skipped"),
+    "st_dead": ("失敗 (死信)", "Dead"),
+    "webhooks": ("Webhook 訂閱", "Webhook subscriptions"),
+    "topics": ("主題", "Topics"),
+    "stopped": ("已停用", "stopped"),
+    "dead_letters": ("死信 (重試用盡)", "Dead letters"),
+    "attempts": ("嘗試次數", "Attempts"),
+    "last_error": ("最後錯誤", "Last error"),
+    "replay": ("重新發送", "Replay"),
 }
 
 
