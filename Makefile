@@ -20,6 +20,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ledger_ops.py --ops 1000 --clients 8
 	$(VENV)/bin/python bench/events.py --events 2000
+	$(VENV)/bin/python bench/http_events.py --seconds 10
 
 clean:
 	rm -rf var .pytest_cache

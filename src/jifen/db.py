@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -54,6 +56,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+WRITER = "jifen_sqlite_writer"  # set on a connection while it holds its engine's writer lock
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
@@ -71,11 +76,34 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        # Writers of this process queue on a lock before BEGIN IMMEDIATE: SQLite's own busy handler
+        # polls with sleeps of up to 100 ms, which under contention turns into second-long tails.
+        writers = threading.Lock()
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # Readers (see make_read_sessionmaker) take a plain deferred BEGIN: with WAL they run
             # alongside the one writer instead of queueing behind it.
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+                return
+            if not writers.acquire(timeout=30):  # what SQLite's busy timeout would have said
+                raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+            conn.info[WRITER] = True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
+
+        def _release(conn, *_):
+            if conn.info.pop(WRITER, False):
+                writers.release()
+
+        # Released as the transaction ends (just before COMMIT / ROLLBACK reach SQLite: a waiting
+        # writer then meets SQLite's lock for that moment only).
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
 
         return engine
     if "poolclass" not in kwargs:
