@@ -17,6 +17,7 @@ from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
 from jifen.ledger.api import router as ledger_router
+from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
 from jifen.rules.api import router as rules_router
@@ -82,6 +83,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(rules_router)
     app.include_router(notify_router)
+    app.include_router(mall_router)
     app.include_router(console_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

@@ -12,6 +12,7 @@ from jifen.ledger.models import (  # noqa: F401
     LotMove,
     Posting,
 )
+from jifen.mall.models import Coupon, Redemption, Reward  # noqa: F401
 from jifen.members.models import Member  # noqa: F401
 from jifen.notify.models import (  # noqa: F401
     Delivery,

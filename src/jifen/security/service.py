@@ -34,6 +34,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "rules:simulate": frozenset({"admin", "operator", "finance"}),
     # Webhook subscriptions, their secrets, delivery logs and dead-letter replays: the brand's integrators.
     "webhooks:manage": frozenset({"admin", "operator"}),
+    # The catalogue and redemption orders after they are placed (fulfil, cancel, after-sale refund).
+    "mall:manage": frozenset({"admin", "operator", "customer_service"}),
+    # Coupon write-off (核銷) at a till.
+    "coupons:redeem": frozenset({"admin", "operator", "pos"}),
 }
 
 

@@ -1,0 +1,178 @@
+"""Redemption in the points mall. One transaction places the hold on the points and reserves the stock
+(a conditional UPDATE that never lets stock go below zero), so a flash sale can neither oversell nor
+take points from a member who did not get the item. Lock order: member, then reward."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from jifen.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from jifen.ledger import operations as ops
+from jifen.ledger.engine import lock_members
+from jifen.ledger.models import Hold
+from jifen.mall.models import Coupon, Redemption, Reward
+from jifen.members.models import Member
+from jifen.notify.outbox import emit
+from jifen.programs import tiers
+from jifen.programs.models import Program
+
+_RESERVE = (update(Reward).where(Reward.id == bindparam("reward"),
+                                 Reward.stock.is_(None) | (Reward.stock >= bindparam("qty")))
+            .values(stock=Reward.stock - bindparam("qty"), sold=Reward.sold + bindparam("qty"))
+            .returning(Reward.id))
+_RESTOCK = (update(Reward).where(Reward.id == bindparam("reward"))
+            .values(stock=Reward.stock + bindparam("qty"), sold=Reward.sold - bindparam("qty")))
+_WRITE_OFF = (update(Coupon).where(Coupon.code == bindparam("b_code"), Coupon.program_id == bindparam("b_program"),
+                                   Coupon.status == "issued", Coupon.expires_at > bindparam("b_now"))
+              .values(status="used", used_at=bindparam("b_now"), merchant=bindparam("b_merchant"),
+                      store=bindparam("b_store")).returning(Coupon.code))
+IMMEDIATE = ("coupon", "virtual", "charity", "privilege")  # fulfilled as they are redeemed
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+
+
+def get_reward(session: Session, program: Program, code: str) -> Reward:
+    reward = session.scalar(select(Reward).where(Reward.program_id == program.id, Reward.code == code))
+    if reward is None:
+        raise NotFound(f"unknown reward {code!r}", code="unknown_reward")
+    return reward
+
+
+def opens_at(program: Program, reward: Reward, member: Member | None) -> dt.datetime | None:
+    """When the member may redeem: the sale start, earlier by early_access_hours for the early tier."""
+    if reward.starts_at is None:
+        return None
+    cfg = tiers.tier_config(program)
+    if member is not None and cfg and reward.early_access_tier and reward.early_access_hours and \
+            cfg.rank(member.tier) >= cfg.rank(reward.early_access_tier):
+        return reward.starts_at - dt.timedelta(hours=reward.early_access_hours)
+    return reward.starts_at
+
+
+def check_eligible(program: Program, reward: Reward, member: Member, now: dt.datetime) -> None:
+    if not reward.active:
+        raise Conflict(f"reward {reward.code!r} is not available", code="not_on_sale")
+    start = opens_at(program, reward, member)
+    if start is not None and now < start:
+        raise Conflict(f"reward {reward.code!r} opens at {start.isoformat()}", code="not_on_sale")
+    if reward.ends_at is not None and now >= reward.ends_at:
+        raise Conflict(f"the sale of {reward.code!r} has ended", code="not_on_sale")
+    cfg = tiers.tier_config(program)
+    if reward.min_tier and cfg and cfg.rank(member.tier) < cfg.rank(reward.min_tier):
+        level = cfg.level(reward.min_tier)
+        raise Forbidden(f"{reward.name} is for {level.name if level else reward.min_tier} members and above",
+                        code="not_eligible")
+
+
+@ops.atomic
+def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None) -> Redemption:
+    """Hold the points and reserve the stock together; coupons and virtual goods are fulfilled at once."""
+    if not 1 <= quantity <= 100:
+        raise InvalidRequest("quantity must be 1 to 100", code="invalid_quantity")
+    check_eligible(sc.program, reward, member, sc.now)
+    if reward.kind == "physical" and not address:
+        raise InvalidRequest("a physical reward needs a delivery address", code="address_required")
+    lock_members(sc.session, [member.id])
+    if reward.per_member_limit is not None:
+        taken = sc.session.scalar(select(func.coalesce(func.sum(Redemption.quantity), 0)).where(
+            Redemption.member_pk == member.id, Redemption.reward_id == reward.id,
+            Redemption.status.in_(("held", "fulfilled"))))
+        if taken + quantity > reward.per_member_limit:
+            raise Conflict(f"at most {reward.per_member_limit} of {reward.name} per member", code="limit_reached")
+    if sc.session.execute(_RESERVE, {"reward": reward.id, "qty": quantity}).first() is None:
+        raise Conflict(f"{reward.name} is out of stock", code="out_of_stock")
+    hold = ops.hold(sc, member, reward.points * quantity, reference=f"redemption {reward.code} × {quantity}")
+    r = Redemption(program_id=sc.program.id, member_pk=member.id, reward_id=reward.id, quantity=quantity,
+                   points=reward.points * quantity, status="held", hold_id=hold.id, address=address or {},
+                   created_at=sc.now, updated_at=sc.now)
+    sc.session.add(r)
+    sc.session.flush()
+    if reward.kind in IMMEDIATE:
+        fulfil(sc, r)
+    else:
+        _announce(sc, r, reward)
+    return r
+
+
+def get_redemption(session: Session, program: Program, redemption_id: int) -> Redemption:
+    r = session.get(Redemption, redemption_id)
+    if r is None or r.program_id != program.id:
+        raise NotFound(f"no redemption {redemption_id}", code="unknown_redemption")
+    return r
+
+
+def _move(r: Redemption, allowed: str, to: str) -> None:
+    if r.status != allowed:
+        raise Conflict(f"redemption {r.id} is {r.status}: it cannot become {to}", code="illegal_transition")
+
+
+def _announce(sc: ops.Scope, r: Redemption, reward: Reward) -> None:
+    emit(sc.session, sc.program.id, "redemption.updated", {
+        "redemption_id": r.id, "status": r.status, "reward": reward.code, "quantity": r.quantity,
+        "points": r.points, "member_pk": r.member_pk}, r.member_pk)
+
+
+@ops.atomic
+def fulfil(sc: ops.Scope, r: Redemption) -> Redemption:
+    _move(r, "held", "fulfilled")
+    ops.capture(sc, r.hold_id)
+    r.status, r.updated_at = "fulfilled", sc.now
+    reward = sc.session.get(Reward, r.reward_id)
+    if reward.kind == "coupon":
+        days = int(reward.coupon.get("valid_days", 30))
+        sc.session.add_all(Coupon(code="".join(secrets.choice(CODE_ALPHABET) for _ in range(16)),
+                                  program_id=sc.program.id, redemption_id=r.id, member_pk=r.member_pk,
+                                  reward_id=reward.id, status="issued", expires_at=sc.now + dt.timedelta(days=days))
+                           for _ in range(r.quantity))
+    sc.session.flush()
+    _announce(sc, r, reward)
+    return r
+
+
+@ops.atomic
+def cancel(sc: ops.Scope, r: Redemption) -> Redemption:
+    _move(r, "held", "cancelled")
+    lock_members(sc.session, [r.member_pk])
+    ops.release(sc, r.hold_id)
+    sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
+    r.status, r.updated_at = "cancelled", sc.now
+    _announce(sc, r, sc.session.get(Reward, r.reward_id))
+    return r
+
+
+@ops.atomic
+def refund(sc: ops.Scope, r: Redemption) -> Redemption:
+    """After-sale: the points go back to the very lots they came from; unused coupons are voided."""
+    _move(r, "fulfilled", "refunded")
+    lock_members(sc.session, [r.member_pk])
+    coupons = list(sc.session.scalars(select(Coupon).where(Coupon.redemption_id == r.id)))
+    if any(c.status == "used" for c in coupons):
+        raise Conflict(f"a coupon of redemption {r.id} was already used", code="coupon_used")
+    for c in coupons:
+        c.status = "void"
+    ops.reverse(sc, sc.session.get(Hold, r.hold_id).settle_entry_id, reason=f"refund of redemption {r.id}")
+    sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
+    r.status, r.updated_at = "refunded", sc.now
+    _announce(sc, r, sc.session.get(Reward, r.reward_id))
+    return r
+
+
+def write_off(session: Session, program: Program, code: str, merchant: str, store: str | None,
+              now: dt.datetime) -> Coupon:
+    """POS 核銷: once only, before expiry (a conditional UPDATE: two tills at once, one wins)."""
+    done = session.execute(_WRITE_OFF, {"b_code": code, "b_program": program.id, "b_now": now,
+                                        "b_merchant": merchant, "b_store": store}).first()
+    coupon = session.scalar(select(Coupon).where(Coupon.code == code, Coupon.program_id == program.id))
+    if done is not None:
+        session.refresh(coupon)
+        return coupon
+    if coupon is None:
+        raise NotFound("unknown coupon code", code="unknown_coupon")
+    if coupon.status == "used":
+        raise Conflict(f"coupon already used at {coupon.used_at.isoformat()}", code="coupon_used")
+    if coupon.status == "void":
+        raise Conflict("coupon was voided (its redemption was refunded)", code="coupon_void")
+    raise Conflict(f"coupon expired at {coupon.expires_at.isoformat()}", code="coupon_expired")
