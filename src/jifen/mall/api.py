@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from jifen.db import run_in_transaction, utcnow
-from jifen.errors import Conflict, JifenError
+from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
-from jifen.mall import service
-from jifen.mall.models import KINDS, Coupon, Redemption, Reward
+from jifen.mall import lottery, partners, service
+from jifen.mall.models import KINDS, Coupon, LotteryDraw, LotteryPool, LotteryPrize, Partner, Redemption, Reward
+from jifen.mall.reports import supplier_settlement
 from jifen.members.models import Member
 from jifen.members.service import get_member
 from jifen.programs.models import Program
@@ -177,3 +180,136 @@ def redeem_coupon(code: str, body: WriteOffIn, request: Request, who: Till):
     return run_in_transaction(request.app.state.sessions, lambda s: coupon_view(service.write_off(
         s, s.get(Program, who.program_id), code, body.merchant, body.store, utcnow())))
 
+
+
+Reports = Annotated[Principal, Depends(require("reports:read"))]
+
+
+class PrizeIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    weight: int = Field(ge=0, le=10**9)
+    stock: int | None = Field(None, ge=0)
+    points: int = Field(0, ge=0, le=10**9)
+    value: Decimal = Field(Decimal(0), ge=0)
+
+
+class LotteryIn(Strict):
+    code: str = Field(pattern=CODE)
+    name: str = Field(min_length=1, max_length=200)
+    cost: int = Field(ge=1, le=10**9)
+    budget: Decimal | None = Field(None, ge=0)
+    prizes: list[PrizeIn] = Field(min_length=1, max_length=100)
+
+
+class DrawIn(Strict):
+    member_id: MemberId
+
+
+class PartnerIn(Strict):
+    code: str = Field(pattern=CODE)
+    name: str = Field(min_length=1, max_length=200)
+    unit: str = Field(min_length=1, max_length=32)
+    points_per_unit_out: int | None = Field(None, ge=1)
+    points_per_unit_in: int | None = Field(None, ge=1)
+    min_units: int = Field(1, ge=1)
+    max_units_per_day: int | None = Field(None, ge=1)
+
+
+class ExchangeIn(Strict):
+    member_id: MemberId
+    direction: Literal["out", "in"]
+    units: int = Field(ge=1, le=10**9)
+    reference: str = Field(min_length=1, max_length=100)
+
+
+def _period(start: dt.datetime, end: dt.datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise InvalidRequest("give from and to with a timezone, to after from", code="invalid_period")
+
+
+def table(rows: list[dict], fmt: str):
+    """JSON rows, or the same as CSV for spreadsheets."""
+    if fmt != "csv":
+        return rows
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+@router.post("/lotteries", status_code=201, summary="A lottery / blind box: cost per draw, weighted prizes")
+def create_lottery(body: LotteryIn, request: Request, who: Manager):
+    def tx(s):
+        if s.scalar(select(LotteryPool.id).where(LotteryPool.program_id == who.program_id,
+                                                 LotteryPool.code == body.code)):
+            raise Conflict(f"lottery {body.code!r} exists", code="lottery_exists")
+        pool = LotteryPool(program_id=who.program_id, code=body.code, name=body.name, cost=body.cost,
+                           budget=body.budget, spent=Decimal(0), active=True)
+        s.add(pool)
+        s.flush()
+        s.add_all(LotteryPrize(pool_id=pool.id, **p.model_dump()) for p in body.prizes)
+        return {"code": pool.code, "cost": pool.cost, "prizes": len(body.prizes)}
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+def draw_view(session, d: LotteryDraw) -> dict:
+    prize = session.get(LotteryPrize, d.prize_id)
+    return {"draw_id": d.id, "prize": prize.name, "points_won": prize.points, "random": d.random,
+            "candidates": d.candidates, "cost_entry_id": d.cost_entry_id, "award_entry_id": d.award_entry_id}
+
+
+@router.post("/lotteries/{code}/draw", status_code=201, summary="Pay the cost and draw a prize")
+def lottery_draw(code: str, body: DrawIn, request: Request, who: Buyer, key: Key):
+    return write(request, who, key, f"lottery.draw:{code}", body, lambda sc: draw_view(sc.session, lottery.draw(
+        sc, member(sc, body.member_id), lottery.get_pool(sc.session, sc.program.id, code))), status=201)
+
+
+@router.get("/lotteries/{code}/draws/{draw_id}/verify", summary="Recompute a draw from its recorded random number")
+def verify_draw(code: str, draw_id: int, request: Request, who: Reports):
+    with request.app.state.read_sessions() as s:
+        pool = lottery.get_pool(s, who.program_id, code)
+        d = s.get(LotteryDraw, draw_id)
+        if d is None or d.pool_id != pool.id:
+            raise NotFound(f"no draw {draw_id} in {code!r}", code="unknown_draw")
+        again = lottery.replay(d)
+        return {"draw_id": d.id, "prize_id": d.prize_id, "replayed_prize_id": again, "matches": again == d.prize_id}
+
+
+@router.post("/partners", status_code=201, summary="A partner programme with exchange rates and limits")
+def create_partner(body: PartnerIn, request: Request, who: Manager):
+    def tx(s):
+        if s.scalar(select(Partner.id).where(Partner.program_id == who.program_id, Partner.code == body.code)):
+            raise Conflict(f"partner {body.code!r} exists", code="partner_exists")
+        s.add(Partner(program_id=who.program_id, **body.model_dump()))
+        return body.model_dump()
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.post("/partners/{code}/exchanges", status_code=201, summary="Points out to the partner, or units in")
+def partner_exchange(code: str, body: ExchangeIn, request: Request, who: Buyer, key: Key):
+    def work(sc):
+        x = partners.exchange(sc, member(sc, body.member_id), partners.get_partner(sc.session, sc.program.id, code),
+                              body.direction, body.units, body.reference)
+        return {"id": x.id, "direction": x.direction, "units": x.units, "points": x.points, "entry_id": x.entry_id}
+
+    return write(request, who, key, f"partners.exchange:{code}", body, work, status=201)
+
+
+@router.get("/partners/{code}/reconciliation", summary="Every exchange with a partner in a period (JSON or CSV)")
+def partner_reconciliation(code: str, request: Request, who: Reports, start: Annotated[dt.datetime, Query(alias="from")],
+                           end: Annotated[dt.datetime, Query(alias="to")], format: Literal["json", "csv"] = "json"):
+    _period(start, end)
+    with request.app.state.read_sessions() as s:
+        return table(partners.reconciliation(s, partners.get_partner(s, who.program_id, code), start, end), format)
+
+
+@router.get("/reports/suppliers", summary="Supplier settlement: units, points and cost per supplier (JSON or CSV)")
+def suppliers_report(request: Request, who: Reports, start: Annotated[dt.datetime, Query(alias="from")],
+                     end: Annotated[dt.datetime, Query(alias="to")], format: Literal["json", "csv"] = "json"):
+    _period(start, end)
+    with request.app.state.read_sessions() as s:
+        return table(supplier_settlement(s, who.program_id, start, end), format)

@@ -72,3 +72,81 @@ class Coupon(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     merchant: Mapped[str | None] = mapped_column(String(100))
     store: Mapped[str | None] = mapped_column(String(100))
+
+
+class LotteryPool(Base):
+    """A lottery or blind box: a cost in points per draw and a weighted pool of prizes."""
+
+    __tablename__ = "lottery_pools"
+    __table_args__ = (UniqueConstraint("program_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    cost: Mapped[int] = mapped_column(BigInteger)  # points per draw
+    budget: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))  # ¥ of prizes the pool may give away
+    spent: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal(0))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class LotteryPrize(Base):
+    __tablename__ = "lottery_prizes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("lottery_pools.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    weight: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
+    points: Mapped[int] = mapped_column(BigInteger, default=0)  # points credited when won
+    value: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal(0))  # ¥ counted against the budget
+
+
+class LotteryDraw(Base):
+    """Each draw with the random number used and the prizes it could win, so it can be replayed."""
+
+    __tablename__ = "lottery_draws"
+    __table_args__ = (Index("ix_draws_pool", "pool_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("lottery_pools.id"))
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    random: Mapped[str] = mapped_column(String(32))  # the draw's uniform number in [0, 1), as a decimal string
+    candidates: Mapped[list] = mapped_column(JSON)  # [[prize id, weight], …] in force for this draw
+    prize_id: Mapped[int] = mapped_column(ForeignKey("lottery_prizes.id"))
+    cost_entry_id: Mapped[int] = mapped_column(BigInteger)
+    award_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Partner(Base):
+    """A partner programme points convert to and from (airline miles, bank points) at fixed rates."""
+
+    __tablename__ = "partners"
+    __table_args__ = (UniqueConstraint("program_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(32))  # 里程, 積分 …
+    points_per_unit_out: Mapped[int | None] = mapped_column(Integer)  # our points for one partner unit
+    points_per_unit_in: Mapped[int | None] = mapped_column(Integer)  # our points one partner unit brings
+    min_units: Mapped[int] = mapped_column(Integer, default=1)
+    max_units_per_day: Mapped[int | None] = mapped_column(Integer)  # per member and direction
+
+
+class PartnerExchange(Base):
+    __tablename__ = "partner_exchanges"
+    __table_args__ = (UniqueConstraint("partner_id", "reference"), Index("ix_exchanges_partner_time", "partner_id",
+                                                                          "created_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    direction: Mapped[str] = mapped_column(String(4))  # out: our points → partner units; in: the reverse
+    units: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(100))  # the partner's transaction id (or ours)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

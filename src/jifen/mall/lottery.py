@@ -1,0 +1,76 @@
+"""Lottery and blind boxes: pay the cost in points, draw a prize by weight among those still in stock
+and within the pool's budget, credit points prizes. Every draw keeps its random number and the
+weights it drew from, so `replay(draw)` recomputes the same prize."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from jifen.errors import Conflict, NotFound
+from jifen.ledger import operations as ops
+from jifen.mall.models import LotteryDraw, LotteryPool, LotteryPrize
+from jifen.members.models import Member
+
+_TAKE = (update(LotteryPrize).where(LotteryPrize.id == bindparam("prize"),
+                                    LotteryPrize.stock.is_(None) | (LotteryPrize.stock > 0))
+         .values(stock=LotteryPrize.stock - 1).returning(LotteryPrize.id))
+
+
+def pick(candidates: list[tuple[int, int]], u: Decimal) -> int:
+    """The prize whose cumulative weight interval holds u × total (u uniform in [0, 1))."""
+    total = sum(w for _, w in candidates)
+    target, running = u * total, 0
+    for prize_id, weight in candidates:
+        running += weight
+        if target < running:
+            return prize_id
+    return candidates[-1][0]
+
+
+def uniform() -> Decimal:
+    """53 random bits from the OS, as an exact decimal in [0, 1)."""
+    return Decimal(secrets.randbits(53)) / Decimal(2**53)
+
+
+def get_pool(session: Session, program_id: int, code: str) -> LotteryPool:
+    pool = session.scalar(select(LotteryPool).where(LotteryPool.program_id == program_id, LotteryPool.code == code))
+    if pool is None:
+        raise NotFound(f"unknown lottery {code!r}", code="unknown_lottery")
+    return pool
+
+
+@ops.atomic
+def draw(sc: ops.Scope, member: Member, pool: LotteryPool, u: Decimal | None = None) -> LotteryDraw:
+    if not pool.active:
+        raise Conflict(f"lottery {pool.code!r} is closed", code="not_on_sale")
+    s = sc.session
+    s.refresh(pool, with_for_update=True)  # the budget is shared: draws of one pool queue here
+    paid = ops.spend(sc, member, pool.cost, reference=f"lottery {pool.code}", reason="抽獎")
+    left = None if pool.budget is None else pool.budget - pool.spent
+    prizes = list(s.scalars(select(LotteryPrize).where(LotteryPrize.pool_id == pool.id).order_by(LotteryPrize.id)))
+    candidates = [(p.id, p.weight) for p in prizes if p.weight > 0 and (p.stock is None or p.stock > 0)
+                  and (left is None or p.value <= left)]
+    if not candidates:
+        raise Conflict(f"lottery {pool.code!r} has no prizes left", code="out_of_stock")
+    u = uniform() if u is None else u
+    prize = s.get(LotteryPrize, pick(candidates, u))
+    if s.execute(_TAKE, {"prize": prize.id}).first() is None:
+        raise Conflict("prize taken meanwhile", code="out_of_stock")  # not reached: the pool row is locked
+    pool.spent += prize.value
+    won = ops.award(sc, member, prize.points, reference=f"lottery {pool.code}", reason=f"抽中 {prize.name}") \
+        if prize.points else None
+    record = LotteryDraw(pool_id=pool.id, member_pk=member.id, random=str(u), candidates=[list(c) for c in candidates],
+                         prize_id=prize.id, cost_entry_id=paid.id, award_entry_id=won.id if won else None,
+                         created_at=sc.now)
+    s.add(record)
+    s.flush()
+    return record
+
+
+def replay(record: LotteryDraw) -> int:
+    """The prize the recorded random number picks from the recorded weights (an audit re-computes it)."""
+    return pick([(p, w) for p, w in record.candidates], Decimal(record.random))
