@@ -253,3 +253,68 @@ def test_racing_tills_write_a_coupon_off_once_on_postgresql(pg_only_url):
         t.join()
     assert Counter(outcomes) == {"used": 1, "coupon_used": 29}
     engine.dispose()
+
+
+def test_prices_points_cash_discounts_double_value_days(mall, factory):
+    from jifen.mall.models import Reward
+
+    client, admin = mall
+    r = client.post("/v1/rewards", json={"code": "cup", "name": "保溫杯", "kind": "virtual", "category": "實物/家居",
+                                         "points": 3000, "cash_points": 1000, "cash": "20", "discount_pct": 20},
+                    headers=admin)
+    assert r.status_code == 201
+    with factory() as s:
+        program = get_program(s, "default")
+        cup = s.query(Reward).filter_by(code="cup").one()
+        wednesday = dt.datetime(2026, 11, 11, 4, 0, tzinfo=dt.UTC)  # 12:00 in Shanghai, a Wednesday, the 11th
+        assert service.unit_price(program, cup, wednesday) == (2400, 0)  # 20 % off
+        assert service.unit_price(program, cup, wednesday, "points_cash") == (800, 20)
+        program.double_value = {"days_of_month": [11], "factor": 2}
+        assert service.unit_price(program, cup, wednesday)[0] == 1200  # double-value day: half the points
+        assert service.unit_price(program, cup, wednesday + dt.timedelta(days=1))[0] == 2400
+    mixed = post(client, admin, "/v1/redemptions", {"member_id": "bob", "reward": "cup", "pay": "points_cash"})
+    assert mixed.status_code == 409  # bob has 100 points: not even the points part
+    paid = post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "cup", "pay": "points_cash"})
+    body = paid.json()
+    assert (body["points"], body["cash"], body["status"]) == (800, "20.00", "held")  # held until the cash is paid
+    nope = post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "c50", "pay": "points_cash"})
+    assert nope.json()["error"]["code"] == "no_cash_price"
+
+
+def test_refusals_suggest_alternatives(mall, factory):
+    client, admin = mall
+    client.post("/v1/rewards", json={"code": "pan", "name": "不粘鍋", "kind": "physical", "category": "實物/家居/廚具",
+                                     "points": 80, "stock": 5}, headers=admin)
+    client.post("/v1/rewards", json={"code": "kettle2", "name": "電熱水壺 (積分+現金)", "kind": "physical",
+                                     "category": "實物/家居", "points": 5000, "cash_points": 90, "cash": "49"},
+                headers=admin)
+    r = post(client, admin, "/v1/redemptions", {"member_id": "bob", "reward": "kettle2", "address": ADDRESS})
+    assert r.status_code == 409
+    err = r.json()["error"]
+    assert err["code"] == "insufficient_points"
+    assert err["points_cash"] == {"points": 90, "cash": "49.00"}  # bob's 100 points cover the points part
+    assert [x["reward"] for x in err["suggestions"]] == ["pan"]  # what else 100 points buy in 實物
+
+
+def test_daily_limits_and_tier_shares(mall, factory):
+    client, admin = mall
+    client.post("/v1/rewards", json={"code": "tea", "name": "茶包", "kind": "virtual", "category": "食品",
+                                     "points": 10, "per_day_limit": 2}, headers=admin)
+    client.post("/v1/rewards", json={"code": "toy", "name": "限量公仔", "kind": "virtual", "category": "潮玩",
+                                     "points": 10, "stock": 10, "tier_shares": {"normal": "0.2"}}, headers=admin)
+    assert post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "tea", "quantity": 2}).status_code == 201
+    again = post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "tea"})
+    assert again.json()["error"]["code"] == "limit_reached"
+    add_members(factory, "carol")
+    fund(factory, "carol", 1000)
+    for who in ("alice", "carol"):  # 普通 members share 20 % of 10 units
+        run_in_transaction(factory, lambda s, who=who: setattr(
+            m(ops.Scope(s, get_program(s, "default"), None, utcnow()), who), "tier", "normal"))
+    assert post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "toy"}).status_code == 201
+    assert post(client, admin, "/v1/redemptions", {"member_id": "carol", "reward": "toy"}).status_code == 201
+    third = post(client, admin, "/v1/redemptions", {"member_id": "carol", "reward": "toy"})
+    assert third.status_code == 409 and "share" in third.json()["error"]["message"]
+    run_in_transaction(factory, lambda s: setattr(
+        m(ops.Scope(s, get_program(s, "default"), None, utcnow()), "goldie"), "tier", "gold"))
+    fund(factory, "goldie", 100)
+    assert post(client, admin, "/v1/redemptions", {"member_id": "goldie", "reward": "toy"}).status_code == 201

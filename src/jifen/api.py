@@ -58,7 +58,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.exception_handler(JifenError)
     def _jifen_error(_: Request, exc: JifenError):
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, **exc.details)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError):

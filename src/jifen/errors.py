@@ -5,9 +5,11 @@ class JifenError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict | None = None):
         super().__init__(message)
         self.message = message
+        self.details = details or {}  # extra fields of the error body (e.g. suggestions)
         if code:
             self.code = code
         if status:

@@ -57,6 +57,12 @@ class RewardIn(Strict):
     early_access_tier: str | None = None
     early_access_hours: int = Field(0, ge=0, le=24 * 30)
     per_member_limit: int | None = Field(None, ge=1)
+    per_day_limit: int | None = Field(None, ge=1)
+    cash_points: int | None = Field(None, ge=1, le=10**9)  # points + cash: these points …
+    cash: Decimal | None = Field(None, gt=0)  # … and this much ¥
+    discount_pct: int = Field(0, ge=0, le=99)
+    discount_until: AwareDatetime | None = None
+    tier_shares: dict[str, Decimal] = {}  # {"normal": 0.2}: a tier's share of the stock
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     coupon: CouponTerms | None = None
@@ -67,6 +73,7 @@ class RedemptionIn(Strict):
     reward: str = Field(min_length=1, max_length=64)
     quantity: int = Field(1, ge=1, le=100)
     address: dict | None = None
+    pay: Literal["points", "points_cash"] = "points"
 
 
 class WriteOffIn(Strict):
@@ -74,8 +81,10 @@ class WriteOffIn(Strict):
     store: str | None = Field(None, max_length=100)
 
 
-def reward_view(r: Reward) -> dict:
-    return {"code": r.code, "name": r.name, "kind": r.kind, "category": r.category, "points": r.points,
+def reward_view(r: Reward, program: Program | None = None, now: dt.datetime | None = None) -> dict:
+    price = {"price_now": service.unit_price(program, r, now)[0]} if program is not None else {}
+    return {"code": r.code, "name": r.name, "kind": r.kind, "category": r.category, "points": r.points, **price,
+            "cash_price": {"points": r.cash_points, "cash": str(r.cash)} if r.cash_points else None,
             "stock": r.stock, "sold": r.sold, "value": str(r.value), "min_tier": r.min_tier,
             "per_member_limit": r.per_member_limit, "starts_at": r.starts_at.isoformat() if r.starts_at else None,
             "ends_at": r.ends_at.isoformat() if r.ends_at else None, "coupon": r.coupon or None}
@@ -85,7 +94,7 @@ def redemption_view(session, r: Redemption) -> dict:
     coupons = session.scalars(select(Coupon).where(Coupon.redemption_id == r.id).order_by(Coupon.code)).all()
     return {"id": r.id, "member_id": session.get(Member, r.member_pk).member_id,
             "reward": session.get(Reward, r.reward_id).code, "quantity": r.quantity, "points": r.points,
-            "status": r.status, "hold_id": r.hold_id, "address": r.address or None,
+            "cash": str(r.cash), "status": r.status, "hold_id": r.hold_id, "address": r.address or None,
             "coupons": [{"code": c.code, "status": c.status, "expires_at": c.expires_at.isoformat()} for c in coupons],
             "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
 
@@ -100,9 +109,14 @@ def create_reward(body: RewardIn, request: Request, who: Manager):
     def tx(s):
         if s.scalar(select(Reward.id).where(Reward.program_id == who.program_id, Reward.code == body.code)):
             raise Conflict(f"reward {body.code!r} exists", code="reward_exists")
-        data = body.model_dump(exclude={"coupon"})
+        if (body.cash_points is None) != (body.cash is None):
+            raise InvalidRequest("give cash_points and cash together", code="invalid_cash_price")
+        if any(not 0 < v <= 1 for v in body.tier_shares.values()):
+            raise InvalidRequest("tier_shares are fractions between 0 and 1", code="invalid_tier_share")
+        data = body.model_dump(exclude={"coupon", "tier_shares"})
         r = Reward(program_id=who.program_id, **data, coupon=body.coupon.model_dump(mode="json") if body.coupon else {},
-                   sold=0, active=True, created_at=utcnow())
+                   tier_shares={k: str(v) for k, v in body.tier_shares.items()}, stock_total=body.stock, sold=0,
+                   active=True, created_at=utcnow())
         s.add(r)
         s.flush()
         return reward_view(r)
@@ -130,7 +144,7 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
             start = service.opens_at(program, r, viewer)
             if start is not None and now < start - dt.timedelta(days=7) and viewer is None:
                 continue
-            view = reward_view(r)
+            view = reward_view(r, program, now)
             if viewer is not None:
                 try:
                     service.check_eligible(program, r, viewer, now)
@@ -145,7 +159,7 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
 def create_redemption(body: RedemptionIn, request: Request, who: Buyer, key: Key):
     return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, service.redeem(
         sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward), body.quantity,
-        body.address)), status=201)
+        body.address, body.pay)), status=201)
 
 
 @router.get("/redemptions/{redemption_id}", summary="A redemption and its coupons")

@@ -33,6 +33,17 @@ class Reward(Base):
     early_access_tier: Mapped[str | None] = mapped_column(String(32))  # this tier and above see it early
     early_access_hours: Mapped[int] = mapped_column(Integer, default=0)  # seed 001: gold 48 h early
     per_member_limit: Mapped[int | None] = mapped_column(Integer)  # units per member, lifetime
+    per_day_limit: Mapped[int | None] = mapped_column(Integer)  # units per member per programme day
+    # Points + cash: an alternative price of fewer points and a cash part (¥, paid at the till or online).
+    cash_points: Mapped[int | None] = mapped_column(BigInteger)
+    cash: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    # A time-limited discount on the points price, in percent.
+    discount_pct: Mapped[int] = mapped_column(Integer, default=0)
+    discount_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Share of the stock a tier may take ({"normal": 0.2}: 普通 members get 20 % of it); stock_total is the
+    # stock the shares are of.
+    tier_shares: Mapped[dict] = mapped_column(JSON, default=dict)
+    stock_total: Mapped[int | None] = mapped_column(Integer)
     starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     coupon: Mapped[dict] = mapped_column(JSON, default=dict)  # {"threshold": 50, "discount": 5, "valid_days": 30}
@@ -52,6 +63,8 @@ class Redemption(Base):
     reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
     quantity: Mapped[int] = mapped_column(Integer)
     points: Mapped[int] = mapped_column(BigInteger)
+    cash: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal(0))  # the cash part, if points + cash
+    tier: Mapped[str | None] = mapped_column(String(32))  # the member's tier when redeeming (tier shares)
     status: Mapped[str] = mapped_column(String(16), default="held")
     hold_id: Mapped[int] = mapped_column(BigInteger)
     address: Mapped[dict] = mapped_column(JSON, default=dict)

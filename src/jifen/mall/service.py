@@ -5,15 +5,18 @@ take points from a member who did not get the item. Lock order: member, then rew
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from jifen.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from jifen.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest, NotFound
 from jifen.ledger import operations as ops
-from jifen.ledger.engine import lock_members
-from jifen.ledger.models import Hold
+from jifen.ledger.engine import lock_members, member_accounts
+from jifen.ledger.models import AVAILABLE, Hold
 from jifen.mall.models import Coupon, Redemption, Reward
 from jifen.members.models import Member
 from jifen.notify.outbox import emit
@@ -67,34 +70,109 @@ def check_eligible(program: Program, reward: Reward, member: Member, now: dt.dat
                         code="not_eligible")
 
 
+def unit_price(program: Program, reward: Reward, now: dt.datetime, pay: str = "points") -> tuple[int, Decimal]:
+    """(points, ¥ cash) per unit now: the points price or the points + cash alternative, less a running
+    discount, divided on the programme's double-value days; points round up."""
+    if pay == "points_cash":
+        if reward.cash_points is None:
+            raise InvalidRequest(f"{reward.name} has no points + cash price", code="no_cash_price")
+        points, cash = Decimal(reward.cash_points), reward.cash or Decimal(0)
+    else:
+        points, cash = Decimal(reward.points), Decimal(0)
+    if reward.discount_pct and (reward.discount_until is None or now < reward.discount_until):
+        points = points * (100 - reward.discount_pct) / 100
+    dv = program.double_value or {}
+    local = now.astimezone(ZoneInfo(program.timezone))
+    if local.day in dv.get("days_of_month", []) or local.isoweekday() in dv.get("weekdays", []):
+        points = points / Decimal(str(dv.get("factor", 2)))
+    return max(1, math.ceil(points)), cash
+
+
+def _eligible(sc: ops.Scope, reward: Reward, member: Member) -> bool:
+    try:
+        check_eligible(sc.program, reward, member, sc.now)
+        return True
+    except (Conflict, Forbidden):
+        return False
+
+
+def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
+    """When a redemption fails for points or stock: what the member could take instead."""
+    available = member_accounts(sc.session, member.id, sc.wallet.id)[AVAILABLE].balance
+    top = reward.category.split("/")[0]
+    others = sc.session.scalars(select(Reward).where(
+        Reward.program_id == sc.program.id, Reward.active.is_(True), Reward.id != reward.id,
+        (Reward.category == top) | Reward.category.startswith(top + "/"),
+        Reward.stock.is_(None) | (Reward.stock > 0)))
+    fits = sorted(((r, unit_price(sc.program, r, sc.now)[0]) for r in others if _eligible(sc, r, member)),
+                  key=lambda rp: -rp[1])
+    out: dict = {"suggestions": [{"reward": r.code, "name": r.name, "points": p} for r, p in fits
+                                 if p <= available][:3]}
+    if reward.cash_points is not None:
+        points, cash = unit_price(sc.program, reward, sc.now, "points_cash")
+        if points <= available:
+            out["points_cash"] = {"points": points, "cash": str(cash)}
+    return out
+
+
 @ops.atomic
-def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None) -> Redemption:
+def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
+           pay: str = "points") -> Redemption:
     """Hold the points and reserve the stock together; coupons and virtual goods are fulfilled at once."""
     if not 1 <= quantity <= 100:
         raise InvalidRequest("quantity must be 1 to 100", code="invalid_quantity")
     check_eligible(sc.program, reward, member, sc.now)
     if reward.kind == "physical" and not address:
         raise InvalidRequest("a physical reward needs a delivery address", code="address_required")
+    points, cash = unit_price(sc.program, reward, sc.now, pay)
     lock_members(sc.session, [member.id])
-    if reward.per_member_limit is not None:
-        taken = sc.session.scalar(select(func.coalesce(func.sum(Redemption.quantity), 0)).where(
-            Redemption.member_pk == member.id, Redemption.reward_id == reward.id,
-            Redemption.status.in_(("held", "fulfilled"))))
-        if taken + quantity > reward.per_member_limit:
-            raise Conflict(f"at most {reward.per_member_limit} of {reward.name} per member", code="limit_reached")
+    _check_limits(sc, member, reward, quantity)
     if sc.session.execute(_RESERVE, {"reward": reward.id, "qty": quantity}).first() is None:
-        raise Conflict(f"{reward.name} is out of stock", code="out_of_stock")
-    hold = ops.hold(sc, member, reward.points * quantity, reference=f"redemption {reward.code} × {quantity}")
+        raise Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
+    _check_tier_share(sc, member, reward, quantity)  # after the reward row is locked: shares are counted safely
+    try:
+        hold = ops.hold(sc, member, points * quantity, reference=f"redemption {reward.code} × {quantity}")
+    except InsufficientPoints as exc:
+        raise InsufficientPoints(exc.message, details=suggestions(sc, member, reward)) from None
     r = Redemption(program_id=sc.program.id, member_pk=member.id, reward_id=reward.id, quantity=quantity,
-                   points=reward.points * quantity, status="held", hold_id=hold.id, address=address or {},
-                   created_at=sc.now, updated_at=sc.now)
+                   points=points * quantity, cash=cash * quantity, tier=member.tier, status="held", hold_id=hold.id,
+                   address=address or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
-    if reward.kind in IMMEDIATE:
+    if reward.kind in IMMEDIATE and not cash:
         fulfil(sc, r)
-    else:
+    else:  # physical goods ship later; a cash part is paid first
         _announce(sc, r, reward)
     return r
+
+
+_TAKEN = select(func.coalesce(func.sum(Redemption.quantity), 0)).where(
+    Redemption.reward_id == bindparam("reward"), Redemption.status.in_(("held", "fulfilled")))
+
+
+def _check_limits(sc: ops.Scope, member: Member, reward: Reward, quantity: int) -> None:
+    """Per-member limits, lifetime and per programme day (the member is locked)."""
+    mine = _TAKEN.where(Redemption.member_pk == member.id)
+    if reward.per_member_limit is not None and (
+            sc.session.scalar(mine, {"reward": reward.id}) + quantity > reward.per_member_limit):
+        raise Conflict(f"at most {reward.per_member_limit} of {reward.name} per member", code="limit_reached")
+    if reward.per_day_limit is not None:
+        tz = ZoneInfo(sc.program.timezone)
+        midnight = dt.datetime.combine(sc.now.astimezone(tz).date(), dt.time(), tz).astimezone(dt.UTC)
+        today = sc.session.scalar(mine.where(Redemption.created_at >= midnight), {"reward": reward.id})
+        if today + quantity > reward.per_day_limit:
+            raise Conflict(f"at most {reward.per_day_limit} of {reward.name} a day", code="limit_reached")
+
+
+def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: int) -> None:
+    share = (reward.tier_shares or {}).get(member.tier or "")
+    if share is None or reward.stock_total is None:
+        return
+    allowed = int(reward.stock_total * Decimal(str(share)))
+    taken = sc.session.scalar(_TAKEN.where(Redemption.tier == member.tier), {"reward": reward.id})
+    if taken + quantity > allowed:
+        raise Conflict(f"the share of {reward.name} for your tier is sold out", code="out_of_stock",
+                       details=suggestions(sc, member, reward))
 
 
 def get_redemption(session: Session, program: Program, redemption_id: int) -> Redemption:

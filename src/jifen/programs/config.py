@@ -112,6 +112,20 @@ class ShowcaseReward(Strict):
     value: Decimal = Field(ge=0)  # ¥, as shown to the member
 
 
+class DoubleValue(Strict):
+    """Programme "double-value days": on these local days every reward costs points ÷ factor."""
+
+    days_of_month: list[int] = Field([], max_length=31)
+    weekdays: list[int] = Field([], max_length=7)  # 1 = Monday
+    factor: Decimal = Field(Decimal(2), gt=1, le=10)
+
+    @model_validator(mode="after")
+    def days(self):
+        if any(not 1 <= d <= 31 for d in self.days_of_month) or any(not 1 <= d <= 7 for d in self.weekdays):
+            raise ValueError("days_of_month are 1-31, weekdays 1 (Monday) - 7")
+        return self
+
+
 class ProgramConfig(Strict):
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
@@ -126,6 +140,7 @@ class ProgramConfig(Strict):
     rules: RulesConfig | None = None
     # Named by expiry reminders ("…可兌換價值89元的電烤箱") until the mall's catalogue exists.
     reminder_rewards: list[ShowcaseReward] = []
+    double_value: DoubleValue | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -30,6 +30,8 @@ class Program(Base):
     pending_days: Mapped[dict] = mapped_column(JSON, default=dict)
     # Tier ladder and qualification (jifen.programs.config.TierConfig as JSON); {} = no tiers.
     tiers: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Mall calendar: {"days_of_month": [8, 18, 28], "weekdays": [5], "factor": 2} = rewards cost half then.
+    double_value: Mapped[dict] = mapped_column(JSON, default=dict)
     # Rewards an expiry reminder may suggest ({name, points, value}) until the mall's catalogue exists.
     reminder_rewards: Mapped[list] = mapped_column(JSON, default=list)
     # When the periodic tier evaluation last ran (the job runner runs it once per evaluation period).

@@ -112,6 +112,7 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
     program.pending_days = dict(cfg.pending_days)
     program.tiers = cfg.tiers.model_dump(mode="json") if cfg.tiers else {}
     program.reminder_rewards = [r.model_dump(mode="json") for r in cfg.reminder_rewards]
+    program.double_value = cfg.double_value.model_dump(mode="json") if cfg.double_value else {}
     session.flush()
     version = None
     if cfg.rules is not None:

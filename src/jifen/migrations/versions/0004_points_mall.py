@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-23 14:42:25.939420
+Create Date: 2026-11-23 14:44:14.693938
 """
 import sqlalchemy as sa
 from alembic import op
@@ -60,6 +60,13 @@ def upgrade() -> None:
     sa.Column('early_access_tier', sa.String(length=32), nullable=True),
     sa.Column('early_access_hours', sa.Integer(), nullable=False),
     sa.Column('per_member_limit', sa.Integer(), nullable=True),
+    sa.Column('per_day_limit', sa.Integer(), nullable=True),
+    sa.Column('cash_points', sa.BigInteger(), nullable=True),
+    sa.Column('cash', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('discount_pct', sa.Integer(), nullable=False),
+    sa.Column('discount_until', jifen.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('tier_shares', sa.JSON(), nullable=False),
+    sa.Column('stock_total', sa.Integer(), nullable=True),
     sa.Column('starts_at', jifen.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('ends_at', jifen.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('coupon', sa.JSON(), nullable=False),
@@ -108,6 +115,8 @@ def upgrade() -> None:
     sa.Column('reward_id', sa.Integer(), nullable=False),
     sa.Column('quantity', sa.Integer(), nullable=False),
     sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('cash', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('tier', sa.String(length=32), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('hold_id', sa.BigInteger(), nullable=False),
     sa.Column('address', sa.JSON(), nullable=False),
@@ -156,9 +165,15 @@ def upgrade() -> None:
     with op.batch_alter_table('lottery_draws', schema=None) as batch_op:
         batch_op.create_index('ix_draws_pool', ['pool_id', 'id'], unique=False)
 
+    with op.batch_alter_table('programs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('double_value', sa.JSON(), nullable=False, server_default='{}'))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('programs', schema=None) as batch_op:
+        batch_op.drop_column('double_value')
+
     with op.batch_alter_table('lottery_draws', schema=None) as batch_op:
         batch_op.drop_index('ix_draws_pool')
 
