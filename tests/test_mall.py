@@ -318,3 +318,12 @@ def test_daily_limits_and_tier_shares(mall, factory):
         m(ops.Scope(s, get_program(s, "default"), None, utcnow()), "goldie"), "tier", "gold"))
     fund(factory, "goldie", 100)
     assert post(client, admin, "/v1/redemptions", {"member_id": "goldie", "reward": "toy"}).status_code == 201
+
+
+def test_console_mall_page(mall):
+    client, admin = mall
+    post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "kettle", "address": ADDRESS})
+    key = admin["Authorization"].split()[1]
+    client.post("/console/login", data={"api_key": key})
+    page = client.get("/console/mall").text
+    assert "電熱水壺" in page and "實物/家居/廚具" in page and "處理中" in page and "美的" in page

@@ -23,6 +23,7 @@ from jifen.notify.api import router as notify_router
 from jifen.rules.api import router as rules_router
 from jifen.web import console
 from jifen.web.console import router as console_router
+from jifen.web.mall_page import router as mall_page_router
 from jifen.web.notifications_page import router as notifications_page_router
 from jifen.web.public import router as public_router
 from jifen.web.rules_editor import router as rules_editor_router
@@ -88,6 +89,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(public_router)
     app.include_router(rules_editor_router)
     app.include_router(notifications_page_router)
+    app.include_router(mall_page_router)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

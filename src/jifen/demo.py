@@ -18,12 +18,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.db import run_in_transaction, utcnow
-from jifen.errors import InsufficientPoints
+from jifen.errors import InsufficientPoints, JifenError
 from jifen.events.schemas import EventIn
 from jifen.events.service import ingest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import member_accounts
 from jifen.ledger.jobs import settle_due
+from jifen.mall import service as mall
+from jifen.mall.models import Reward
 from jifen.members.models import Member
 from jifen.members.service import create_member, get_member
 from jifen.programs import tiers
@@ -32,10 +34,17 @@ from jifen.programs.service import apply_config, get_program, get_wallet
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHANNELS = ("app", "h5", "mini_program", "pos", "ecommerce")
-REWARDS = [  # (name, points): what demo members redeem (100 points = ¥1)
-    ("積分抽獎一次", 50), ("公益捐贈 · 一份午餐", 200), ("滿30減3 優惠券", 300),
-    ("滿50減5 優惠券", 500), ("滿100減12 優惠券", 1200), ("星巴克中杯券", 2800), ("月度免運卡", 5000),
-    ("品牌保溫杯", 3600), ("公益捐贈 · 植樹一棵", 1000), ("視頻會員月卡", 1500),
+REWARDS = [  # the demo catalogue: (code, name, kind, category, points, ¥ value, supplier, stock)
+    ("lunch", "公益捐贈 · 一份午餐", "charity", "公益", 200, 2, None, None),
+    ("c30", "滿30減3 優惠券", "coupon", "優惠券/滿減", 300, 3, None, None),
+    ("c50", "滿50減5 優惠券", "coupon", "優惠券/滿減", 500, 5, None, None),
+    ("c100", "滿100減12 優惠券", "coupon", "優惠券/滿減", 1200, 12, None, None),
+    ("tree", "公益捐贈 · 植樹一棵", "charity", "公益", 1000, 10, None, None),
+    ("video", "視頻會員月卡", "virtual", "虛擬/影音", 1500, 15, "騰訊視頻", None),
+    ("coffee", "星巴克中杯券", "virtual", "虛擬/餐飲", 2800, 30, "星巴克", None),
+    ("cup", "品牌保溫杯", "physical", "實物/家居/杯具", 3600, 39, "膳魔師", 400),
+    ("shipping", "月度免運卡", "privilege", "權益", 5000, 50, None, None),
+    ("oven", "電烤箱", "physical", "實物/家居/廚電", 8900, 89, "美的", 60),
 ]
 
 
@@ -114,6 +123,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     def add_members(s: Session) -> list[str]:
         apply_config(s, load_example("seed001"), now=start, actor="demo")
         program = get_program(s, "default")
+        add_catalogue(s, program, start)
         ids = []
         for i in range(members):
             mid = f"M{100001 + i}"
@@ -178,7 +188,7 @@ def _apply_event(sc, rng, fake, report, at, kind, i, ids) -> None:
         return
     member = get_member(sc.session, sc.program, mid)
     if kind == "redeem":
-        _redeem(sc, rng, report, member)
+        _redeem(sc, rng, report, member, fake)
         return
     if kind == "gift":
         friend = get_member(sc.session, sc.program, ids[(i + rng.randrange(1, len(ids))) % len(ids)])
@@ -189,20 +199,38 @@ def _apply_event(sc, rng, fake, report, at, kind, i, ids) -> None:
             pass
 
 
-def _redeem(sc, rng, report, member) -> None:
-    """Redeem the dearest reward the member can afford: hold, then fulfil (or cancel)."""
+def add_catalogue(s: Session, program, now) -> None:
+    for code, name, kind, category, points, value, supplier, stock in REWARDS:
+        s.add(Reward(program_id=program.id, code=code, name=name, kind=kind, category=category, points=points,
+                     value=Decimal(value), cost=Decimal(value) * Decimal("0.7"), supplier=supplier, stock=stock,
+                     stock_total=stock, sold=0, coupon={"threshold": value * 10, "discount": value, "valid_days": 30}
+                     if kind == "coupon" else {}, tier_shares={}, active=True, created_at=now))
+    s.flush()
+
+
+def _redeem(sc, rng, report, member, fake) -> None:
+    """Redeem the dearest reward the member can afford through the mall; physical goods ship (or the
+    order is cancelled) — the same service as POST /v1/redemptions."""
     available = member_accounts(sc.session, member.id, sc.wallet.id)["available"].balance
-    affordable = [r for r in REWARDS if r[1] <= available]
+    affordable = [r for r in REWARDS if r[4] <= available]
     if not affordable:
         return
-    name, cost = max(affordable, key=lambda r: (r[1], rng.random()))
-    h = ops.hold(sc, member, cost, reference=f"兌換 {name}")
-    if rng.random() < 0.9:
-        ops.capture(sc, h.id)
-        report.count("redemption")
-    else:
-        ops.release(sc, h.id)
-        report.count("cancelled_redemption")
+    code = max(affordable, key=lambda r: (r[4], rng.random()))[0]
+    reward = mall.get_reward(sc.session, sc.program, code)
+    address = {"name": member.name, "line": fake.address()} if reward.kind == "physical" else None
+    try:
+        order = mall.redeem(sc, member, reward, 1, address)
+    except JifenError:  # out of stock, say
+        report.count("refused_redemption")
+        return
+    if order.status == "held":
+        if rng.random() < 0.9:
+            mall.fulfil(sc, order)
+        else:
+            mall.cancel(sc, order)
+            report.count("cancelled_redemption")
+            return
+    report.count("redemption")
 
 
 def _seed_cobrand(s: Session, rng, fake, now, start, report) -> None:

@@ -114,6 +114,19 @@ LABELS = {
     "attempts": ("嘗試次數", "Attempts"),
     "last_error": ("最後錯誤", "Last error"),
     "replay": ("重新發送", "Replay"),
+    "mall": ("積分商城", "Points mall"),
+    "reward": ("獎品", "Reward"),
+    "category": ("分類", "Category"),
+    "price_now": ("現價 (積分)", "Price now (points)"),
+    "stock": ("庫存", "Stock"),
+    "sold": ("已兌換", "Redeemed"),
+    "supplier": ("供應商", "Supplier"),
+    "orders": ("最新兌換訂單", "Latest redemptions"),
+    "status": ("狀態", "Status"),
+    "rs_held": ("處理中", "Held"),
+    "rs_fulfilled": ("已完成", "Fulfilled"),
+    "rs_cancelled": ("已取消", "Cancelled"),
+    "rs_refunded": ("已退款", "Refunded"),
 }
 
 
