@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from jifen import __version__
 from jifen.config import get_settings
 from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from jifen.engagement.api import router as engagement_router
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
 from jifen.ledger.api import router as ledger_router
@@ -85,6 +86,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(rules_router)
     app.include_router(notify_router)
     app.include_router(mall_router)
+    app.include_router(engagement_router)
     app.include_router(console_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

@@ -58,6 +58,8 @@ def refund(ctx, ev: EventIn, member: Member) -> dict:
                 source[field] = source.get(field, 0) + take
                 n -= take
     give_back_usage(ctx, purchase, purchase.refunded_amount, refunded)
+    if refunded >= order_amount:
+        reversals += _undo_referral_reward(ctx, purchase, ev)
     purchase.refunded_amount = refunded
     purchase.points_reversed += sum(r["points"] for r in reversals)
     purchase.result = {**result, "entries": entries, **({"corrections": corrections} if corrections else {})}
@@ -85,3 +87,20 @@ def give_back_usage(ctx, purchase: Event, before: Decimal, after: Decimal) -> No
         if limits and back > 0:
             book.release([k for k, _ in limits], back)
     save_usage(ctx.session, ctx.program.id, book)
+
+
+def _undo_referral_reward(ctx, purchase: Event, ev: EventIn) -> list[dict]:
+    """A first order refunded in full: the inviter's reward for it is taken back (no reward for a
+    cancelled first order)."""
+    reward = ctx.session.scalar(select(Event).where(Event.program_id == ctx.program.id,
+                                                    Event.event_id == f"invite_purchase:{purchase.event_id}"))
+    done = []
+    for e in (reward.result.get("entries", []) if reward else []):
+        scope = ctx.scope(None if e["wallet"] == ctx.wallets[None].code else e["wallet"])
+        n = ops.reversible(scope, e["entry_id"])
+        if n:
+            ops.reverse(scope, e["entry_id"], n, reason=f"first order refunded ({ev.event_id})")
+            done.append({"wallet": e["wallet"], "entry_id": e["entry_id"], "points": 0, "referral_reversed": n})
+    if reward is not None and done:
+        reward.points_reversed += sum(d["referral_reversed"] for d in done)
+    return done

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jifen.engagement import referrals
+from jifen.engagement.models import Referral
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, JifenError, NotFound
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
@@ -144,7 +146,26 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
                     results[i] = _ingest_one(ctx, events[i], members.get(events[i].member_id))
             except JifenError as exc:
                 reject(i, exc)
+    follow = _referral_follow_ups(ctx, events, results, members)
+    if follow:
+        ingest(session, program, follow, now=now, actor=actor, strict=False)
     return results
+
+
+def _referral_follow_ups(ctx: Intake, events: list[EventIn], results: list, members: dict[str, Member]):
+    """An invited member's first purchase rewards their inviter (an `invite_purchase` event)."""
+    bought = [(ev, members[ev.member_id]) for ev, r in zip(events, results, strict=True)
+              if ev.type == "purchase" and r and r["status"] == "processed"]
+    if not bought:
+        return []
+    invited = set(ctx.session.scalars(select(Referral.invitee_pk).where(
+        Referral.invitee_pk.in_({m.id for _, m in bought}))))
+    out = []
+    for ev, member in bought:
+        if member.id in invited and ctx.session.scalar(select(func.count()).select_from(Event).where(
+                Event.member_pk == member.id, Event.type == "purchase")) == 1:
+            out += referrals.first_purchase_events(ctx.session, ctx.program, member, ev.event_id, ev.occurred_at)
+    return out
 
 
 def _check(ctx: Intake, ev: EventIn, member: Member | None) -> None:

@@ -1,0 +1,93 @@
+"""Check-in, make-up cards, invite codes and referrals, leaderboards."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from jifen.db import run_in_transaction, utcnow
+from jifen.engagement import checkin, leaderboard, referrals
+from jifen.events.service import ingest
+from jifen.ledger.schemas import MemberId
+from jifen.members.service import get_member
+from jifen.programs.models import Program
+from jifen.security.deps import require
+from jifen.security.service import Principal
+
+router = APIRouter(prefix="/v1", tags=["engagement"])
+Sender = Annotated[Principal, Depends(require("events:write"))]
+Reader = Annotated[Principal, Depends(require("members:read"))]
+Writer = Annotated[Principal, Depends(require("members:write"))]
+Manager = Annotated[Principal, Depends(require("mall:manage"))]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckInIn(Strict):
+    day: dt.date | None = None  # a missed day of the last week, with a make-up card
+    channel: str | None = Field(None, max_length=32)
+
+
+class CardsIn(Strict):
+    cards: int = Field(ge=1, le=100)
+
+
+class ReferralIn(Strict):
+    member_id: MemberId  # the new member
+    code: str = Field(min_length=4, max_length=16)
+
+
+def _member(s, who: Principal, member_id: str):
+    program = s.get(Program, who.program_id)
+    return program, get_member(s, program, member_id)
+
+
+@router.post("/members/{member_id}/check-in", status_code=201, summary="Today's check-in (or a make-up day)")
+def check_in(member_id: str, body: CheckInIn, request: Request, who: Sender):
+    return run_in_transaction(request.app.state.sessions, lambda s: checkin.check_in(
+        s, *_member(s, who, member_id), utcnow(), day=body.day, channel=body.channel))
+
+
+@router.get("/members/{member_id}/check-ins", summary="Days checked in during a month, streak, make-up cards")
+def check_ins(member_id: str, request: Request, who: Reader, month: str | None = None):
+    with request.app.state.read_sessions() as s:
+        program, member = _member(s, who, member_id)
+        now = utcnow()
+        return checkin.calendar(s, program, member, month or now.strftime("%Y-%m"), now)
+
+
+@router.post("/members/{member_id}/makeup-cards", summary="Give a member make-up cards")
+def grant_cards(member_id: str, body: CardsIn, request: Request, who: Manager):
+    return run_in_transaction(request.app.state.sessions, lambda s: {"makeup_cards": checkin.grant_cards(
+        s, _member(s, who, member_id)[1], body.cards)})
+
+
+@router.post("/members/{member_id}/invite-code", summary="The member's invite code (made on first ask)")
+def invite_code(member_id: str, request: Request, who: Writer):
+    return run_in_transaction(request.app.state.sessions, lambda s: {"code": referrals.invite_code(
+        s, *_member(s, who, member_id), utcnow())})
+
+
+@router.post("/referrals", status_code=201, summary="A new member joins with an invite code: both sides rewarded")
+def accept_referral(body: ReferralIn, request: Request, who: Writer):
+    def tx(s):
+        program, member = _member(s, who, body.member_id)
+        now = utcnow()
+        events = referrals.accept(s, program, member, body.code, now)
+        return {"results": ingest(s, program, events, now=now, actor=who.actor)}
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.get("/leaderboards/points", summary="Members by points earned in a period, and a member's own rank")
+def points_board(request: Request, who: Reader, period: Literal["day", "week", "month", "quarter"] = "week",
+                 member_id: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    with request.app.state.read_sessions() as s:
+        program = s.get(Program, who.program_id)
+        me = get_member(s, program, member_id) if member_id else None
+        return leaderboard.points_board(s, program, period, utcnow(), limit, me)

@@ -1,0 +1,170 @@
+"""Check-in (one a day, make-up cards, concurrency), referrals (two levels, no self-referral, first order
+reward taken back on refund, racing codes), leaderboards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
+from jifen.engagement import checkin, referrals
+from jifen.errors import JifenError
+from jifen.members.service import get_member
+from jifen.programs.service import get_program
+from tests.conftest import Ledger, api_key
+from tests.intake import SEED_001, add_members, configure, send_one
+
+REFERRAL_RULES = {"rules": SEED_001["rules"] | {"rules": [
+    {"code": "invite_l1", "events": ["invite"], "condition": "event.attributes.level == 1", "award": {"fixed": 50},
+     "caps": {"lifetime": 100}},
+    {"code": "invite_l2", "events": ["invite"], "condition": "event.attributes.level == 2", "award": {"fixed": 10}},
+    {"code": "welcome", "events": ["invited"], "award": {"fixed": 20}},
+    {"code": "first_order", "events": ["invite_purchase"], "award": {"fixed": 100}},
+    {"code": "base", "events": ["purchase"], "award": {"per_yuan": 1}},
+    {"code": "daily", "events": ["check_in"], "award": {"fixed": 5}},
+    {"code": "streak7", "events": ["check_in"], "condition": 'streak("check_in") % 7 == 0', "award": {"fixed": 50}}]}}
+
+
+@pytest.fixture
+def api(app, factory):
+    configure(factory, {"pending_days": {}} | REFERRAL_RULES, now=utcnow() - dt.timedelta(days=30))
+    add_members(factory, "alice", "bob", "carol", "dave")
+    with TestClient(app) as client:
+        yield client, {"Authorization": f"Bearer {api_key(app, 'admin')}"}
+
+
+def test_check_in_once_a_day_and_make_up_a_missed_day(api, factory):
+    client, admin = api
+    first = client.post("/v1/members/alice/check-in", json={}, headers=admin)
+    assert first.status_code == 201 and first.json()["points"] == 5
+    again = client.post("/v1/members/alice/check-in", json={}, headers=admin)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_checked_in"
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    missed = (today - dt.timedelta(days=1)).isoformat()
+    none = client.post("/v1/members/alice/check-in", json={"day": missed}, headers=admin)
+    assert none.status_code == 409 and none.json()["error"]["code"] == "no_makeup_cards"
+    assert client.post("/v1/members/alice/makeup-cards", json={"cards": 2}, headers=admin).json() == {"makeup_cards": 2}
+    made = client.post("/v1/members/alice/check-in", json={"day": missed}, headers=admin)
+    assert made.status_code == 201 and made.json()["points"] == 5
+    too_old = client.post("/v1/members/alice/check-in", json={"day": (today - dt.timedelta(days=8)).isoformat()},
+                          headers=admin)
+    assert too_old.status_code == 422 and too_old.json()["error"]["code"] == "makeup_window"
+    cal = client.get("/v1/members/alice/check-ins", params={"month": today.strftime("%Y-%m")}, headers=admin).json()
+    assert today.isoformat() in cal["days"] and cal["makeup_cards"] == 1 and cal["streak"] == 2
+    assert Ledger(factory).verify() == []
+
+
+def test_make_up_days_complete_a_streak(api, factory):
+    now = utcnow()
+    tz = dt.timezone(dt.timedelta(hours=8))
+    today = now.astimezone(tz).date()
+    with factory() as s, s.begin():
+        program = get_program(s, "default")
+        bob = get_member(s, program, "bob")
+        checkin.grant_cards(s, bob, 6)
+        points = [checkin.check_in(s, program, bob, now, day=today - dt.timedelta(days=d))["points"]
+                  for d in range(6, 0, -1)]
+        points.append(checkin.check_in(s, program, bob, now)["points"])
+    assert points == [5] * 6 + [55]  # the seventh day in a row, with six made up
+
+
+def test_referrals_two_levels_no_self_and_first_order(api, factory):
+    client, admin = api
+    code_a = client.post("/v1/members/alice/invite-code", headers=admin).json()["code"]
+    assert client.post("/v1/members/alice/invite-code", headers=admin).json()["code"] == code_a  # stable
+    selfish = client.post("/v1/referrals", json={"member_id": "alice", "code": code_a}, headers=admin)
+    assert selfish.status_code == 409 and selfish.json()["error"]["code"] == "self_referral"
+    r = client.post("/v1/referrals", json={"member_id": "bob", "code": code_a}, headers=admin).json()
+    assert [(x["member_id"], x["points"]) for x in r["results"]] == [("alice", 50), ("bob", 20)]
+    code_b = client.post("/v1/members/bob/invite-code", headers=admin).json()["code"]
+    r2 = client.post("/v1/referrals", json={"member_id": "carol", "code": code_b}, headers=admin).json()
+    assert sorted((x["member_id"], x["points"]) for x in r2["results"]) == [("alice", 10), ("bob", 50), ("carol", 20)]
+    twice = client.post("/v1/referrals", json={"member_id": "carol", "code": code_a}, headers=admin)
+    assert twice.json()["error"]["code"] == "already_referred"
+    assert client.post("/v1/referrals", json={"member_id": "dave", "code": "NOPE1234"},
+                       headers=admin).json()["error"]["code"] == "unknown_invite_code"
+    # Bob's first order rewards Alice; a second order does not; refunding the first takes it back.
+    before = Ledger(factory).balances("alice")["available"]
+    send_one(factory, "bob", amount=30, order_id="B1", now=utcnow())
+    assert Ledger(factory).balances("alice")["available"] == before + 100
+    send_one(factory, "bob", amount=40, order_id="B2", now=utcnow())
+    assert Ledger(factory).balances("alice")["available"] == before + 100
+    send_one(factory, "bob", "refund", order_id="B1", now=utcnow())
+    assert Ledger(factory).balances("alice")["available"] == before
+    assert Ledger(factory).verify() == []
+
+
+def test_inviter_caps_come_from_the_rules(api, factory):
+    client, admin = api
+    code = client.post("/v1/members/alice/invite-code", headers=admin).json()["code"]
+    add_members(factory, "e1", "e2", "e3")
+    got = [client.post("/v1/referrals", json={"member_id": m, "code": code}, headers=admin).json()["results"][0]["points"]
+           for m in ("e1", "e2", "e3")]
+    assert got == [50, 50, 0]  # lifetime cap of 100 for the inviter
+
+
+def test_points_leaderboard(api, factory):
+    client, admin = api
+    for who, amount in (("alice", 300), ("bob", 120), ("carol", 500)):
+        send_one(factory, who, amount=amount, order_id=f"L-{who}", at=utcnow() - dt.timedelta(minutes=1), now=utcnow())
+    board = client.get("/v1/leaderboards/points", params={"period": "month", "member_id": "bob"}, headers=admin).json()
+    assert [(x["member_id"], x["points"]) for x in board["top"]] == [("carol", 500), ("alice", 300), ("bob", 120)]
+    assert board["me"] == {"member_id": "bob", "points": 120, "rank": 3}
+
+
+def test_concurrent_check_ins_and_referrals_on_postgresql(pg_only_url):
+    engine = make_engine(pg_only_url)
+    factory = make_sessionmaker(engine)
+    configure(factory, {"pending_days": {}} | REFERRAL_RULES, now=utcnow() - dt.timedelta(days=30))
+    add_members(factory, "alice", "bob", "new")
+    outcomes = []
+    barrier = threading.Barrier(20)
+
+    def tap():
+        barrier.wait()
+        try:
+            run_in_transaction(factory, lambda s: checkin.check_in(
+                s, get_program(s, "default"), get_member(s, get_program(s, "default"), "alice"), utcnow()))
+            outcomes.append("ok")
+        except JifenError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=tap) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Counter(outcomes) == {"ok": 1, "already_checked_in": 19}
+    codes = [run_in_transaction(factory, lambda s, w=w: referrals.invite_code(
+        s, get_program(s, "default"), get_member(s, get_program(s, "default"), w), utcnow())) for w in ("alice", "bob")]
+    barrier, outcomes = threading.Barrier(2), []
+
+    def join(code):
+        barrier.wait()
+        try:
+            def tx(s):
+                program = get_program(s, "default")
+                from jifen.events.service import ingest
+
+                events = referrals.accept(s, program, get_member(s, program, "new"), code, utcnow())
+                ingest(s, program, events, now=utcnow())
+
+            run_in_transaction(factory, tx)
+            outcomes.append("ok")
+        except JifenError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=join, args=(c,)) for c in codes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["already_referred", "ok"]
+    led = Ledger(factory)
+    assert led.balances("alice")["available"] + led.balances("bob")["available"] == 5 + 50  # one check-in, one invite
+    assert led.verify() == []
+    engine.dispose()
