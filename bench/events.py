@@ -22,9 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
-from sqlalchemy.engine import make_url
-
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
 from jifen.events.schemas import EventIn
 from jifen.events.service import ingest
@@ -35,7 +32,7 @@ from jifen.rules.engine import Counters, EventFacts, MemberFacts, fire
 from jifen.setup import init_database
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ledger_ops import pgbench, sqlite_baseline  # noqa: E402 - the same baselines as the ledger bench
+from ledger_ops import pgbench, scratch_databases, sqlite_baseline  # noqa: E402 - the same baselines as the ledger bench
 
 MEMBERS = 200
 TZ = ZoneInfo("Asia/Shanghai")
@@ -117,24 +114,13 @@ def main() -> None:
             rows.append(("SQLite", f"purchase events, {batch} per transaction", f"{rate:,.0f} events/s",
                          f"raw sqlite3 tx: {base:,.0f} tx/s"))
 
-    admin = make_url(args.pg_url)
-    name = f"jifen_bench_{uuid.uuid4().hex[:8]}"
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}_pgbench"')
-    try:
-        url = admin.set(database=name).render_as_string(hide_password=False)
+    with scratch_databases(args.pg_url) as (url, bench_db):
         seed(url)
-        tps = pgbench(admin.set(database=f"{name}_pgbench").render_as_string(hide_password=False), 1, 10)
+        tps = pgbench(bench_db, 1, 10)
         for batch in (1, 100, 1000):
             rate = bench_intake(url, args.events, batch)
             rows.append(("PostgreSQL", f"purchase events, {batch} per transaction", f"{rate:,.0f} events/s",
                          f"pgbench -N -c 1: {tps:,.0f} tps"))
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}_pgbench" WITH (FORCE)')
 
     print("| where | what | rate | baseline (same run) |")
     print("|---|---|---|---|")

@@ -14,6 +14,7 @@ idempotency key, the programme/wallet/member look-ups, the ledger write. Clients
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sqlite3
 import statistics
@@ -132,6 +133,24 @@ def pgbench(dsn_url: str, clients: int, seconds: int) -> float:
     return float(line.split("=")[1].split()[0])
 
 
+@contextlib.contextmanager
+def scratch_databases(admin_url: str):
+    """Two scratch PostgreSQL databases on the server of admin_url (Jifen's, pgbench's), dropped after."""
+    admin = make_url(admin_url)
+    name = f"jifen_bench_{uuid.uuid4().hex[:8]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}_pgbench"')
+    try:
+        yield (admin.set(database=name).render_as_string(hide_password=False),
+               admin.set(database=f"{name}_pgbench").render_as_string(hide_password=False))
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}_pgbench" WITH (FORCE)')
+
+
 def time_verify(url: str) -> tuple[int, float]:
     engine = make_engine(url)
     with make_sessionmaker(engine)() as s:
@@ -163,16 +182,8 @@ def main() -> None:
         rows.append(("SQLite", "verify", 1, {"ops_s": entries / secs, "p50_ms": 0, "p99_ms": secs * 1000},
                      f"{entries} entries in {secs:.2f}s"))
 
-    admin = make_url(args.pg_url)
-    name = f"jifen_bench_{uuid.uuid4().hex[:8]}"
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}_pgbench"')
-    try:
-        url = admin.set(database=name).render_as_string(hide_password=False)
+    with scratch_databases(args.pg_url) as (url, bench_db):
         seed(url)
-        bench_db = admin.set(database=f"{name}_pgbench").render_as_string(hide_password=False)
         for clients in (1, args.clients):
             tps = pgbench(bench_db, clients, 10)
             for kind in ("award", "spend", "transfer"):
@@ -181,10 +192,6 @@ def main() -> None:
         entries, secs = time_verify(url)
         rows.append(("PostgreSQL", "verify", 1, {"ops_s": entries / secs, "p50_ms": 0, "p99_ms": secs * 1000},
                      f"{entries} entries in {secs:.2f}s"))
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}_pgbench" WITH (FORCE)')
 
     print("| database | operation | clients | ops/s | p50 ms | p99 ms | baseline (same run) |")
     print("|---|---|---|---|---|---|---|")
