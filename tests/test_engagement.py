@@ -168,3 +168,40 @@ def test_concurrent_check_ins_and_referrals_on_postgresql(pg_only_url):
     assert led.balances("alice")["available"] + led.balances("bob")["available"] == 5 + 50  # one check-in, one invite
     assert led.verify() == []
     engine.dispose()
+
+
+def test_tasks_progress_chains_and_badges(api, factory):
+    client, admin = api
+    specs = [
+        {"code": "profile", "name": "完善資料", "events": ["profile_complete"], "points": 100, "badge": "newcomer"},
+        {"code": "browse10", "name": "瀏覽10件商品", "period": "daily", "events": ["browse"],
+         "condition": "event.attributes.seconds >= 3", "target": 10, "points": 50},
+        {"code": "beginner", "name": "新手: 首單", "events": ["purchase"], "points": 30},
+        {"code": "advanced", "name": "進階: 累計消費¥1000", "events": ["purchase"], "measure": "amount",
+         "target": 1000, "points": 200, "badge": "big_spender", "requires": "beginner"},
+    ]
+    for spec in specs:
+        assert client.post("/v1/tasks", json=spec, headers=admin).status_code == 201
+    bad = client.post("/v1/tasks", json={"code": "x", "name": "x", "events": ["browse"], "condition": "event.>"},
+                      headers=admin)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_condition"
+    at = utcnow() - dt.timedelta(minutes=30)
+    r = send_one(factory, "alice", "profile_complete", at=at, now=utcnow())
+    assert r["tasks_completed"] == ["profile"]
+    assert send_one(factory, "alice", "profile_complete", at=at, now=utcnow()).get("tasks_completed") is None  # once
+    for i in range(11):
+        seconds = 1 if i == 0 else 5  # the first view is too short to count
+        r = send_one(factory, "alice", "browse", at=at + dt.timedelta(seconds=i), now=utcnow(),
+                     attributes={"seconds": seconds})
+        assert r.get("tasks_completed") == (["browse10"] if i == 10 else None)
+    tasks_now = {t["code"]: t for t in client.get("/v1/members/alice/tasks", headers=admin).json()}
+    assert tasks_now["advanced"]["locked"] is True and tasks_now["browse10"]["done"] is True
+    first = send_one(factory, "alice", amount=600, order_id="T1", at=at + dt.timedelta(minutes=1), now=utcnow())
+    assert first["tasks_completed"] == ["beginner"]  # the advanced task was locked until now
+    second = send_one(factory, "alice", amount=999, order_id="T2", at=at + dt.timedelta(minutes=2), now=utcnow())
+    assert second["tasks_completed"] == ["advanced"]  # the first order opened the chain and counted: 600 + 999
+    assert [b["badge"] for b in client.get("/v1/members/alice/badges", headers=admin).json()] == [
+        "newcomer", "big_spender"]
+    b = Ledger(factory).balances("alice")["available"]
+    assert b == 100 + 50 + 600 + 30 + 999 + 200  # task points on top of the purchase rule's ¥1 = 1 point
+    assert Ledger(factory).verify() == []

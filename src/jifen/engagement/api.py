@@ -1,4 +1,4 @@
-"""Check-in, make-up cards, invite codes and referrals, leaderboards."""
+"""Check-in, make-up cards, invite codes and referrals, tasks and badges, leaderboards."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.db import run_in_transaction, utcnow
-from jifen.engagement import checkin, leaderboard, referrals
+from jifen.engagement import checkin, leaderboard, referrals, tasks
 from jifen.events.service import ingest
 from jifen.ledger.schemas import MemberId
 from jifen.members.service import get_member
 from jifen.programs.models import Program
+from jifen.rules.schema import CODE
 from jifen.security.deps import require
 from jifen.security.service import Principal
 
@@ -91,3 +92,37 @@ def points_board(request: Request, who: Reader, period: Literal["day", "week", "
         program = s.get(Program, who.program_id)
         me = get_member(s, program, member_id) if member_id else None
         return leaderboard.points_board(s, program, period, utcnow(), limit, me)
+
+
+class TaskIn(Strict):
+    code: str = Field(pattern=CODE)
+    name: str = Field(min_length=1, max_length=200)
+    period: Literal["once", "daily", "weekly"] = "once"
+    events: list[str] = Field(min_length=1, max_length=20)
+    condition: str = Field("true", max_length=1000)
+    measure: Literal["count", "amount"] = "count"
+    target: int = Field(1, ge=1, le=10**9)
+    points: int = Field(0, ge=0, le=10**7)
+    badge: str | None = Field(None, pattern=CODE)
+    requires: str | None = None
+
+
+@router.post("/tasks", status_code=201, summary="A task or mission: events, condition, target, points, badge")
+def create_task(body: TaskIn, request: Request, who: Manager):
+    def tx(s):
+        task = tasks.create_task(s, s.get(Program, who.program_id), body.model_dump())
+        return {"code": task.code, "period": task.period, "target": task.target, "requires": task.requires}
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.get("/members/{member_id}/tasks", summary="The member's progress on every task this period")
+def member_tasks(member_id: str, request: Request, who: Reader):
+    with request.app.state.read_sessions() as s:
+        return tasks.progress(s, *_member(s, who, member_id), utcnow())
+
+
+@router.get("/members/{member_id}/badges", summary="Badges the member has earned")
+def member_badges(member_id: str, request: Request, who: Reader):
+    with request.app.state.read_sessions() as s:
+        return tasks.badges(s, _member(s, who, member_id)[1])

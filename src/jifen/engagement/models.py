@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
@@ -40,3 +41,45 @@ class InviteCode(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Task(Base):
+    """A task or mission: events that count towards it (optionally only those meeting a CEL condition),
+    a target (a count of events, or ¥ of their amounts), the points and badge it gives, and the task that
+    must be done first (chains: beginner → advanced → hall of honour)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("program_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(8))  # once, daily, weekly
+    events: Mapped[list] = mapped_column(JSON)
+    condition: Mapped[str] = mapped_column(String(1000), default="true")
+    measure: Mapped[str] = mapped_column(String(8), default="count")  # count or amount
+    target: Mapped[int] = mapped_column(Integer, default=1)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    badge: Mapped[str | None] = mapped_column(String(64))
+    requires: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class TaskProgress(Base):
+    __tablename__ = "task_progress"
+
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)  # all, d:2026-11-23, w:2026-W48
+    progress: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Badge(Base):
+    __tablename__ = "badges"
+
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_code: Mapped[str | None] = mapped_column(String(64))
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -22,8 +22,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from jifen.engagement import referrals
-from jifen.engagement.models import Referral
+from jifen.engagement import referrals, tasks
+from jifen.engagement.models import Referral, Task
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, JifenError, NotFound
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
@@ -146,10 +146,30 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
                     results[i] = _ingest_one(ctx, events[i], members.get(events[i].member_id))
             except JifenError as exc:
                 reject(i, exc)
+    _advance_tasks(ctx, events, order, results, members)
     follow = _referral_follow_ups(ctx, events, results, members)
     if follow:
         ingest(session, program, follow, now=now, actor=actor, strict=False)
     return results
+
+
+def _advance_tasks(ctx: Intake, events: list[EventIn], order: list[int], results: list,
+                   members: dict[str, Member]) -> None:
+    """Processed events count towards the members' tasks, in the order they occurred."""
+    done = [i for i in order if results[i] and results[i]["status"] == "processed" and events[i].type != "refund"]
+    if not done or not ctx.session.scalar(select(Task.id).where(Task.program_id == ctx.program.id,
+                                                                 Task.active.is_(True)).limit(1)):
+        return
+    pks = dict(ctx.session.execute(select(Event.event_id, Event.id).where(
+        Event.program_id == ctx.program.id, Event.event_id.in_([events[i].event_id for i in done]))).all())
+    sc = ctx.scope(None)
+    for i in done:
+        ev, member = events[i], members[events[i].member_id]
+        facts = EventFacts(type=ev.type, occurred_at=ev.occurred_at, amount=ev.amount, channel=ev.channel,
+                           order_id=ev.order_id, lines=[li.model_dump() for li in ev.lines], attributes=ev.attributes)
+        finished = tasks.advance(sc, member, pks[ev.event_id], facts, member_facts(ctx.program, member, member.tier))
+        if finished:
+            results[i]["tasks_completed"] = finished
 
 
 def _referral_follow_ups(ctx: Intake, events: list[EventIn], results: list, members: dict[str, Member]):

@@ -1,0 +1,92 @@
+"""engagement
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-23 14:57:32.011661
+"""
+import sqlalchemy as sa
+from alembic import op
+
+import jifen.db
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('tasks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('period', sa.String(length=8), nullable=False),
+    sa.Column('events', sa.JSON(), nullable=False),
+    sa.Column('condition', sa.String(length=1000), nullable=False),
+    sa.Column('measure', sa.String(length=8), nullable=False),
+    sa.Column('target', sa.Integer(), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('badge', sa.String(length=64), nullable=True),
+    sa.Column('requires', sa.String(length=64), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('program_id', 'code')
+    )
+    op.create_table('badges',
+    sa.Column('member_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('task_code', sa.String(length=64), nullable=True),
+    sa.Column('granted_at', jifen.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('member_pk', 'code')
+    )
+    op.create_table('invite_codes',
+    sa.Column('code', sa.String(length=16), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', jifen.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('code'),
+    sa.UniqueConstraint('member_pk')
+    )
+    op.create_table('makeup_cards',
+    sa.Column('member_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('cards', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('member_pk')
+    )
+    op.create_table('referrals',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('inviter_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('invitee_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.String(length=16), nullable=False),
+    sa.Column('created_at', jifen.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['invitee_pk'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['inviter_pk'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('invitee_pk')
+    )
+    op.create_table('task_progress',
+    sa.Column('member_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('task_id', sa.Integer(), nullable=False),
+    sa.Column('period', sa.String(length=16), nullable=False),
+    sa.Column('progress', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('completed_at', jifen.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], ),
+    sa.PrimaryKeyConstraint('member_pk', 'task_id', 'period')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('task_progress')
+    op.drop_table('referrals')
+    op.drop_table('makeup_cards')
+    op.drop_table('invite_codes')
+    op.drop_table('badges')
+    op.drop_table('tasks')
