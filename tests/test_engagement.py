@@ -205,3 +205,94 @@ def test_tasks_progress_chains_and_badges(api, factory):
     b = Ledger(factory).balances("alice")["available"]
     assert b == 100 + 50 + 600 + 30 + 999 + 200  # task points on top of the purchase rule's ¥1 = 1 point
     assert Ledger(factory).verify() == []
+
+
+def test_red_packets_split_claim_and_expire(api, factory):
+    from jifen.engagement.red_packets import split
+    from jifen.jobs import expire_red_packets
+
+    client, admin = api
+    for pts, k in [(100, 10), (10, 10), (7, 3), (11, 2)]:
+        for _ in range(200):
+            parts = split(pts, k, "random")
+            assert sum(parts) == pts and min(parts) >= 1 and len(parts) == k
+    assert split(10, 3, "equal") == [4, 3, 3]
+    Ledger(factory, now=utcnow()).run(lambda sc, s: __import__("jifen.ledger.operations", fromlist=["award"]).award(
+        sc, get_member(s, sc.program, "alice"), 1000))
+    headers = admin | {"Idempotency-Key": "rp-1"}
+    sent = client.post("/v1/red-packets", json={"member_id": "alice", "points": 300, "shares": 3, "split": "equal",
+                                                "message": "新年快樂"}, headers=headers)
+    assert sent.status_code == 201 and sent.json()["left"] == 300
+    pid = sent.json()["id"]
+    b = Ledger(factory).balances("alice")
+    assert (b["available"], b["held"]) == (700, 300)
+
+    def claim(who, key):
+        return client.post(f"/v1/red-packets/{pid}/claim", json={"member_id": who},
+                           headers=admin | {"Idempotency-Key": key})
+
+    assert claim("bob", "c1").json()["points"] == 100
+    assert claim("bob", "c2").json()["error"]["code"] == "already_claimed"
+    assert claim("alice", "c3").json()["error"]["code"] == "own_packet"
+    assert claim("carol", "c4").status_code == 201
+    view = client.get(f"/v1/red-packets/{pid}", headers=admin).json()
+    assert view["left"] == 100 and [c["member_id"] for c in view["claimed"]] == ["bob", "carol"]
+    too_much = client.post("/v1/red-packets", json={"member_id": "alice", "points": 10_000, "shares": 2},
+                           headers=admin | {"Idempotency-Key": "rp-2"})
+    assert too_much.json()["error"]["code"] == "limit_reached"
+    assert expire_red_packets(factory, utcnow() + dt.timedelta(days=2)) == 1  # dave never came
+    assert claim("dave", "c5").json()["error"]["code"] == "packet_closed"
+    led = Ledger(factory)
+    assert led.balances("alice")["available"] == 800 and led.balances("alice")["held"] == 0
+    assert led.balances("bob")["available"] == 100 and led.balances("carol")["available"] == 100
+    assert led.verify() == []
+
+
+def test_red_packet_claims_race_on_postgresql(pg_only_url):
+    from jifen.engagement import red_packets
+    from jifen.ledger import operations as ops
+    from jifen.programs.service import get_wallet
+
+    engine = make_engine(pg_only_url)
+    factory = make_sessionmaker(engine)
+    configure(factory, {"pending_days": {}}, now=utcnow() - dt.timedelta(days=1))
+    friends = [f"f{i}" for i in range(30)]
+    add_members(factory, "sender", *friends)
+
+    def scope(s):
+        program = get_program(s, "default")
+        return ops.Scope(s, program, get_wallet(s, program, None), utcnow())
+
+    def setup(s):
+        sc = scope(s)
+        ops.award(sc, get_member(s, sc.program, "sender"), 1000)
+        return red_packets.send(sc, get_member(s, sc.program, "sender"), 500, 10, "random", dt.timedelta(hours=1)).id
+
+    pid = run_in_transaction(factory, setup)
+    barrier, outcomes = threading.Barrier(32), []
+    claimants = friends + ["f0", "f1"]  # two members try twice, at the same time
+
+    def grab(who):
+        barrier.wait()
+        try:
+            def tx(s):
+                sc = scope(s)
+                return red_packets.claim(sc, red_packets.get_packet(s, sc.program.id, pid),
+                                         get_member(s, sc.program, who)).points
+            outcomes.append(("ok", who, run_in_transaction(factory, tx)))
+        except JifenError as exc:
+            outcomes.append((exc.code, who, 0))
+
+    threads = [threading.Thread(target=grab, args=(w,)) for w in claimants]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [o for o in outcomes if o[0] == "ok"]
+    assert len(won) == 10 and len({w for _, w, _ in won}) == 10 and sum(p for _, _, p in won) == 500
+    assert Counter(o[0] for o in outcomes if o[0] != "ok") <= Counter({"packet_empty": 22, "already_claimed": 2})
+    led = Ledger(factory)
+    assert led.balances("sender")["available"] == 500 and led.balances("sender")["held"] == 0
+    assert sum(led.balances(f)["available"] for f in friends) == 500
+    assert led.verify() == []
+    engine.dispose()

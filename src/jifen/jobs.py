@@ -1,5 +1,5 @@
 """The background jobs of `jifen serve` (in-process, the embedded default) and `jifen worker`: ledger
-upkeep, tier evaluations due, expiry reminders, and the notification dispatcher."""
+upkeep, tier evaluations due, expiry reminders, expired red packets, and the notification dispatcher."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.db import run_in_transaction, utcnow
+from jifen.engagement import red_packets
+from jifen.ledger import operations as ops
 from jifen.ledger.jobs import JobReport, release_stale_holds, settle_due
 from jifen.notify import dispatcher
 from jifen.notify.reminders import send_reminders
 from jifen.programs import tiers
-from jifen.programs.models import Program
+from jifen.programs.models import Program, Wallet
 
 log = logging.getLogger("jifen.jobs")
 
@@ -40,6 +42,14 @@ def remind_expiring(factory: sessionmaker[Session], now: dt.datetime) -> int:
     return _each_program(factory, lambda s, p: send_reminders(s, p, now))
 
 
+def expire_red_packets(factory: sessionmaker[Session], now: dt.datetime) -> int:
+    def work(s, program):
+        return red_packets.expire_due(ops.Scope(s, program, s.scalar(select(Wallet).where(
+            Wallet.program_id == program.id, Wallet.is_default.is_(True))), now, actor="jobs"))
+
+    return _each_program(factory, work)
+
+
 def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> JobReport:
     now = now or utcnow()
     holds = release_stale_holds(factory, now)
@@ -47,6 +57,7 @@ def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> J
     report.holds_released = holds.holds_released
     report.tier_evaluations = evaluate_tiers_due(factory, now)
     report.reminders = remind_expiring(factory, now)
+    expire_red_packets(factory, now)
     report.notifications = dispatcher.run_once(factory, now)["delivered"]
     return report
 

@@ -1,7 +1,16 @@
 """Every table, imported in one place for Alembic and for tests."""
 
 from jifen.db import Base
-from jifen.engagement.models import Badge, InviteCode, MakeupCards, Referral, Task, TaskProgress  # noqa: F401
+from jifen.engagement.models import (  # noqa: F401
+    Badge,
+    InviteCode,
+    MakeupCards,
+    RedPacket,
+    RedPacketShare,
+    Referral,
+    Task,
+    TaskProgress,
+)
 from jifen.events.models import Event  # noqa: F401
 from jifen.ledger.models import (  # noqa: F401
     Account,

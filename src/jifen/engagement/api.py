@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.db import run_in_transaction, utcnow
-from jifen.engagement import checkin, leaderboard, referrals, tasks
+from jifen.engagement import checkin, leaderboard, red_packets, referrals, tasks
 from jifen.events.service import ingest
+from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
 from jifen.members.service import get_member
 from jifen.programs.models import Program
@@ -126,3 +127,40 @@ def member_tasks(member_id: str, request: Request, who: Reader):
 def member_badges(member_id: str, request: Request, who: Reader):
     with request.app.state.read_sessions() as s:
         return tasks.badges(s, _member(s, who, member_id)[1])
+
+
+class RedPacketIn(Strict):
+    member_id: MemberId  # the sender
+    points: int = Field(ge=1, le=1_000_000)
+    shares: int = Field(ge=1, le=red_packets.MAX_SHARES)
+    split: Literal["random", "equal"] = "random"
+    message: str = Field("", max_length=200)
+    expires_hours: int = Field(24, ge=1, le=24 * 7)
+
+
+class ClaimIn(Strict):
+    member_id: MemberId
+
+
+@router.post("/red-packets", status_code=201, summary="Send a red packet: points split into shares, held till claimed")
+def send_red_packet(body: RedPacketIn, request: Request, who: Sender, key: Key):
+    return write(request, who, key, "red_packets.send", body, lambda sc: red_packets.view(sc.session, red_packets.send(
+        sc, member(sc, body.member_id), body.points, body.shares, body.split, dt.timedelta(hours=body.expires_hours),
+        body.message)), status=201)
+
+
+@router.post("/red-packets/{packet_id}/claim", status_code=201, summary="A friend claims one share")
+def claim_red_packet(packet_id: int, body: ClaimIn, request: Request, who: Sender, key: Key):
+    def work(sc):
+        share = red_packets.claim(sc, red_packets.get_packet(sc.session, sc.program.id, packet_id),
+                                  member(sc, body.member_id))
+        return {"packet_id": packet_id, "member_id": body.member_id, "points": share.points,
+                "entry_id": share.transfer_entry_id}
+
+    return write(request, who, key, f"red_packets.claim:{packet_id}", body, work, status=201)
+
+
+@router.get("/red-packets/{packet_id}", summary="A red packet: who claimed how much, what is left")
+def show_red_packet(packet_id: int, request: Request, who: Reader):
+    with request.app.state.read_sessions() as s:
+        return red_packets.view(s, red_packets.get_packet(s, who.program_id, packet_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
@@ -83,3 +83,35 @@ class Badge(Base):
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     task_code: Mapped[str | None] = mapped_column(String(64))
     granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RedPacket(Base):
+    """紅包: N points split into K shares (random or equal) when sent, each share held on the sender until a
+    friend claims it (then given to them) or the packet expires (then returned)."""
+
+    __tablename__ = "red_packets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    sender_pk: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    points: Mapped[int] = mapped_column(Integer)
+    shares: Mapped[int] = mapped_column(Integer)
+    split: Mapped[str] = mapped_column(String(8))  # random, equal
+    message: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open, finished, expired
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RedPacketShare(Base):
+    __tablename__ = "red_packet_shares"
+    __table_args__ = (UniqueConstraint("packet_id", "claimed_by"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    packet_id: Mapped[int] = mapped_column(ForeignKey("red_packets.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(Integer)
+    hold_id: Mapped[int] = mapped_column(BigInteger)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    transfer_entry_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-23 14:57:32.011661
+Create Date: 2026-11-23 14:58:38.274587
 """
 import sqlalchemy as sa
 from alembic import op
@@ -58,6 +58,21 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
     sa.PrimaryKeyConstraint('member_pk')
     )
+    op.create_table('red_packets',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('sender_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('shares', sa.Integer(), nullable=False),
+    sa.Column('split', sa.String(length=8), nullable=False),
+    sa.Column('message', sa.String(length=200), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('expires_at', jifen.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', jifen.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.ForeignKeyConstraint(['sender_pk'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('referrals',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
@@ -81,11 +96,27 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], ),
     sa.PrimaryKeyConstraint('member_pk', 'task_id', 'period')
     )
+    op.create_table('red_packet_shares',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('packet_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('hold_id', sa.BigInteger(), nullable=False),
+    sa.Column('claimed_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('claimed_at', jifen.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('transfer_entry_id', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['claimed_by'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['packet_id'], ['red_packets.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('packet_id', 'claimed_by')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('red_packet_shares')
     op.drop_table('task_progress')
     op.drop_table('referrals')
+    op.drop_table('red_packets')
     op.drop_table('makeup_cards')
     op.drop_table('invite_codes')
     op.drop_table('badges')
