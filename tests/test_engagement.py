@@ -296,3 +296,32 @@ def test_red_packet_claims_race_on_postgresql(pg_only_url):
     assert sum(led.balances(f)["available"] for f in friends) == 500
     assert led.verify() == []
     engine.dispose()
+
+
+def test_gifts_daily_limits_and_ugc_budgets(api, factory):
+    from jifen.ledger import operations as ops
+
+    client, admin = api
+    Ledger(factory, now=utcnow()).run(lambda sc, s: ops.award(sc, get_member(s, sc.program, "alice"), 5000))
+    keys = iter(range(100))
+
+    def call(path, body):
+        return client.post(path, json=body, headers=admin | {"Idempotency-Key": f"g{next(keys)}"})
+
+    assert call("/v1/gifts", {"from_member_id": "alice", "to_member_id": "bob", "points": 1500}).status_code == 201
+    over = call("/v1/gifts", {"from_member_id": "alice", "to_member_id": "bob", "points": 600})
+    assert over.json()["error"]["code"] == "limit_reached"  # 2,000 points a day
+    assert Ledger(factory).balances("bob")["available"] == 1500
+    assert client.post("/v1/members/carol/award-budget", json={"points": 300}, headers=admin).json() == {
+        "budget": 300, "used": 0, "left": 300}
+    ok = call("/v1/ugc-awards", {"from_member_id": "carol", "to_member_id": "dave", "points": 200, "reason": "好評"})
+    assert ok.status_code == 201
+    small = call("/v1/ugc-awards", {"from_member_id": "carol", "to_member_id": "dave", "points": 20, "reason": "x"})
+    assert small.json()["error"]["code"] == "invalid_points"
+    broke = call("/v1/ugc-awards", {"from_member_id": "carol", "to_member_id": "dave", "points": 150, "reason": "x"})
+    assert broke.json()["error"]["code"] == "budget_exhausted"
+    nobody = call("/v1/ugc-awards", {"from_member_id": "bob", "to_member_id": "dave", "points": 50, "reason": "x"})
+    assert nobody.json()["error"]["code"] == "budget_exhausted"
+    assert Ledger(factory).balances("dave")["available"] == 200
+    assert Ledger(factory).balances("carol")["available"] == 0  # the programme pays, not the creator
+    assert Ledger(factory).verify() == []

@@ -2,6 +2,7 @@
 
 from jifen.db import Base
 from jifen.engagement.models import (  # noqa: F401
+    AwardBudget,
     Badge,
     InviteCode,
     MakeupCards,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.db import run_in_transaction, utcnow
-from jifen.engagement import checkin, leaderboard, red_packets, referrals, tasks
+from jifen.engagement import checkin, gifts, leaderboard, red_packets, referrals, tasks
 from jifen.events.service import ingest
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
@@ -164,3 +164,43 @@ def claim_red_packet(packet_id: int, body: ClaimIn, request: Request, who: Sende
 def show_red_packet(packet_id: int, request: Request, who: Reader):
     with request.app.state.read_sessions() as s:
         return red_packets.view(s, red_packets.get_packet(s, who.program_id, packet_id))
+
+
+class GiftIn(Strict):
+    from_member_id: MemberId
+    to_member_id: MemberId
+    points: int = Field(ge=1, le=gifts.GIFT_POINTS_PER_DAY)
+    message: str = Field("", max_length=200)
+
+
+class BudgetIn(Strict):
+    points: int = Field(ge=1, le=1_000_000)
+
+
+class UgcAwardIn(Strict):
+    from_member_id: MemberId
+    to_member_id: MemberId
+    points: int
+    reason: str = Field(min_length=1, max_length=200)
+
+
+def entry_result(e) -> dict:
+    return {"entry_id": e.id, "type": e.type, "points": e.points}
+
+
+@router.post("/gifts", status_code=201, summary="Give points to a friend (daily limits)")
+def give(body: GiftIn, request: Request, who: Sender, key: Key):
+    return write(request, who, key, "gifts.create", body, lambda sc: entry_result(gifts.gift(
+        sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points, body.message)), status=201)
+
+
+@router.post("/members/{member_id}/award-budget", summary="Grant a member an award budget for UGC rewards")
+def award_budget(member_id: str, body: BudgetIn, request: Request, who: Manager):
+    return run_in_transaction(request.app.state.sessions, lambda s: gifts.grant_budget(
+        s, _member(s, who, member_id)[1], body.points))
+
+
+@router.post("/ugc-awards", status_code=201, summary="A member with a budget rewards another (50–200 points)")
+def ugc_award(body: UgcAwardIn, request: Request, who: Sender, key: Key):
+    return write(request, who, key, "ugc.award", body, lambda sc: entry_result(gifts.ugc_award(
+        sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points, body.reason)), status=201)

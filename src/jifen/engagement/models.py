@@ -115,3 +115,13 @@ class RedPacketShare(Base):
     claimed_by: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     transfer_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AwardBudget(Base):
+    """UGC rewards (seed 001): a member granted a budget gives 50–200 points at a time to others, within it."""
+
+    __tablename__ = "award_budgets"
+
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    budget: Mapped[int] = mapped_column(BigInteger, default=0)
+    used: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-23 14:58:38.274587
+Create Date: 2026-11-23 14:59:30.237534
 """
 import sqlalchemy as sa
 from alembic import op
@@ -33,6 +33,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('program_id', 'code')
+    )
+    op.create_table('award_budgets',
+    sa.Column('member_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('budget', sa.BigInteger(), nullable=False),
+    sa.Column('used', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('member_pk')
     )
     op.create_table('badges',
     sa.Column('member_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -120,4 +127,5 @@ def downgrade() -> None:
     op.drop_table('makeup_cards')
     op.drop_table('invite_codes')
     op.drop_table('badges')
+    op.drop_table('award_budgets')
     op.drop_table('tasks')
