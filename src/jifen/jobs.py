@@ -1,5 +1,5 @@
 """The background jobs of `jifen serve` (in-process, the embedded default) and `jifen worker`: ledger
-upkeep, tier evaluations due, expiry reminders, expired red packets, and the notification dispatcher."""
+upkeep, tier evaluations due, expiry reminders, expired red packets and pools, and the notification dispatcher."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.db import run_in_transaction, utcnow
-from jifen.engagement import red_packets
+from jifen.engagement import pools, red_packets
 from jifen.ledger import operations as ops
 from jifen.ledger.jobs import JobReport, release_stale_holds, settle_due
 from jifen.notify import dispatcher
@@ -43,9 +43,11 @@ def remind_expiring(factory: sessionmaker[Session], now: dt.datetime) -> int:
 
 
 def expire_red_packets(factory: sessionmaker[Session], now: dt.datetime) -> int:
+    """Red packets and pools past their time: unclaimed shares and pooled points go back."""
     def work(s, program):
-        return red_packets.expire_due(ops.Scope(s, program, s.scalar(select(Wallet).where(
-            Wallet.program_id == program.id, Wallet.is_default.is_(True))), now, actor="jobs"))
+        sc = ops.Scope(s, program, s.scalar(select(Wallet).where(
+            Wallet.program_id == program.id, Wallet.is_default.is_(True))), now, actor="jobs")
+        return red_packets.expire_due(sc) + pools.expire_due(sc)
 
     return _each_program(factory, work)
 

@@ -4,13 +4,19 @@ from jifen.db import Base
 from jifen.engagement.models import (  # noqa: F401
     AwardBudget,
     Badge,
+    Friendship,
     InviteCode,
     MakeupCards,
+    MemberCredit,
+    Pool,
+    PoolContribution,
     RedPacket,
     RedPacketShare,
     Referral,
     Task,
     TaskProgress,
+    Team,
+    TeamMember,
 )
 from jifen.events.models import Event  # noqa: F401
 from jifen.ledger.models import (  # noqa: F401

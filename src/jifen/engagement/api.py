@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.db import run_in_transaction, utcnow
-from jifen.engagement import checkin, gifts, leaderboard, red_packets, referrals, tasks
+from jifen.engagement import checkin, credit, friends, gifts, leaderboard, pools, red_packets, referrals, tasks, teams
 from jifen.events.service import ingest
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
+from jifen.mall import service as mall_service
 from jifen.members.service import get_member
 from jifen.programs.models import Program
 from jifen.rules.schema import CODE
@@ -24,6 +25,7 @@ Sender = Annotated[Principal, Depends(require("events:write"))]
 Reader = Annotated[Principal, Depends(require("members:read"))]
 Writer = Annotated[Principal, Depends(require("members:write"))]
 Manager = Annotated[Principal, Depends(require("mall:manage"))]
+Corrector = Annotated[Principal, Depends(require("points:correct"))]
 
 
 class Strict(BaseModel):
@@ -204,3 +206,124 @@ def award_budget(member_id: str, body: BudgetIn, request: Request, who: Manager)
 def ugc_award(body: UgcAwardIn, request: Request, who: Sender, key: Key):
     return write(request, who, key, "ugc.award", body, lambda sc: entry_result(gifts.ugc_award(
         sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points, body.reason)), status=201)
+
+
+class TeamIn(Strict):
+    member_id: MemberId  # the captain
+    name: str = Field(min_length=1, max_length=100)
+    goal: int = Field(0, ge=0, le=10**9)
+
+
+class TeamMemberIn(Strict):
+    member_id: MemberId
+
+
+@router.post("/teams", status_code=201, summary="Open a team (the member is its captain) with a points goal")
+def create_team(body: TeamIn, request: Request, who: Writer):
+    def tx(s):
+        program, captain = _member(s, who, body.member_id)
+        return teams.view(s, program, teams.create(s, program, captain, body.name, body.goal, utcnow()))
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.post("/teams/{code}/join", summary="Join a team with its code")
+def join_team(code: str, body: TeamMemberIn, request: Request, who: Writer):
+    def tx(s):
+        program, m = _member(s, who, body.member_id)
+        team = teams.get_team(s, program, code)
+        teams.join(s, team, m, utcnow())
+        return teams.view(s, program, team)
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.post("/teams/{code}/leave", summary="Leave a team (the captain last)")
+def leave_team(code: str, body: TeamMemberIn, request: Request, who: Writer):
+    def tx(s):
+        program, m = _member(s, who, body.member_id)
+        team = teams.get_team(s, program, code)
+        teams.leave(s, team, m)
+        return teams.view(s, program, team)
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.get("/teams/{code}", summary="A team: members, points since it formed, progress to its goal")
+def show_team(code: str, request: Request, who: Reader):
+    with request.app.state.read_sessions() as s:
+        program = s.get(Program, who.program_id)
+        return teams.view(s, program, teams.get_team(s, program, code))
+
+
+@router.get("/leaderboards/teams", summary="Teams by points earned in a period")
+def team_board(request: Request, who: Reader, period: Literal["day", "week", "month", "quarter"] = "week",
+               limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    with request.app.state.read_sessions() as s:
+        program, now = s.get(Program, who.program_id), utcnow()
+        since = leaderboard.period_since(program, period, now)
+        return {"period": period, "since": since.isoformat(), "top": teams.board(s, program, since, limit)}
+
+
+class FriendIn(Strict):
+    friend_id: MemberId
+
+
+class PoolIn(Strict):
+    member_id: MemberId  # the owner, who gets the reward
+    reward: str = Field(min_length=1, max_length=64)
+    hours: int = Field(24, ge=1, le=pools.MAX_HOURS)
+
+
+class ContributionIn(Strict):
+    member_id: MemberId
+    points: int = Field(ge=1, le=10**9)
+
+
+@router.post("/members/{member_id}/friends", status_code=201, summary="Befriend another member (both ways)")
+def add_friend(member_id: str, body: FriendIn, request: Request, who: Writer):
+    def tx(s):
+        program, m = _member(s, who, member_id)
+        friends.befriend(s, m, get_member(s, program, body.friend_id), utcnow())
+        return friends.friends(s, m)
+
+    return run_in_transaction(request.app.state.sessions, tx)
+
+
+@router.get("/members/{member_id}/friends", summary="Friends, their latest activity, and this week's board among them")
+def list_friends(member_id: str, request: Request, who: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    with request.app.state.read_sessions() as s:
+        program, m = _member(s, who, member_id)
+        return {"friends": friends.friends(s, m), "feed": friends.feed(s, m, limit),
+                "board": friends.board(s, program, m, utcnow())}
+
+
+@router.post("/pools", status_code=201, summary="Open a pool for a reward that friends help pay for")
+def open_pool(body: PoolIn, request: Request, who: Sender, key: Key):
+    return write(request, who, key, "pools.open", body, lambda sc: pools.view(sc.session, pools.open_pool(
+        sc, member(sc, body.member_id), mall_service.get_reward(sc.session, sc.program, body.reward), body.hours)),
+        status=201)
+
+
+@router.post("/pools/{pool_id}/contribute", status_code=201, summary="Put points in a pool (held until it completes)")
+def contribute(pool_id: int, body: ContributionIn, request: Request, who: Sender, key: Key):
+    return write(request, who, key, f"pools.contribute:{pool_id}", body, lambda sc: pools.view(sc.session,
+                 pools.contribute(sc, pools.get_pool(sc.session, sc.program.id, pool_id), member(sc, body.member_id),
+                                  body.points)), status=201)
+
+
+@router.get("/pools/{pool_id}", summary="A pool: target, raised, contributors, status")
+def show_pool(pool_id: int, request: Request, who: Reader):
+    with request.app.state.read_sessions() as s:
+        return pools.view(s, pools.get_pool(s, who.program_id, pool_id))
+
+
+class CreditIn(Strict):
+    score: int = Field(ge=0, le=100)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+@router.put("/members/{member_id}/credit", summary="Set a member's credit score (below 80 it lowers their earning)")
+def put_credit(member_id: str, body: CreditIn, request: Request, who: Corrector):
+    return run_in_transaction(request.app.state.sessions, lambda s: credit.set_credit(
+        s, _member(s, who, member_id)[1], body.score, body.reason, utcnow()))

@@ -17,6 +17,10 @@ from jifen.members.models import Member
 from jifen.programs.models import Program
 
 
+def period_since(program: Program, period: str, now: dt.datetime) -> dt.datetime:
+    return _start(period, now, ZoneInfo(program.timezone))
+
+
 def _start(period: str, now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     if period != "quarter":
         return period_start(period, now, tz)

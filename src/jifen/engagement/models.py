@@ -125,3 +125,76 @@ class AwardBudget(Base):
     member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
     budget: Mapped[int] = mapped_column(BigInteger, default=0)
     used: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Team(Base):
+    """A team of members (seed 001: three who invited each other team up for +30 % points)."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("program_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    code: Mapped[str] = mapped_column(String(16))  # the join code
+    name: Mapped[str] = mapped_column(String(100))
+    captain_pk: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    goal: Mapped[int] = mapped_column(BigInteger, default=0)  # points the team aims to earn together
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)  # one team at a time
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Friendship(Base):
+    """Friends both ways (one row each way)."""
+
+    __tablename__ = "friendships"
+
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    friend_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Pool(Base):
+    """Social pooling (seed 002): friends put points together to redeem one reward; each contribution is
+    held until the pool is full (then all are captured and the reward is the owner's) or times out."""
+
+    __tablename__ = "pools"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    owner_pk: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
+    target: Mapped[int] = mapped_column(BigInteger)  # the reward's points price when the pool opened
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open, completed, expired, failed
+    redemption_id: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PoolContribution(Base):
+    __tablename__ = "pool_contributions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"))
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    hold_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MemberCredit(Base):
+    """A member's credit score (100 = clean). Below 80 it scales down what the member earns
+    (score ÷ 100): abuse of invitations, sharing or check-ins costs future points, not past ones."""
+
+    __tablename__ = "member_credit"
+
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer, default=100)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

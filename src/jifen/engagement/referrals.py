@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jifen.engagement.models import InviteCode, Referral
@@ -21,6 +21,7 @@ from jifen.members.models import Member
 from jifen.programs.models import Program
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+INVITES_PER_DAY = 5  # seed 002: at most five invitations per member per day
 
 
 def invite_code(session: Session, program: Program, member: Member, now: dt.datetime) -> str:
@@ -44,7 +45,10 @@ def accept(session: Session, program: Program, invitee: Member, code: str, now: 
         raise NotFound(f"unknown invite code {code!r}", code="unknown_invite_code")
     if owner == invitee.id:
         raise Conflict("a member cannot invite themselves", code="self_referral")
-    lock_members(session, [invitee.id])  # two codes accepted at once for one member: one wins
+    lock_members(session, sorted({owner, invitee.id}))  # two codes at once for one member: one wins
+    if session.scalar(select(func.count()).select_from(Referral).where(
+            Referral.inviter_pk == owner, Referral.created_at > now - dt.timedelta(days=1))) >= INVITES_PER_DAY:
+        raise Conflict(f"at most {INVITES_PER_DAY} invitations a day", code="limit_reached")
     if inviter_of(session, invitee.id) is not None:
         raise Conflict(f"{invitee.member_id} was already invited", code="already_referred")
     session.add(Referral(program_id=program.id, inviter_pk=owner, invitee_pk=invitee.id, code=code.upper(),

@@ -57,9 +57,7 @@ def advance(sc: ops.Scope, member: Member, event_pk: int, facts: EventFacts, who
     tz = ZoneInfo(sc.program.timezone)
     by_code = {t.code: t for t in s.scalars(select(Task).where(Task.program_id == sc.program.id))}
     counters = db_counters(s, member.id, event_pk, facts.occurred_at, tz)
-    context = cel.Context(variables=event_variables(facts, who, tz), functions={
-        "count": counters.count, "amount": counters.amount, "streak": counters.streak,
-        "days_since": counters.days_since})
+    context = cel.Context(variables=event_variables(facts, who, tz), functions=counters.functions())
     periods = period_keys(facts.occurred_at, tz)
     completed = []
     for task in tasks:

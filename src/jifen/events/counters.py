@@ -11,8 +11,9 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from jifen.engagement.models import TeamMember
 from jifen.events.models import Event
 from jifen.rules.engine import Counters
 
@@ -28,6 +29,9 @@ _WINDOWED = {(q, kind): q.where(cond) for q in (_COUNT, _AMOUNT)
              for kind, cond in (("calendar", _CALENDAR), ("rolling", _ROLLING))}
 _TIMES = select(Event.occurred_at).where(*_MINE, _UP_TO)
 _TIMES_SINCE = _TIMES.where(_CALENDAR)
+_mine = aliased(TeamMember)
+_TEAM_SIZE = select(func.count()).select_from(TeamMember).where(
+    TeamMember.team_id == select(_mine.team_id).where(_mine.member_pk == bindparam("member")).scalar_subquery())
 _LAST_BEFORE = select(func.max(Event.occurred_at)).where(*_MINE, _BEFORE)
 
 
@@ -84,4 +88,7 @@ def db_counters(session: Session, member_pk: int, event_pk: int, at: dt.datetime
             return -1
         return (at.astimezone(tz).date() - last.astimezone(tz).date()).days
 
-    return Counters(count=count, amount=amount, streak=streak, days_since=days_since)
+    def team_size() -> int:
+        return int(session.scalar(_TEAM_SIZE, {"member": member_pk}) or 0)
+
+    return Counters(count=count, amount=amount, streak=streak, days_since=days_since, team_size=team_size)

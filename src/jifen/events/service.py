@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from jifen.engagement import referrals, tasks
-from jifen.engagement.models import Referral, Task
+from jifen.engagement import tasks
+from jifen.engagement.follow_ups import follow_ups
+from jifen.engagement.models import MemberCredit, Task
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, JifenError, NotFound
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
@@ -65,6 +66,7 @@ class Intake:
     versions: list[RuleSet]
     wallets: dict[str | None, Wallet]
     measures: dict[int, Decimal] = field(default_factory=dict)  # tier measures known in this batch
+    credits: dict[int, int] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -93,6 +95,13 @@ class Intake:
             known = tiers.measures(self.session, self.program, cfg, self.now, [member.id]).get(member.id, Decimal(0))
             self.measures[member.id] = known + (gain if cfg.basis == "points" else 0)
         return {member.id: self.measures[member.id]}
+
+    def credit(self, member: Member) -> int:
+        """The member's credit score (100 when never lowered), read once per intake."""
+        if member.id not in self.credits:
+            self.credits[member.id] = self.session.scalar(
+                select(MemberCredit.score).where(MemberCredit.member_pk == member.id)) or 100
+        return self.credits[member.id]
 
     def scope(self, wallet: str | None) -> ops.Scope:
         return ops.Scope(self.session, self.program, self.wallets[wallet], self.now, actor=self.actor)
@@ -147,7 +156,7 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
             except JifenError as exc:
                 reject(i, exc)
     _advance_tasks(ctx, events, order, results, members)
-    follow = _referral_follow_ups(ctx, events, results, members)
+    follow = _follow_ups(ctx, events, results, members)
     if follow:
         ingest(session, program, follow, now=now, actor=actor, strict=False)
     return results
@@ -172,20 +181,11 @@ def _advance_tasks(ctx: Intake, events: list[EventIn], order: list[int], results
             results[i]["tasks_completed"] = finished
 
 
-def _referral_follow_ups(ctx: Intake, events: list[EventIn], results: list, members: dict[str, Member]):
-    """An invited member's first purchase rewards their inviter (an `invite_purchase` event)."""
+def _follow_ups(ctx: Intake, events: list[EventIn], results: list, members: dict[str, Member]):
+    """Referral, attribution and group-buying events that these purchases lead to."""
     bought = [(ev, members[ev.member_id]) for ev, r in zip(events, results, strict=True)
               if ev.type == "purchase" and r and r["status"] == "processed"]
-    if not bought:
-        return []
-    invited = set(ctx.session.scalars(select(Referral.invitee_pk).where(
-        Referral.invitee_pk.in_({m.id for _, m in bought}))))
-    out = []
-    for ev, member in bought:
-        if member.id in invited and ctx.session.scalar(select(func.count()).select_from(Event).where(
-                Event.member_pk == member.id, Event.type == "purchase")) == 1:
-            out += referrals.first_purchase_events(ctx.session, ctx.program, member, ev.event_id, ev.occurred_at)
-    return out
+    return follow_ups(ctx.session, ctx.program, bought)
 
 
 def _check(ctx: Intake, ev: EventIn, member: Member | None) -> None:
@@ -343,7 +343,7 @@ def view(event_id, member_id, type_, status, version, points, result) -> dict:
 
 def evaluate(ctx: Intake, ev: EventIn, member: Member, pk: int, book: UsageBook):
     """(award lines, rule version, the member's tier then) for a stored event; nothing posted yet."""
-    who = member_facts(ctx.program, member, member.tier)
+    who = member_facts(ctx.program, member, member.tier, ctx.credit(member))
     rule_set = ctx.version_at(ev.occurred_at)
     if rule_set is None:
         return [], None, who.tier
@@ -354,13 +354,13 @@ def evaluate(ctx: Intake, ev: EventIn, member: Member, pk: int, book: UsageBook)
     return price(doc, fired, facts, who, ctx.tz, book), rule_set.version, who.tier
 
 
-def member_facts(program: Program, member: Member, tier: str | None) -> MemberFacts:
+def member_facts(program: Program, member: Member, tier: str | None, credit: int = 100) -> MemberFacts:
     """The member as rules see them, with the tier they had when the event happened."""
     cfg = tiers.tier_config(program)
     level = (cfg.level(tier) or cfg.levels[0]) if cfg else None
     return MemberFacts(pk=member.id, member_id=member.member_id, tier=level.code if level else tier,
                        tier_multiplier=level.earn_multiplier if level else Decimal(1), joined_at=member.joined_at,
-                       birthday=member.birthday, attributes=member.attributes or {})
+                       birthday=member.birthday, attributes=member.attributes or {}, credit=credit)
 
 
 def post(ctx: Intake, priced: list[tuple[EventIn, Member, list[AwardLine]]]) -> list[list[dict]]:

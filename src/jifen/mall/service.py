@@ -37,6 +37,11 @@ IMMEDIATE = ("coupon", "virtual", "charity", "privilege")  # fulfilled as they a
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 
 
+def reserve_stock(session: Session, reward: Reward, quantity: int) -> bool:
+    """Take units from the stock unless fewer are left (the row stays locked to the transaction's end)."""
+    return session.execute(_RESERVE, {"reward": reward.id, "qty": quantity}).first() is not None
+
+
 def get_reward(session: Session, program: Program, code: str) -> Reward:
     reward = session.scalar(select(Reward).where(Reward.program_id == program.id, Reward.code == code))
     if reward is None:
@@ -127,7 +132,7 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
     points, cash = unit_price(sc.program, reward, sc.now, pay)
     lock_members(sc.session, [member.id])
     _check_limits(sc, member, reward, quantity)
-    if sc.session.execute(_RESERVE, {"reward": reward.id, "qty": quantity}).first() is None:
+    if not reserve_stock(sc.session, reward, quantity):
         raise Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
     _check_tier_share(sc, member, reward, quantity)  # after the reward row is locked: shares are counted safely
     try:
@@ -225,6 +230,9 @@ def cancel(sc: ops.Scope, r: Redemption) -> Redemption:
 def refund(sc: ops.Scope, r: Redemption) -> Redemption:
     """After-sale: the points go back to the very lots they came from; unused coupons are voided."""
     _move(r, "fulfilled", "refunded")
+    if (r.address or {}).get("pooled"):
+        raise Conflict("a pooled redemption is refunded by customer service, contributor by contributor",
+                       code="pooled_redemption")
     lock_members(sc.session, [r.member_pk])
     coupons = list(sc.session.scalars(select(Coupon).where(Coupon.redemption_id == r.id)))
     if any(c.status == "used" for c in coupons):

@@ -45,6 +45,11 @@ class MemberFacts:
     joined_at: dt.datetime
     birthday: dt.date | None = None
     attributes: dict = field(default_factory=dict)
+    credit: int = 100  # credit score; below 80 it scales every award down (earn_weight)
+
+    @property
+    def earn_weight(self) -> Decimal:
+        return Decimal(1) if self.credit >= 80 else Decimal(max(0, self.credit)) / 100
 
 
 @dataclass
@@ -55,6 +60,11 @@ class Counters:
     amount: Callable[[str, str], float]
     streak: Callable[[str], int]
     days_since: Callable[[str], int]
+    team_size: Callable[[], int] = lambda: 0  # members of the member's team, the member included
+
+    def functions(self) -> dict:
+        return {"count": self.count, "amount": self.amount, "streak": self.streak, "days_since": self.days_since,
+                "team_size": self.team_size}
 
 
 @dataclass
@@ -96,7 +106,7 @@ def event_variables(ev: EventFacts, member: MemberFacts, tz: ZoneInfo) -> dict:
         },
         "member": {
             "id": member.member_id, "tier": member.tier or "", "attributes": member.attributes,
-            "segments": list(member.attributes.get("segments") or []),
+            "segments": list(member.attributes.get("segments") or []), "credit": member.credit,
             "joined_days": max(0, (local.date() - member.joined_at.astimezone(tz).date()).days),
             "birthday_month": bool(birthday and birthday.month == local.month),
             "birthday_today": bool(birthday and (birthday.month, birthday.day) == (local.month, local.day)),
@@ -121,9 +131,7 @@ def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counter
     candidates = [r for r in doc.ordered() if applies(r, ev)]
     if not candidates:
         return []
-    context = cel.Context(variables=event_variables(ev, member, tz), functions={
-        "count": counters.count, "amount": counters.amount, "streak": counters.streak,
-        "days_since": counters.days_since})
+    context = cel.Context(variables=event_variables(ev, member, tz), functions=counters.functions())
     return [r for r in candidates if r.condition.strip() == "true" or evaluate(compile_condition(r.condition), context)]
 
 
@@ -202,6 +210,8 @@ def price(doc: RuleSetDoc, fired: list[Rule], ev: EventFacts, member: MemberFact
             basis = running if doc.multipliers == "multiply" else additive
             wanted = round_points(Decimal(basis) * share * (factor - 1), a.rounding)
         wanted = max(0, wanted)
+        if member.earn_weight < 1:  # a member with a low credit score earns less (rounded down)
+            wanted = round_points(Decimal(wanted) * member.earn_weight, "down")
         limits = limits_for(doc, rule, member.pk, periods)
         points = usage.grant(limits, wanted) if limits and wanted else wanted
         running += points

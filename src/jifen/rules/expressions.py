@@ -16,7 +16,8 @@ VARIABLES = frozenset({"event", "member", "tier"})
 # period is day / week / month / year (calendar, programme timezone), all, or a rolling window "30d".
 # streak(type): consecutive days with such an event, ending today. days_since(type): whole days since the
 # previous such event (-1 when there is none).
-COUNTERS = frozenset({"count", "amount", "streak", "days_since"})
+# team_size(): members in the member's team (0 without one) — seed 001's team boost.
+COUNTERS = frozenset({"count", "amount", "streak", "days_since", "team_size"})
 PERIOD = re.compile(r"^(day|week|month|year|all|[1-9][0-9]{0,3}d)$")
 _CEL_FUNCTIONS = frozenset({
     "size", "has", "all", "exists", "exists_one", "map", "filter", "matches", "contains", "startsWith",
