@@ -325,3 +325,94 @@ def test_gifts_daily_limits_and_ugc_budgets(api, factory):
     assert Ledger(factory).balances("dave")["available"] == 200
     assert Ledger(factory).balances("carol")["available"] == 0  # the programme pays, not the creator
     assert Ledger(factory).verify() == []
+
+
+def test_teams_boost_progress_and_board(app, factory):
+    boost = {"rules": SEED_001["rules"] | {"rules": [
+        {"code": "base", "events": ["purchase"], "award": {"per_yuan": 1}},
+        {"code": "team_boost", "layer": "campaign", "events": ["purchase"], "condition": "team_size() >= 3",
+         "award": {"multiplier": "1.3"}}]}}
+    configure(factory, {"pending_days": {}} | boost, now=utcnow() - dt.timedelta(days=1))
+    add_members(factory, "cap", "m2", "m3", "solo")
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
+        team = client.post("/v1/teams", json={"member_id": "cap", "name": "三人行", "goal": 1000}, headers=admin).json()
+        code = team["code"]
+        at = utcnow()  # (points count for a team from when its members joined)
+        assert send_one(factory, "cap", amount=100, order_id="T0", at=at, now=utcnow())["points"] == 100  # alone
+        for m in ("m2", "m3"):
+            assert client.post(f"/v1/teams/{code}/join", json={"member_id": m}, headers=admin).status_code == 200
+        again = client.post(f"/v1/teams/{code}/join", json={"member_id": "m2"}, headers=admin)
+        assert again.json()["error"]["code"] == "already_in_team"
+        r = send_one(factory, "m2", amount=100, order_id="T1", at=utcnow(), now=utcnow())
+        assert r["points"] == 130  # three members: +30 % (seed 001's team boost)
+        assert send_one(factory, "solo", amount=100, order_id="T2", at=at, now=utcnow())["points"] == 100
+        view = client.get(f"/v1/teams/{code}", headers=admin).json()
+        assert view["points"] == 230 and view["progress"] == 0.23 and len(view["members"]) == 3
+        board = client.get("/v1/leaderboards/teams", params={"period": "month"}, headers=admin).json()
+        assert board["top"][0] == {"rank": 1, "team": code, "name": "三人行", "points": 230}
+        assert client.post(f"/v1/teams/{code}/leave", json={"member_id": "cap"},
+                           headers=admin).json()["error"]["code"] == "captain_leaves_last"
+
+
+def test_friends_pools_attribution_groups_credit(api, factory):
+    from jifen.ledger import operations as ops
+
+    client, admin = api
+    keys = iter(range(1000))
+
+    def call(path, body):
+        return client.post(path, json=body, headers=admin | {"Idempotency-Key": f"s{next(keys)}"})
+
+    for who in ("alice", "bob", "carol"):
+        Ledger(factory, now=utcnow()).run(lambda sc, s, who=who: ops.award(sc, get_member(s, sc.program, who), 1000))
+    assert client.post("/v1/members/alice/friends", json={"friend_id": "bob"}, headers=admin).status_code == 201
+    assert client.post("/v1/members/alice/friends", json={"friend_id": "bob"},
+                       headers=admin).json()["error"]["code"] == "already_friends"
+    client.post("/v1/rewards", json={"code": "tv", "name": "電視", "kind": "virtual", "category": "數碼",
+                                     "points": 1500, "stock": 1}, headers=admin)
+    pool = call("/v1/pools", {"member_id": "alice", "reward": "tv"}).json()
+    assert pool["target"] == 1500
+    assert call(f"/v1/pools/{pool['id']}/contribute", {"member_id": "bob", "points": 600}).status_code == 201
+    assert Ledger(factory).balances("bob")["held"] == 600
+    too_much = call(f"/v1/pools/{pool['id']}/contribute", {"member_id": "carol", "points": 901})
+    assert too_much.json()["error"]["code"] == "invalid_points"
+    done = call(f"/v1/pools/{pool['id']}/contribute", {"member_id": "alice", "points": 900}).json()
+    assert done["status"] == "completed" and done["redemption_id"]
+    led = Ledger(factory)
+    assert (led.balances("bob")["available"], led.balances("bob")["held"]) == (400, 0)
+    assert led.balances("alice")["available"] == 100
+    feed = client.get("/v1/members/alice/friends", headers=admin).json()
+    assert [f["member_id"] for f in feed["friends"]] == ["bob"] and feed["board"][0]["member_id"] in ("alice", "bob")
+    # Content attribution: carol buys through bob's share link; group buying completes with two buyers.
+    now = utcnow()
+    send_one(factory, "carol", amount=100, order_id="S1", at=now - dt.timedelta(minutes=3), now=now,
+             attributes={"shared_by": "bob", "group_id": "G1", "group_size": 2})
+    send_one(factory, "dave", amount=50, order_id="S2", at=now - dt.timedelta(minutes=2), now=now,
+             attributes={"group_id": "G1", "group_size": 2})
+    with factory() as s:
+        from sqlalchemy import select
+
+        from jifen.events.models import Event
+
+        types = sorted(s.scalars(select(Event.event_id).where(Event.type.in_(("share_purchase", "group_completed")))))
+    assert types[:2] == ["group_completed:G1:carol", "group_completed:G1:dave"]
+    assert len(types) == 3 and types[2].startswith("share_purchase:")
+    # A member with a credit score of 50 earns half.
+    assert client.put("/v1/members/dave/credit", json={"score": 50, "reason": "刷單"},
+                      headers=admin).json()["earn_weight"] == "0.5"
+    assert send_one(factory, "dave", amount=100, order_id="S3", at=now - dt.timedelta(minutes=1),
+                    now=now)["points"] == 50
+    assert led.verify() == []
+
+
+def test_invitations_per_day_are_capped(api, factory):
+    from jifen.engagement.referrals import INVITES_PER_DAY
+
+    client, admin = api
+    code = client.post("/v1/members/alice/invite-code", headers=admin).json()["code"]
+    names = [f"new{i}" for i in range(INVITES_PER_DAY + 1)]
+    add_members(factory, *names)
+    codes = [client.post("/v1/referrals", json={"member_id": n, "code": code}, headers=admin).status_code
+             for n in names]
+    assert codes == [201] * INVITES_PER_DAY + [409]
