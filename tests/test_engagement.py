@@ -416,3 +416,19 @@ def test_invitations_per_day_are_capped(api, factory):
     codes = [client.post("/v1/referrals", json={"member_id": n, "code": code}, headers=admin).status_code
              for n in names]
     assert codes == [201] * INVITES_PER_DAY + [409]
+
+
+def test_a_charity_donation_badge(api, factory):
+    from jifen.ledger import operations as ops
+
+    client, admin = api
+    Ledger(factory, now=utcnow()).run(lambda sc, s: ops.award(sc, get_member(s, sc.program, "alice"), 1000))
+    client.post("/v1/rewards", json={"code": "tree", "name": "植樹一棵", "kind": "charity", "category": "公益",
+                                     "points": 300}, headers=admin)
+    client.post("/v1/tasks", json={"code": "green", "name": "公益之星", "events": ["redeem"],
+                                   "condition": 'event.attributes.kind == "charity"', "badge": "green_star"},
+                headers=admin)
+    r = client.post("/v1/redemptions", json={"member_id": "alice", "reward": "tree"},
+                    headers=admin | {"Idempotency-Key": "tree-1"})
+    assert r.status_code == 201 and r.json()["status"] == "fulfilled"
+    assert [b["badge"] for b in client.get("/v1/members/alice/badges", headers=admin).json()] == ["green_star"]

@@ -14,6 +14,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from jifen.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest, NotFound
+from jifen.events.schemas import EventIn
+from jifen.events.service import ingest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members, member_accounts
 from jifen.ledger.models import AVAILABLE, Hold
@@ -148,6 +150,11 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
         fulfil(sc, r)
     else:  # physical goods ship later; a cash part is paid first
         _announce(sc, r, reward)
+    # The redemption is a member event too: tasks and badges (a charity-donation badge), rules.
+    ingest(sc.session, sc.program, [EventIn(
+        event_id=f"redeem:{r.id}", member_id=member.member_id, type="redeem", occurred_at=sc.now,
+        attributes={"reward": reward.code, "kind": reward.kind, "category": reward.category, "quantity": quantity,
+                    "points": r.points})], now=sc.now, actor=sc.actor)
     return r
 
 
