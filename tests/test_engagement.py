@@ -114,6 +114,12 @@ def test_points_leaderboard(api, factory):
     board = client.get("/v1/leaderboards/points", params={"period": "month", "member_id": "bob"}, headers=admin).json()
     assert [(x["member_id"], x["points"]) for x in board["top"]] == [("carol", 500), ("alice", 300), ("bob", 120)]
     assert board["me"] == {"member_id": "bob", "points": 120, "rank": 3}
+    send_one(factory, "bob", amount="10.50", order_id="L-bob-2", at=utcnow() - dt.timedelta(minutes=1), now=utcnow())
+    spend = client.get("/v1/leaderboards/points", params={"period": "quarter", "metric": "spend"}, headers=admin).json()
+    assert [(x["member_id"], x["spend"]) for x in spend["top"]] == [("carol", 500), ("alice", 300), ("bob", "130.50")]
+    active = client.get("/v1/leaderboards/points", params={"metric": "activity", "period": "quarter", "member_id": "bob"},
+                        headers=admin).json()
+    assert active["top"][0] == {"rank": 1, "member_id": "bob", "name": None, "activity": 2}
 
 
 def test_concurrent_check_ins_and_referrals_on_postgresql(pg_only_url):
@@ -432,3 +438,54 @@ def test_a_charity_donation_badge(api, factory):
                     headers=admin | {"Idempotency-Key": "tree-1"})
     assert r.status_code == 201 and r.json()["status"] == "fulfilled"
     assert [b["badge"] for b in client.get("/v1/members/alice/badges", headers=admin).json()] == ["green_star"]
+
+
+def test_redis_leaderboards_count_each_award_once(api, factory, monkeypatch):
+    import redis as redis_lib
+
+    from jifen.config import Settings, get_settings
+    from jifen.engagement import boards
+    from jifen.notify import dispatcher
+
+    url = "redis://127.0.0.1:6379/13"
+    try:
+        redis_lib.Redis.from_url(url).flushdb()
+    except redis_lib.RedisError as exc:
+        if __import__("os").environ.get("CI"):
+            raise
+        pytest.skip(f"Redis unreachable: {exc}")
+    client, admin = api
+    settings = Settings(redis_url=url)
+    now = utcnow()
+    for who, amount in (("alice", 300), ("bob", 120), ("carol", 500), ("alice", 50)):
+        send_one(factory, who, amount=amount, order_id=f"R-{who}-{amount}", at=now - dt.timedelta(minutes=1), now=now)
+    first = dispatcher.run_once(factory, now, settings)
+    assert first["delivered"] >= 4
+    with factory() as s:  # a redelivery of the same deliveries (at least once) changes nothing
+        from sqlalchemy import select
+
+        from jifen.members.models import Member
+        from jifen.notify.models import Delivery, OutboxMessage
+
+        program = get_program(s, "default")
+        for d, m in s.execute(select(Delivery, OutboxMessage).join(OutboxMessage).where(Delivery.channel == "board")):
+            again = boards.apply_award(url, program, d.id, s.get(Member, m.member_pk).member_id, m.payload["points"],
+                                       dt.datetime.fromisoformat(m.payload["occurred_at"]))
+            assert again is False
+    monkeypatch.setenv("JIFEN_REDIS_URL", url)
+    get_settings.cache_clear()
+    try:
+        board = client.get("/v1/leaderboards/points", params={"period": "month", "member_id": "bob"},
+                           headers=admin).json()
+    finally:
+        monkeypatch.delenv("JIFEN_REDIS_URL")
+        get_settings.cache_clear()
+    assert board["source"] == "redis"
+    assert [(x["member_id"], x["points"]) for x in board["top"]] == [("carol", 500), ("alice", 350), ("bob", 120)]
+    assert board["me"] == {"member_id": "bob", "points": 120, "rank": 3}
+    redis_lib.Redis.from_url(url).flushdb()
+    with factory() as s:
+        assert boards.rebuild(url, s, get_program(s, "default"), now)["month"] == 3
+    with factory() as s:
+        key = boards.period_key(get_program(s, "default"), "month", now)
+    assert redis_lib.Redis.from_url(url).zscore(key, "alice") == 350

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     quiet_hours: tuple[int, int] = (22, 8)  # no SMS or WeChat from 22:00 to 08:00, programme time
     sms_per_day: int = 2  # most SMS and WeChat messages per member per programme day
     webhook_max_attempts: int = 12  # then the delivery is dead-lettered (replayable)
+    # Leaderboards in Redis sorted sets (fed by the outbox); without it they are SQL over the journal.
+    redis_url: str | None = None  # redis://127.0.0.1:6379/0
 
 
 @lru_cache

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from jifen.config import get_settings
 from jifen.db import run_in_transaction, utcnow
-from jifen.engagement import checkin, credit, friends, gifts, leaderboard, pools, red_packets, referrals, tasks, teams
+from jifen.engagement import boards, checkin, credit, friends, gifts, leaderboard, pools, red_packets, referrals, tasks, teams
 from jifen.events.service import ingest
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
@@ -88,13 +89,17 @@ def accept_referral(body: ReferralIn, request: Request, who: Writer):
     return run_in_transaction(request.app.state.sessions, tx)
 
 
-@router.get("/leaderboards/points", summary="Members by points earned in a period, and a member's own rank")
+@router.get("/leaderboards/points", summary="Members by points, ¥ spent or activity in a period, and a member's own rank")
 def points_board(request: Request, who: Reader, period: Literal["day", "week", "month", "quarter"] = "week",
-                 member_id: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+                 member_id: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                 metric: Literal["points", "spend", "activity"] = "points"):
     with request.app.state.read_sessions() as s:
         program = s.get(Program, who.program_id)
         me = get_member(s, program, member_id) if member_id else None
-        return leaderboard.points_board(s, program, period, utcnow(), limit, me)
+        url = get_settings().redis_url
+        if url and metric == "points":  # the boards kept in Redis are the points boards
+            return boards.board(url, s, program, period, utcnow(), limit, me)
+        return leaderboard.points_board(s, program, period, utcnow(), limit, me, metric)
 
 
 class TaskIn(Strict):

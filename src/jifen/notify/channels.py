@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import urlparse
 
+import redis
 from standardwebhooks.webhooks import Webhook
 
 from jifen.config import Settings
 from jifen.db import utcnow
 from jifen.members.models import Member
 from jifen.notify.models import Delivery, OutboxMessage, WebhookSubscription
+from jifen.programs.models import Program
 
 
 class DeliveryError(Exception):
@@ -39,6 +41,7 @@ class Outgoing:
     body: str = ""
     member: Member | None = None
     subscription: WebhookSubscription | None = None
+    program: Program | None = None
 
 
 def webhook_headers(sub: WebhookSubscription, msg_id: str, body: str, now: dt.datetime) -> dict[str, str]:
@@ -77,8 +80,21 @@ def send(out: Outgoing, settings: Settings, now: dt.datetime) -> None:
         _email(out, settings)
     elif channel in ("sms", "wechat"):
         _provider(out, settings)
+    elif channel == "board":
+        _board(out, settings)
     else:
         raise DeliveryError(f"no sender for channel {channel!r}")
+
+
+def _board(out: Outgoing, settings: Settings) -> None:
+    """The Redis leaderboards (engagement/boards.py)."""
+    from jifen.engagement import boards  # (the engagement layer sits above notifications)
+
+    try:
+        boards.apply_award(settings.redis_url, out.program, out.delivery.id, out.member.member_id,
+                           int(out.message.payload["points"]), dt.datetime.fromisoformat(out.message.payload["occurred_at"]))
+    except redis.RedisError as exc:
+        raise DeliveryError(f"redis: {exc}") from None
 
 
 def _email(out: Outgoing, settings: Settings) -> None:

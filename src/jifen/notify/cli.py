@@ -1,4 +1,4 @@
-"""`jifen notify`: run the dispatcher once, the call list of large expiring balances, dead letters."""
+"""`jifen notify`: run the dispatcher once, the call list, dead letters, the Redis leaderboards."""
 
 from __future__ import annotations
 
@@ -52,3 +52,19 @@ def notify_replay(program: ProgramOpt = "default"):
         return replay(s, ids, utcnow())
 
     out.print(f"{run_in_transaction(sessions(), work)} dead deliveries back in line")
+
+
+@notify_app.command("rebuild-boards")
+def notify_rebuild_boards(program: ProgramOpt = "default"):
+    """Refill the Redis leaderboards of the current periods from the journal (JIFEN_REDIS_URL)."""
+    from jifen.clikit import fail
+    from jifen.config import get_settings
+    from jifen.engagement.boards import rebuild
+    from jifen.programs.service import get_program
+
+    url = get_settings().redis_url
+    if not url:
+        fail("JIFEN_REDIS_URL is not set: the leaderboards are computed from the database")
+    with sessions()() as s:
+        done = rebuild(url, s, get_program(s, program), utcnow())
+    out.print(", ".join(f"{period}: {n} members" for period, n in done.items()))

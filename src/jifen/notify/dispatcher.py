@@ -79,6 +79,9 @@ def fan_out(factory: sessionmaker[Session], now: dt.datetime | None = None, batc
                 if "*" in sub.topics or m.topic in sub.topics:
                     s.add(Delivery(message_id=m.id, program_id=m.program_id, channel="webhook", target=str(sub.id),
                                    order_key=key, next_attempt_at=now, created_at=now))
+            if settings.redis_url and m.topic == "points.awarded" and m.member_pk in members:
+                s.add(Delivery(message_id=m.id, program_id=m.program_id, channel="board", target="redis",
+                               order_key=key, next_attempt_at=now, created_at=now))
             if m.member_pk in members and m.topic in TEMPLATES:
                 tz = ZoneInfo(programs[m.program_id].timezone)
                 for channel in channels_for(m.topic, m.payload):
@@ -184,6 +187,8 @@ def _prepare(s: Session, deliveries: list[Delivery]) -> list[Outgoing]:
     messages = {m.id: m for m in s.scalars(select(OutboxMessage).where(
         OutboxMessage.id.in_([d.message_id for d in deliveries] or [0])))}
     members = _members(s, {m.member_pk for m in messages.values() if m.member_pk})
+    programs = {p.id: p for p in s.scalars(select(Program).where(
+        Program.id.in_({d.program_id for d in deliveries} or {0})))}
     subs = {str(x.id): x for x in s.scalars(select(WebhookSubscription).where(
         WebhookSubscription.id.in_([int(d.target) for d in deliveries if d.channel == "webhook"] or [0])))}
     out = []
@@ -194,13 +199,15 @@ def _prepare(s: Session, deliveries: list[Delivery]) -> list[Outgoing]:
         if member is not None:
             data["member_id"] = member.member_id
         title = body = ""
-        if d.channel != "webhook":
+        if d.channel not in ("webhook", "board"):
             lang = (member.attributes or {}).get("lang", "zh") if member else "zh"
             title, body = render(m.topic, m.payload, lang)
-        out.append(Outgoing(d, m, data, title, body, member, subs.get(d.target)))
+        out.append(Outgoing(d, m, data, title, body, member, subs.get(d.target), programs.get(d.program_id)))
     s.flush()
     for o in out:  # detached copies travel outside the transaction
         s.expunge(o.delivery)
+    for p in programs.values():
+        s.expunge(p)
     return out
 
 
