@@ -247,3 +247,10 @@ def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path, sqlite_template):
         writer.rollback()
         writer.close()
         application.state.engine.dispose()
+
+
+def test_ids_beyond_64_bits_are_bad_input_not_a_crash(api):
+    for path in ("/v1/holds/30319803880583864320", "/v1/entries/9223372036854775808",
+                 "/v1/redemptions/754570911812597693764754029538181120"):
+        r = api.get(path)
+        assert r.status_code == 422 and error_code(r) == "out_of_range", (path, r.text)

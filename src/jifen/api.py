@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException
 
 from jifen import __version__
@@ -66,6 +67,16 @@ def create_app(database_url: str | None = None) -> FastAPI:
     def _invalid(_: Request, exc: RequestValidationError):
         status, code, message, details = _validation_message(exc)
         return error(status, code, message, details=details)
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(StatementError)
+    @app.exception_handler(OverflowError)
+    def _out_of_range(_: Request, exc: Exception):
+        # An id or number too large for the database's integer columns (a 64-bit integer): bad input.
+        cause = getattr(exc, "orig", exc)
+        if isinstance(exc, DataError) or isinstance(cause, OverflowError):
+            return error(422, "out_of_range", "a number in the request is out of range")
+        raise exc
 
     @app.exception_handler(HTTPException)
     def _http(_: Request, exc: HTTPException):
