@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException
 
 from jifen import __version__
+from jifen.analytics.api import router as analytics_router
 from jifen.config import get_settings
 from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from jifen.engagement.api import router as engagement_router
@@ -98,6 +99,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(notify_router)
     app.include_router(mall_router)
     app.include_router(engagement_router)
+    app.include_router(analytics_router)
     app.include_router(console_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

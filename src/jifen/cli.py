@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from jifen.analytics.cli import analytics_app, export_app
 from jifen.clikit import ProgramOpt, err, fail, out, sessions
 from jifen.config import get_settings
 from jifen.db import run_in_transaction, utcnow
@@ -38,6 +39,8 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(tiers_app, name="tiers")
 app.add_typer(events_app, name="events")
 app.add_typer(notify_app, name="notify")
+app.add_typer(analytics_app, name="analytics")
+app.add_typer(export_app, name="export")
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,150 @@
+"""`jifen analytics` and `jifen export`: KPIs, RFM, CLV, Parquet export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import typer
+
+from jifen.clikit import ProgramOpt, fail, out, parse_when, sessions
+from jifen.db import utcnow
+
+analytics_app = typer.Typer(help="Analytics: KPIs, RFM segments, CLV.", no_args_is_help=True)
+export_app = typer.Typer(help="Exports for other engines.", no_args_is_help=True)
+Format = Annotated[str, typer.Option("--format", help="table, json or csv")]
+
+
+def _emit(rows: list[dict], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    elif fmt == "csv":
+        if rows:
+            writer = csv.DictWriter(sys.stdout, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif fmt == "table":
+        from rich.table import Table
+
+        table = Table()
+        for col in (rows[0] if rows else {}):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        out.print(table)
+    else:
+        fail(f"--format is table, json or csv, not {fmt!r}")
+
+
+@analytics_app.command("kpis")
+def analytics_kpis(start: Annotated[str, typer.Option("--from")], end: Annotated[str, typer.Option("--to")],
+                   by: Annotated[str | None, typer.Option(help="tier or channel")] = None,
+                   program: ProgramOpt = "default", fmt: Format = "table"):
+    """Points issued / redeemed / expired, consumption and redemption rates, active members … (docs/metrics.md)."""
+    from jifen.analytics import frames, kpis
+    from jifen.programs.service import get_program
+
+    if by not in (None, "tier", "channel"):
+        fail("--by is tier or channel")
+    with sessions()() as s:
+        prog = get_program(s, program)
+        tz = ZoneInfo(prog.timezone)
+        lo, hi = parse_when(start, tz), parse_when(end, tz, end=True)
+        if hi <= lo:
+            fail("--to must be after --from")
+        data = frames.load(s, prog)
+        rows = kpis.kpis(data, lo, hi, prog.point_value, by)
+    _emit(rows, fmt)
+
+
+@analytics_app.command("rfm")
+def analytics_rfm(program: ProgramOpt = "default", fmt: Format = "table",
+                  store: Annotated[bool, typer.Option(help="save each member's segment for rules")] = False):
+    """RFM scores and seed 001's segments; --store saves them as member.segments for rules."""
+    from jifen.analytics import frames, rfm
+    from jifen.db import run_in_transaction
+    from jifen.programs.service import get_program
+
+    with sessions()() as s:
+        table = rfm.rfm(frames.load(s, get_program(s, program)), utcnow())
+    if store:
+        n = run_in_transaction(sessions(), lambda s: rfm.store_segments(s, table))
+        out.print(f"segments stored for {n} members")
+    summary = table.group_by("segment").len().sort("segment").to_dicts()
+    _emit(table.drop("member_pk").to_dicts() if fmt != "table" else summary, fmt)
+
+
+@analytics_app.command("clv")
+def analytics_clv(transactions: Annotated[Path | None, typer.Option(help="CSV: member_id,occurred_at,amount")] = None,
+                  calibration_end: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today)")] = None,
+                  time_unit: Annotated[str, typer.Option(help="week or day")] = "week",
+                  horizon: Annotated[float, typer.Option(help="units ahead for the prediction")] = 52,
+                  program: Annotated[str | None, typer.Option("--program", help="use this programme's purchases")]
+                  = None, fmt: Format = "json"):
+    """BG/NBD + Gamma-Gamma: fitted parameters and per-member predictions."""
+    from jifen.analytics import clv
+
+    if (transactions is None) == (program is None):
+        fail("give --transactions FILE.csv or --program CODE")
+    unit = {"week": 7 * 86400, "day": 86400}.get(time_unit)
+    if unit is None:
+        fail("--time-unit is week or day")
+    ids, when, amount = _transactions(transactions, program)
+    end = (dt.datetime.fromisoformat(calibration_end).replace(tzinfo=dt.UTC) if calibration_end else utcnow())
+    t = (when - np.datetime64(end.replace(tzinfo=None), "us")) / np.timedelta64(unit, "s") if len(when) else when
+    order_ids, s = clv.summarise(ids, t.astype(float) if len(when) else t, amount, 0.0)
+    if len(order_ids) < 10:
+        fail("at least 10 customers are needed to fit the models")
+    p, g = clv.fit_bgnbd(s), clv.fit_gamma_gamma(s)
+    value = clv.clv(p, g, s, horizon)
+    rows = [{"member_id": str(m), "repeat_purchases": int(x), "p_alive": round(float(a), 4),
+             "expected_purchases": round(float(e), 4), "expected_spend": round(float(v), 2),
+             "clv": round(float(c), 2)}
+            for m, x, a, e, v, c in zip(order_ids, s.x, clv.p_alive(p, s), clv.expected_purchases(p, s, horizon),
+                                        clv.expected_spend(g, s), value, strict=True)]
+    if fmt == "json":
+        print(json.dumps({"bgnbd": p, "gamma_gamma": g, "time_unit": time_unit, "horizon": horizon,
+                          "members": rows}, ensure_ascii=False, indent=2))
+    else:
+        _emit(rows, fmt)
+
+
+def _transactions(path: Path | None, program: str | None):
+    if path is not None:
+        try:
+            with path.open(encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            ids = np.array([r["member_id"] for r in rows])
+            when = np.array([np.datetime64(dt.datetime.fromisoformat(r["occurred_at"]).replace(tzinfo=None), "us")
+                             for r in rows])
+            amount = np.array([float(r["amount"]) for r in rows])
+        except (OSError, KeyError, ValueError) as exc:
+            fail(f"{path}: needs member_id, occurred_at (ISO), amount columns ({exc})")
+        return ids, when, amount
+    from jifen.analytics import frames
+    from jifen.programs.service import get_program
+
+    with sessions()() as s:
+        prog = get_program(s, program)
+        data = frames.load(s, prog)
+    buys = data["events"].filter(data["events"]["type"] == "purchase").join(
+        data["members"].select("member_pk", "member_id"), on="member_pk")
+    return (buys["member_id"].to_numpy(), buys["occurred_at"].dt.replace_time_zone(None).to_numpy(),
+            (buys["amount"].fill_null(0) - buys["refunded"]).to_numpy())
+
+
+@export_app.command("parquet")
+def export_parquet(directory: Path, program: ProgramOpt = "default"):
+    """Write members (no personal data), events and journal entries as Parquet files."""
+    from jifen.analytics import frames
+    from jifen.programs.service import get_program
+
+    with sessions()() as s:
+        counts = frames.export(frames.load(s, get_program(s, program)), directory)
+    out.print(", ".join(f"{name}: {n:,} rows" for name, n in counts.items()) + f" → {directory}")

@@ -1,0 +1,54 @@
+"""The analytics read side: the programme's events and journal as Polars frames (one query each, read
+through SQLAlchemy from SQLite or PostgreSQL), or from a Parquet export. Every computation downstream is
+column-wise (Polars / DuckDB), never a Python loop over members, so the same expressions can move to a
+distributed engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jifen.events.models import Event
+from jifen.ledger.models import JournalEntry
+from jifen.members.models import Member
+from jifen.programs.models import Program
+
+TABLES = ("members", "events", "entries")
+
+
+def _frame(session: Session, stmt, schema: dict) -> pl.DataFrame:
+    rows = session.execute(stmt).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
+def load(session: Session, program: Program) -> dict[str, pl.DataFrame]:
+    """members (no personal data), events, journal entries of one programme."""
+    members = _frame(session, select(Member.id, Member.member_id, Member.tier, Member.joined_at)
+                     .where(Member.program_id == program.id),
+                     {"member_pk": pl.Int64, "member_id": pl.Utf8, "tier": pl.Utf8,
+                      "joined_at": pl.Datetime("us", "UTC")})
+    events = _frame(session, select(Event.member_pk, Event.type, Event.channel, Event.occurred_at, Event.amount,
+                                    Event.refunded_amount, Event.points, Event.points_reversed)
+                    .where(Event.program_id == program.id),
+                    {"member_pk": pl.Int64, "type": pl.Utf8, "channel": pl.Utf8, "occurred_at": pl.Datetime("us", "UTC"),
+                     "amount": pl.Float64, "refunded": pl.Float64, "points": pl.Int64, "points_reversed": pl.Int64})
+    entries = _frame(session, select(JournalEntry.id, JournalEntry.type, JournalEntry.member_pk, JournalEntry.points,
+                                     JournalEntry.occurred_at, JournalEntry.reference, JournalEntry.reverses_entry_id)
+                     .where(JournalEntry.program_id == program.id),
+                     {"entry_id": pl.Int64, "type": pl.Utf8, "member_pk": pl.Int64, "points": pl.Int64,
+                      "occurred_at": pl.Datetime("us", "UTC"), "reference": pl.Utf8, "reverses": pl.Int64})
+    return {"members": members, "events": events, "entries": entries}
+
+
+def export(frames: dict[str, pl.DataFrame], directory: Path) -> dict[str, int]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame.write_parquet(directory / f"{name}.parquet")
+    return {name: frame.height for name, frame in frames.items()}
+
+
+def read(directory: Path) -> dict[str, pl.DataFrame]:
+    return {name: pl.read_parquet(directory / f"{name}.parquet") for name in TABLES}

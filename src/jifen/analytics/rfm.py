@@ -1,0 +1,68 @@
+"""RFM: recency (days since the last purchase), frequency and monetary value (purchases and net spend in
+the last year), quintile scores 1–5 and seed 001's named segments, computed column-wise with Polars.
+Stored segments land in `member.attributes.segments`, which rules read as `member.segments`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm import Session
+
+from jifen.members.models import Member
+
+WINDOW_DAYS = 365
+# Seed 001 (會員分層運營): high value R ≤ 7 days and F ≥ 3; medium R ≤ 30 and F 1–2; churn warning R ≥ 60;
+# dormant R ≥ 90; low frequency F ≤ 1. The first that matches, in this order, names the segment.
+SEGMENTS = (
+    ("休眠", pl.col("recency") >= 90),
+    ("流失預警", pl.col("recency") >= 60),
+    ("高價值", (pl.col("recency") <= 7) & (pl.col("frequency") >= 3)),
+    ("中價值", (pl.col("recency") <= 30) & pl.col("frequency").is_between(1, 2)),
+    ("低頻", pl.col("frequency") <= 1),
+)
+
+
+def rfm(frames: dict[str, pl.DataFrame], as_of: dt.datetime) -> pl.DataFrame:
+    """One row per member with a purchase: recency, frequency, monetary, r/f/m scores, rfm, segment."""
+    since = as_of - dt.timedelta(days=WINDOW_DAYS)
+    buys = frames["events"].filter((pl.col("type") == "purchase") & (pl.col("occurred_at") <= as_of))
+    last = buys.group_by("member_pk").agg(pl.col("occurred_at").max().alias("last"))
+    window = (buys.filter(pl.col("occurred_at") > since)
+              .group_by("member_pk").agg(pl.len().alias("frequency"),
+                                         (pl.col("amount").fill_null(0) - pl.col("refunded")).sum().alias("monetary")))
+    table = (last.join(window, on="member_pk", how="left")
+             .with_columns(pl.col("frequency").fill_null(0), pl.col("monetary").fill_null(0.0),
+                           ((pl.lit(as_of) - pl.col("last")).dt.total_days()).alias("recency")))
+
+    def score(column: str, reverse: bool = False) -> pl.Expr:
+        """Quintile 1–5, 5 for the best fifth (the most recent, the most frequent, the biggest spenders)."""
+        value = -pl.col(column) if reverse else pl.col(column)
+        return (value.rank("average") / pl.len() * 5).ceil().clip(1, 5).cast(pl.Int8)
+
+    segment = pl.lit("一般")
+    for name, condition in reversed(SEGMENTS):
+        segment = pl.when(condition).then(pl.lit(name)).otherwise(segment)
+    return (table.with_columns(score("recency", reverse=True).alias("r"), score("frequency").alias("f"),
+                               score("monetary").alias("m"))
+            .with_columns((pl.col("r").cast(pl.Utf8) + pl.col("f").cast(pl.Utf8) + pl.col("m").cast(pl.Utf8))
+                          .alias("rfm"), segment.alias("segment"))
+            .join(frames["members"].select("member_pk", "member_id"), on="member_pk")
+            .select("member_id", "member_pk", "recency", "frequency", "monetary", "r", "f", "m", "rfm", "segment")
+            .sort("member_id"))
+
+
+def store_segments(session: Session, table: pl.DataFrame) -> int:
+    """Write each member's segment into attributes.segments (replacing earlier RFM segments)."""
+    names = {name for name, _ in SEGMENTS} | {"一般"}
+    members = {m.id: m for m in session.query(Member).filter(Member.id.in_(table["member_pk"].to_list()))}
+    rows = []
+    for pk, segment in zip(table["member_pk"].to_list(), table["segment"].to_list(), strict=True):
+        attrs = dict(members[pk].attributes or {})
+        attrs["segments"] = [s for s in attrs.get("segments", []) if s not in names] + [segment]
+        rows.append({"pk": pk, "attrs": attrs})
+    if rows:
+        session.connection().execute(update(Member).where(Member.id == bindparam("pk"))
+                                     .values(attributes=bindparam("attrs")), rows)
+    return len(rows)
