@@ -97,3 +97,28 @@ def test_events_send_a_file_and_resume(demo_db, tmp_path):  # noqa: F811
     assert refused.returncode == 1 and "bad.jsonl:2: amount" in refused.stderr
     with sqlite3.connect(demo_db) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == before  # nothing sent
+
+
+def test_analytics_commands(demo_db, tmp_path):  # noqa: F811
+    kpis = jifen(demo_db, "analytics", "kpis", "--from", "2020-01-01", "--to", "2030-12-31", "--format", "csv")
+    assert kpis.returncode == 0, kpis.stderr
+    header, row = kpis.stdout.strip().splitlines()[:2]
+    assert header.startswith("scope,issued,redeemed") and int(row.split(",")[1]) > 0
+    assert jifen(demo_db, "analytics", "kpis", "--from", "2020-01-01", "--to", "2030-12-31",
+                 "--by", "colour").returncode == 1
+    rfm = jifen(demo_db, "analytics", "rfm", "--format", "json")
+    assert rfm.returncode == 0 and {"segment", "rfm", "recency"} <= set(json.loads(rfm.stdout)[0])
+    bad = tmp_path / "t.csv"
+    bad.write_text("who,when\nx,y\n", encoding="utf-8")
+    r = jifen(demo_db, "analytics", "clv", "--transactions", str(bad))
+    assert r.returncode == 1 and "member_id, occurred_at" in r.stderr
+    good = tmp_path / "tx.csv"
+    lines = ["member_id,occurred_at,amount"] + [f"c{i},2026-0{1 + k}-1{i % 9}T10:00:00,{10 + i + k}"
+                                                for i in range(30) for k in range(1 + i % 4)]
+    good.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fit = jifen(demo_db, "analytics", "clv", "--transactions", str(good), "--calibration-end", "2026-06-30")
+    assert fit.returncode == 0, fit.stderr
+    body = json.loads(fit.stdout)
+    assert set(body["bgnbd"]) == {"r", "alpha", "a", "b"} and len(body["members"]) == 30
+    out = jifen(demo_db, "export", "parquet", str(tmp_path / "pq"))
+    assert out.returncode == 0 and (tmp_path / "pq" / "entries.parquet").exists()

@@ -36,3 +36,12 @@ def parse_when(text: str, tz: ZoneInfo, *, end: bool = False) -> dt.datetime:
     except ValueError:
         fail(f"{text!r} is not a date (YYYY-MM-DD) or an ISO date-time")
     return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(dt.UTC)
+
+
+def period(timezone: str, start: str, end: str) -> tuple[dt.datetime, dt.datetime]:
+    """--from / --to in a programme's timezone: [start of the first day, end of the last day)."""
+    tz = ZoneInfo(timezone)
+    lo, hi = parse_when(start, tz), parse_when(end, tz, end=True)
+    if hi <= lo:
+        fail("--to must be after --from")
+    return lo, hi

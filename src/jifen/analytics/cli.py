@@ -8,12 +8,11 @@ import json
 import sys
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import typer
 
-from jifen.clikit import ProgramOpt, fail, out, parse_when, sessions
+from jifen.clikit import ProgramOpt, fail, out, period, sessions
 from jifen.db import utcnow
 
 analytics_app = typer.Typer(help="Analytics: KPIs, RFM segments, CLV.", no_args_is_help=True)
@@ -54,10 +53,7 @@ def analytics_kpis(start: Annotated[str, typer.Option("--from")], end: Annotated
         fail("--by is tier or channel")
     with sessions()() as s:
         prog = get_program(s, program)
-        tz = ZoneInfo(prog.timezone)
-        lo, hi = parse_when(start, tz), parse_when(end, tz, end=True)
-        if hi <= lo:
-            fail("--to must be after --from")
+        lo, hi = period(prog.timezone, start, end)
         data = frames.load(s, prog)
         rows = kpis.kpis(data, lo, hi, prog.point_value, by)
     _emit(rows, fmt)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from jifen.clikit import ProgramOpt, fail, out, parse_when, sessions
+from jifen.clikit import ProgramOpt, out, period, sessions
 from jifen.db import run_in_transaction, utcnow
 
 program_app = typer.Typer(help="Programmes: settings, tiers and rules as one YAML file.", no_args_is_help=True)
@@ -78,10 +78,7 @@ def rules_simulate(draft: Annotated[Path, typer.Argument(help="YAML with the dra
     doc = load_rules_yaml(draft)
     with sessions()() as s:
         prog = get_program(s, program)
-        tz = ZoneInfo(prog.timezone)
-        lo, hi = parse_when(start, tz), parse_when(end, tz, end=True)
-        if hi <= lo:
-            fail("--to must be after --from")
+        lo, hi = period(prog.timezone, start, end)
         report = simulate(s, prog, doc, lo, hi)
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -112,10 +109,7 @@ def rules_recompute(start: FromOpt, end: ToOpt, program: ProgramOpt = "default",
 
     def work(s):
         prog = get_program(s, program)
-        tz = ZoneInfo(prog.timezone)
-        lo, hi = parse_when(start, tz), parse_when(end, tz, end=True)
-        if hi <= lo:
-            fail("--to must be after --from")
+        lo, hi = period(prog.timezone, start, end)
         return recompute(s, prog, lo, hi, now=utcnow(), actor="cli:recompute", apply=apply)
 
     r = run_in_transaction(sessions(), work)
