@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/events.py --events 2000
 	$(VENV)/bin/python bench/http_events.py --seconds 10
 	$(VENV)/bin/python bench/boards.py
+	$(VENV)/bin/python bench/analytics.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -108,5 +108,19 @@ def test_parquet_round_trip(factory, tmp_path):
     counts = frames.export(d, tmp_path / "pq")
     back = frames.read(tmp_path / "pq")
     assert counts == {k: v.height for k, v in back.items()} and back["entries"].equals(d["entries"])
+    assert set(back) == {"members", "events", "entries", "redemptions"}
     assert "phone" not in back["members"].columns  # no personal data leaves the database
     assert Decimal(str(back["events"]["amount"].sum())) == Decimal("630")
+
+
+def test_economy_and_lifecycle_by_hand(factory):
+    from jifen.analytics import economy
+
+    history(factory)
+    _, d = data(factory)
+    months = {r["month"]: r for r in economy.monthly(d, "Asia/Shanghai")}
+    assert (months["2026-06"]["issued"], months["2026-06"]["redeemed"]) == (355, 100)
+    assert months["2026-05"]["issued"] == 330 and months["2026-06"]["warning"] is not None  # 28 % < 30 %
+    stages = {r["member_id"]: (r["stage"], r["days_idle"]) for r in economy.lifecycle(d, NOW).to_dicts()}
+    assert stages == {"alice": ("active", 5), "bob": ("active", 10), "carol": ("dormant", 45)}
+    assert economy.cost_per_point(d) is None and economy.top_rewards(d) == []  # no mall orders in this history

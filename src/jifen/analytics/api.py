@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from jifen.analytics import frames, kpis, rfm
+from jifen.analytics import economy, frames, kpis, rfm
 from jifen.db import utcnow
 from jifen.errors import InvalidRequest
 from jifen.programs.models import Program
@@ -39,3 +39,21 @@ def get_rfm(request: Request, who: Reports, segment: str | None = None,
     summary = {row["segment"]: row["len"] for row in table.group_by("segment").len().to_dicts()}
     members = table.filter(table["segment"] == segment).drop("member_pk").head(limit).to_dicts() if segment else []
     return {"segments": summary, "members": members}
+
+
+@router.get("/economy", summary="Monthly issued vs redeemed with warnings, top rewards, cost per point, cohorts")
+def get_economy(request: Request, who: Reports):
+    with request.app.state.read_sessions() as s:
+        program = s.get(Program, who.program_id)
+        data = frames.load(s, program)
+    return {"monthly": economy.monthly(data, program.timezone), "top_rewards": economy.top_rewards(data),
+            "cost_per_point": economy.cost_per_point(data), "cohorts": economy.cohorts(data, program.timezone)}
+
+
+@router.get("/lifecycle", summary="Members by lifecycle stage, and the members of one stage with churn risk")
+def get_lifecycle(request: Request, who: Reports, stage: str | None = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+    with request.app.state.read_sessions() as s:
+        table = economy.lifecycle(frames.load(s, s.get(Program, who.program_id)), utcnow())
+    counts = {row["stage"]: row["len"] for row in table.group_by("stage").len().to_dicts()}
+    return {"stages": counts, "members": table.filter(table["stage"] == stage).head(limit).to_dicts() if stage else []}

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from jifen.events.models import Event
 from jifen.ledger.models import JournalEntry
+from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
 from jifen.programs.models import Program
 
-TABLES = ("members", "events", "entries")
+TABLES = ("members", "events", "entries", "redemptions")
 
 
 def _frame(session: Session, stmt, schema: dict) -> pl.DataFrame:
@@ -25,7 +26,7 @@ def _frame(session: Session, stmt, schema: dict) -> pl.DataFrame:
 
 
 def load(session: Session, program: Program) -> dict[str, pl.DataFrame]:
-    """members (no personal data), events, journal entries of one programme."""
+    """members (no personal data), events, journal entries and redemptions of one programme."""
     members = _frame(session, select(Member.id, Member.member_id, Member.tier, Member.joined_at)
                      .where(Member.program_id == program.id),
                      {"member_pk": pl.Int64, "member_id": pl.Utf8, "tier": pl.Utf8,
@@ -40,7 +41,13 @@ def load(session: Session, program: Program) -> dict[str, pl.DataFrame]:
                      .where(JournalEntry.program_id == program.id),
                      {"entry_id": pl.Int64, "type": pl.Utf8, "member_pk": pl.Int64, "points": pl.Int64,
                       "occurred_at": pl.Datetime("us", "UTC"), "reference": pl.Utf8, "reverses": pl.Int64})
-    return {"members": members, "events": events, "entries": entries}
+    redemptions = _frame(session, select(Redemption.member_pk, Reward.code, Reward.name, Redemption.quantity,
+                                         Redemption.points, Reward.cost, Redemption.status, Redemption.created_at)
+                         .join(Reward, Reward.id == Redemption.reward_id).where(Redemption.program_id == program.id),
+                         {"member_pk": pl.Int64, "reward": pl.Utf8, "name": pl.Utf8, "quantity": pl.Int64,
+                          "points": pl.Int64, "cost": pl.Float64, "status": pl.Utf8,
+                          "created_at": pl.Datetime("us", "UTC")})
+    return {"members": members, "events": events, "entries": entries, "redemptions": redemptions}
 
 
 def export(frames: dict[str, pl.DataFrame], directory: Path) -> dict[str, int]:
