@@ -108,7 +108,7 @@ def test_parquet_round_trip(factory, tmp_path):
     counts = frames.export(d, tmp_path / "pq")
     back = frames.read(tmp_path / "pq")
     assert counts == {k: v.height for k, v in back.items()} and back["entries"].equals(d["entries"])
-    assert set(back) == {"members", "events", "entries", "redemptions"}
+    assert set(back) == {"members", "events", "entries", "redemptions", "awards"}
     assert "phone" not in back["members"].columns  # no personal data leaves the database
     assert Decimal(str(back["events"]["amount"].sum())) == Decimal("630")
 
@@ -124,3 +124,33 @@ def test_economy_and_lifecycle_by_hand(factory):
     stages = {r["member_id"]: (r["stage"], r["days_idle"]) for r in economy.lifecycle(d, NOW).to_dicts()}
     assert stages == {"alice": ("active", 5), "bob": ("active", 10), "carol": ("dormant", 45)}
     assert economy.cost_per_point(d) is None and economy.top_rewards(d) == []  # no mall orders in this history
+
+
+def test_campaigns_funnel_and_channels(factory):
+    configure(factory, {"pending_days": {}, "rules": {"rules": [
+        {"code": "base", "events": ["purchase"], "award": {"per_yuan": 1}},
+        {"code": "double11", "layer": "campaign", "events": ["purchase"], "award": {"multiplier": 2}}]}},
+        now=NOW - 90 * DAY)
+    add_members(factory, "alice", "bob")
+    send_one(factory, "alice", amount=200, order_id="A1", at=NOW - 3 * DAY, now=NOW, channel="app")
+    send_one(factory, "bob", amount=100, order_id="B1", at=NOW - 2 * DAY, now=NOW, channel="pos")
+    program, d = data(factory)
+    (c,) = kpis.campaigns(d, NOW - 30 * DAY, NOW, program.point_value)
+    # 300 campaign points cost ¥3 and came with ¥300 of orders: (300 − 3) ÷ 3 = 99.
+    assert c == {"rule": "double11", "points": 300, "members": 2, "spend": 300.0, "cost_yuan": 3.0, "gross_roi": 99.0}
+    channels = {r["channel"]: r["issued"] for r in kpis.kpis(d, NOW - 30 * DAY, NOW, program.point_value, by="channel")}
+    assert channels == {"app": 400, "pos": 200}
+    assert kpis.funnel(d, NOW - 30 * DAY, NOW) == {"earned": 2, "ordered": 0, "fulfilled": 0, "order_rate": 0.0,
+                                                   "fulfil_rate": None}
+
+
+def test_the_same_kpis_in_sql_over_the_parquet_export(factory, tmp_path):
+    from jifen.analytics.sql import kpis_sql
+
+    history(factory)
+    program, d = data(factory)
+    frames.export(d, tmp_path)
+    june = dt.datetime(2026, 5, 31, 16, tzinfo=dt.UTC)
+    (polars_row,) = kpis.kpis(d, june, NOW, program.point_value)
+    sql_row = kpis_sql(tmp_path, june, NOW)
+    assert sql_row == {k: polars_row[k] for k in ("issued", "redeemed", "expired", "redeemers")}

@@ -28,7 +28,9 @@ def get_kpis(request: Request, who: Reports, start: Annotated[dt.datetime, Query
         data = frames.load(s, program)
         return {"from": start.isoformat(), "to": end.isoformat(), "rows": kpis.kpis(data, start, end,
                                                                                    program.point_value, by),
-                "breakage": kpis.breakage(data), "repeat_purchase": kpis.repeat_purchase(data)}
+                "breakage": kpis.breakage(data), "repeat_purchase": kpis.repeat_purchase(data),
+                "campaigns": kpis.campaigns(data, start, end, program.point_value),
+                "funnel": kpis.funnel(data, start, end)}
 
 
 @router.get("/rfm", summary="RFM segments (seed 001's thresholds): counts, and members of one segment")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from jifen.events.models import Event
@@ -17,7 +17,8 @@ from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
 from jifen.programs.models import Program
 
-TABLES = ("members", "events", "entries", "redemptions")
+TABLES = ("members", "events", "entries", "redemptions", "awards")
+_RULES = pl.Struct({"rules": pl.List(pl.Struct({"rule": pl.Utf8, "layer": pl.Utf8, "points": pl.Int64}))})
 
 
 def _frame(session: Session, stmt, schema: dict) -> pl.DataFrame:
@@ -26,7 +27,7 @@ def _frame(session: Session, stmt, schema: dict) -> pl.DataFrame:
 
 
 def load(session: Session, program: Program) -> dict[str, pl.DataFrame]:
-    """members (no personal data), events, journal entries and redemptions of one programme."""
+    """members (no personal data), events, journal entries, redemptions, and the points each rule paid."""
     members = _frame(session, select(Member.id, Member.member_id, Member.tier, Member.joined_at)
                      .where(Member.program_id == program.id),
                      {"member_pk": pl.Int64, "member_id": pl.Utf8, "tier": pl.Utf8,
@@ -47,7 +48,15 @@ def load(session: Session, program: Program) -> dict[str, pl.DataFrame]:
                          {"member_pk": pl.Int64, "reward": pl.Utf8, "name": pl.Utf8, "quantity": pl.Int64,
                           "points": pl.Int64, "cost": pl.Float64, "status": pl.Utf8,
                           "created_at": pl.Datetime("us", "UTC")})
-    return {"members": members, "events": events, "entries": entries, "redemptions": redemptions}
+    results = _frame(session, select(Event.member_pk, Event.channel, Event.occurred_at, Event.amount,
+                                     cast(Event.result, Text)).where(Event.program_id == program.id),
+                     {"member_pk": pl.Int64, "channel": pl.Utf8, "occurred_at": pl.Datetime("us", "UTC"),
+                      "amount": pl.Float64, "result": pl.Utf8})
+    # One row per rule that paid for an event (from the events' stored results), decoded column-wise.
+    awards = (results.with_columns(pl.col("result").str.json_decode(_RULES).struct.field("rules").alias("rules"))
+              .drop("result").explode("rules").unnest("rules").drop_nulls("rule"))
+    return {"members": members, "events": events, "entries": entries, "redemptions": redemptions,
+            "awards": awards}
 
 
 def export(frames: dict[str, pl.DataFrame], directory: Path) -> dict[str, int]:

@@ -15,8 +15,9 @@ def kpis(frames: dict[str, pl.DataFrame], start: dt.datetime, end: dt.datetime, 
     """One row for the whole programme, or one per tier / channel with `by`."""
     entries = frames["entries"].join(frames["members"].select("member_pk", "tier"), on="member_pk", how="left")
     events = frames["events"].join(frames["members"].select("member_pk", "tier"), on="member_pk", how="left")
-    if by == "channel":  # a ledger entry has no channel: its event's channel comes through the reference
-        entries = entries.with_columns(pl.lit(None, pl.Utf8).alias("channel"))
+    if by == "channel":  # ledger entries have no channel: issued by channel is what rules paid for its events
+        entries = (frames["awards"].select("channel", "occurred_at", "points", "member_pk")
+                   .with_columns(pl.lit("award").alias("type")))
     key = by or "all"
     if by is None:
         entries = entries.with_columns(pl.lit("all").alias("all"))
@@ -68,3 +69,31 @@ def repeat_purchase(frames: dict[str, pl.DataFrame]) -> dict:
         part = buys.filter(pl.col("uses_points") == flag)
         out[name] = round(part.filter(pl.col("n") >= 2).height / part.height, 4) if part.height else None
     return out
+
+
+def campaigns(frames: dict[str, pl.DataFrame], start: dt.datetime, end: dt.datetime,
+              point_value: Decimal) -> list[dict]:
+    """Per campaign-layer rule: points paid, members reached, ¥ of the orders that earned them, and a gross
+    ROI = (that spend − the points' cost) ÷ the points' cost (no control group: an upper bound)."""
+    a = frames["awards"].filter((pl.col("layer") == "campaign") & (pl.col("occurred_at") >= start)
+                                & (pl.col("occurred_at") < end))
+    table = a.group_by("rule").agg(pl.col("points").sum(), pl.col("member_pk").n_unique().alias("members"),
+                                   pl.col("amount").fill_null(0).sum().alias("spend")).sort("rule")
+    out = []
+    for row in table.to_dicts():
+        cost = float(Decimal(row["points"]) * point_value)
+        out.append(row | {"spend": round(row["spend"], 2), "cost_yuan": round(cost, 2),
+                          "gross_roi": round((row["spend"] - cost) / cost, 2) if cost else None})
+    return out
+
+
+def funnel(frames: dict[str, pl.DataFrame], start: dt.datetime, end: dt.datetime) -> dict:
+    """Members who earned points in the period → placed a redemption order → had one fulfilled."""
+    period = (pl.col("occurred_at") >= start) & (pl.col("occurred_at") < end)
+    earned = frames["entries"].filter(period & (pl.col("type") == "award"))["member_pk"].n_unique()
+    orders = frames["redemptions"].filter((pl.col("created_at") >= start) & (pl.col("created_at") < end))
+    ordered = orders["member_pk"].n_unique()
+    fulfilled = orders.filter(pl.col("status") == "fulfilled")["member_pk"].n_unique()
+    return {"earned": earned, "ordered": ordered, "fulfilled": fulfilled,
+            "order_rate": round(ordered / earned, 4) if earned else None,
+            "fulfil_rate": round(fulfilled / ordered, 4) if ordered else None}

@@ -1,0 +1,27 @@
+"""The core KPIs as plain SQL over the Parquet export — the path to a distributed engine. DuckDB runs it
+in-process here; the same statement runs on Spark SQL or Trino over the same files (only the table
+functions differ: `read_parquet('dir/entries.parquet')` here, a table registered on the files there)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+KPI_SQL = """
+SELECT
+  sum(points) FILTER (WHERE type = 'award')                     AS issued,
+  sum(points) FILTER (WHERE type IN ('spend', 'capture'))       AS redeemed,
+  coalesce(sum(points) FILTER (WHERE type = 'expire'), 0)       AS expired,
+  count(DISTINCT member_pk) FILTER (WHERE type IN ('spend', 'capture')) AS redeemers
+FROM read_parquet($entries)
+WHERE occurred_at >= $start AND occurred_at < $end
+"""
+
+
+def kpis_sql(directory: Path, start: dt.datetime, end: dt.datetime) -> dict:
+    with duckdb.connect() as con:
+        row = con.execute(KPI_SQL, {"entries": str(directory / "entries.parquet"), "start": start,
+                                    "end": end}).fetchone()
+    return dict(zip(("issued", "redeemed", "expired", "redeemers"), row, strict=True))
