@@ -94,6 +94,7 @@ def test_analytics_api_and_permissions(app, factory):
         r = client.get("/v1/analytics/kpis", params={"from": "2026-06-01T00:00:00+08:00", "to": NOW.isoformat()},
                        headers=finance)
         assert r.status_code == 200 and r.json()["rows"][0]["issued"] == 355
+        assert r.json()["rows"][0]["active_rate"] == round(2 / 3, 4) and r.json()["now"][0]["wallet"] == "points"
         assert client.get("/v1/analytics/rfm", headers=finance).json()["segments"]
         pos = {"Authorization": f"Bearer {api_key(app, 'pos')}"}
         assert client.get("/v1/analytics/rfm", headers=pos).status_code == 403

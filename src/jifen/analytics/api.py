@@ -13,6 +13,7 @@ from jifen.errors import InvalidRequest
 from jifen.programs.models import Program
 from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.web.stats import wallet_figures
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 Reports = Annotated[Principal, Depends(require("reports:read"))]
@@ -30,7 +31,9 @@ def get_kpis(request: Request, who: Reports, start: Annotated[dt.datetime, Query
                                                                                    program.point_value, by),
                 "breakage": kpis.breakage(data), "repeat_purchase": kpis.repeat_purchase(data),
                 "campaigns": kpis.campaigns(data, start, end, program.point_value),
-                "funnel": kpis.funnel(data, start, end)}
+                "funnel": kpis.funnel(data, start, end),
+                "now": [{"wallet": w["wallet"].code, "outstanding": w["outstanding"], "liability_yuan": str(w["liability"])}
+                        for w in (wallet_figures(s, program, wallet) for wallet in program.wallets)]}
 
 
 @router.get("/rfm", summary="RFM segments (seed 001's thresholds): counts, and members of one segment")

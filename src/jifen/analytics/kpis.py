@@ -36,14 +36,17 @@ def kpis(frames: dict[str, pl.DataFrame], start: dt.datetime, end: dt.datetime, 
     mau = (events.filter((pl.col("occurred_at") >= end - dt.timedelta(days=30)) & (pl.col("occurred_at") < end))
            .group_by(key).agg(pl.col("member_pk").n_unique().alias("mau")))
     table = flows.join(acts, on=key, how="full", coalesce=True).join(mau, on=key, how="full", coalesce=True).fill_null(0)
+    sizes = dict(frames["members"].group_by(by).len().iter_rows()) if by == "tier" else {}
     out = []
     for row in table.sort(key).to_dicts():
         issued, redeemed = row["issued"], row["redeemed"]
+        members = sizes.get(row[key], 0) if by == "tier" else frames["members"].height
         earned = row["purchase_points"] + row["light_points"]
         out.append({
             by or "scope": row[key], "issued": issued, "redeemed": redeemed, "expired": row["expired"],
             "consumption_rate": round(redeemed / issued, 4) if issued else None,
-            "active_members": row["active_members"], "mau": row["mau"], "redeemers": row["redeemers"],
+            "active_members": row["active_members"], "active_rate": round(row["active_members"] / members, 4)
+            if members else None, "mau": row["mau"], "redeemers": row["redeemers"],
             "redemption_rate": round(row["redeemers"] / row["active_members"], 4) if row["active_members"] else None,
             "purchase_share": round(row["purchase_points"] / earned, 4) if earned else None,
             "issued_value_yuan": str((Decimal(issued) * point_value).quantize(Decimal("0.01"))),
