@@ -28,6 +28,11 @@ from jifen.programs.service import ensure_default_program, get_program, get_wall
 from jifen.security.service import create_api_key
 from jifen.setup import init_database
 
+# Tests hammer the same members and keys far faster than any client should: the rate limits get out of
+# the way here, and test_rate_limits sets tight ones of its own.
+for _name in ("JIFEN_KEY_RATE", "JIFEN_MEMBER_RATE", "JIFEN_AUTH_FAILURES"):
+    os.environ.setdefault(_name, "1000000/minute")
+
 PG_ADMIN_URL = os.environ.get("JIFEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 12  # then the delivery is dead-lettered (replayable)
     # Leaderboards in Redis sorted sets (fed by the outbox); without it they are SQL over the journal.
     redis_url: str | None = None  # redis://127.0.0.1:6379/0
+    # Rate limits (the `limits` library; shared through Redis when redis_url is set, else per process).
+    key_rate: str = "1200/minute"  # requests per API key
+    member_rate: str = "120/minute"  # writes naming one member (points, holds, mall, engagement)
+    auth_failures: str = "20/minute"  # failed sign-ins / unknown keys per client address: then 429
 
 
 @lru_cache

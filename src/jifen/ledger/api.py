@@ -18,6 +18,7 @@ from jifen.ledger.views import entry_view, hold_view
 from jifen.members.service import get_member
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
+from jifen.security import ratelimit
 from jifen.security.deps import idempotency_key, require
 from jifen.security.service import Principal
 
@@ -47,6 +48,8 @@ def write(request: Request, who: Principal, key: str, operation: str, body: Base
 
 
 def member(sc: ops.Scope, member_id: str):
+    """The member a write names (rate-limited per member: a script hammering one account is stopped)."""
+    ratelimit.member(sc.program.id, member_id)
     return get_member(sc.session, sc.program, member_id)
 
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jifen.errors import Forbidden, JifenError, Unauthorized
+from jifen.security import ratelimit
 from jifen.security.service import Principal, authenticate
 
 # Declared as a security scheme so the OpenAPI page documents it and offers "Authorize".
@@ -18,10 +19,16 @@ def principal(request: Request,
               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if credentials is None:
         raise Unauthorized("missing 'Authorization: Bearer <api key>' header")
+    address = request.client.host if request.client else "unknown"
+    if ratelimit.auth_blocked(address):
+        raise ratelimit.RateLimited("too many failed attempts from this address; wait a minute",
+                                    code="too_many_attempts")
     with request.app.state.read_sessions() as session:
         found = authenticate(session, credentials.credentials.strip())
     if found is None:
+        ratelimit.failed_auth(address)
         raise Unauthorized("unknown or revoked API key")
+    ratelimit.key(found.key_id)
     return found
 
 

@@ -27,6 +27,7 @@ from jifen.members.service import get_member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
 from jifen.rules.service import in_force, versions
+from jifen.security import ratelimit
 from jifen.security.service import Principal, authenticate
 from jifen.web.i18n import LANGUAGES, translator
 from jifen.web.stats import overview, points_by_rule
@@ -94,7 +95,14 @@ def login_form(request: Request):
 
 @router.post("/login")
 def login(request: Request, api_key: Annotated[str, Form()]):
+    address = request.client.host if request.client else "unknown"
+    if ratelimit.auth_blocked(address):
+        return render(request, "login.html", status=429, error=True)
     if _who(request, api_key.strip()) is None:
+        try:
+            ratelimit.failed_auth(address)
+        except ratelimit.RateLimited:
+            return render(request, "login.html", status=429, error=True)
         return render(request, "login.html", status=401, error=True)
     response = RedirectResponse("/console", status_code=303)
     response.set_cookie(COOKIE, api_key.strip(), httponly=True, samesite="strict", path="/console")
