@@ -90,3 +90,8 @@ def test_bad_database_url_is_one_line():
     r = subprocess.run(JIFEN + ["ledger", "verify"], env=os.environ | {"JIFEN_DATABASE_URL": "nosuchdb://x"},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_audit_verify_command(demo_db):
+    r = jifen(demo_db, "ledger", "audit")
+    assert r.returncode == 0 and "audit log OK" in r.stdout

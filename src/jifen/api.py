@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException
 from jifen import __version__
 from jifen.analytics.api import router as analytics_router
 from jifen.config import get_settings
-from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run_in_transaction
 from jifen.engagement.api import router as engagement_router
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
@@ -24,6 +25,7 @@ from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
 from jifen.rules.api import router as rules_router
+from jifen.security import audit
 from jifen.web import console
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
@@ -85,6 +87,17 @@ def create_app(database_url: str | None = None) -> FastAPI:
             return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error(exc.status_code, code, str(exc.detail))
+
+    @app.middleware("http")
+    async def _audit(request: Request, call_next):
+        response = await call_next(request)
+        who = getattr(request.state, "principal", None)
+        if who is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query)}
+            await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(
+                s, program_id=who.program_id, actor=who.actor, role=who.role, method=request.method,
+                path=request.url.path, status=response.status_code, detail=detail))
+        return response
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     def healthz():

@@ -181,6 +181,19 @@ def ledger_verify(expect_head: Annotated[str | None, typer.Option(
     out.print(f"ledger OK: {total} entries; postings balance, balances = postings = lots, hash chain intact")
 
 
+@ledger_app.command("audit")
+def ledger_audit():
+    """Verify the audit log's hash chain (every write by an API key or console session)."""
+    from jifen.security.audit import AuditEntry, verify
+
+    with sessions()() as s:
+        problems = verify(s)
+        lines = s.scalar(select(func.count()).select_from(AuditEntry))
+    if problems:
+        fail(f"audit log broken: {problems[0]}")
+    out.print(f"audit log OK: {lines} lines, hash chain intact")
+
+
 @ledger_app.command("head")
 def ledger_head(program: ProgramOpt = "default"):
     """Print the chain head (seq and hash) to publish for later `verify --expect-head`."""

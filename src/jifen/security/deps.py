@@ -29,6 +29,7 @@ def principal(request: Request,
         ratelimit.failed_auth(address)
         raise Unauthorized("unknown or revoked API key")
     ratelimit.key(found.key_id)
+    request.state.principal = found  # for the audit log (api.py)
     return found
 
 

@@ -82,6 +82,7 @@ def signed_in(request: Request, jifen_console: Annotated[str | None, Cookie()] =
     who = _who(request, jifen_console)
     if who is None:
         raise HTTPException(303, "sign in first", headers={"Location": "/console/login"})
+    request.state.principal = who  # console writes are audited like API writes
     return who
 
 

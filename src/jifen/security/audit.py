@@ -1,0 +1,85 @@
+"""The audit log: every write an API key or console session makes (who, what, on which path, with which
+idempotency key, the answer's status), hash-chained like the journal so a deleted or edited line shows.
+Written after the response, in its own transaction; `jifen audit verify` recomputes the chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from jifen.db import Base, BigId, UTCDateTime, utcnow
+
+GENESIS = "0" * 64
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_seq", "seq", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    program_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(500))
+    status: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)  # idempotency key, query string
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the last seq and hash (locked while a line is appended)."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+
+
+def line_hash(e: AuditEntry) -> str:
+    body = [e.seq, e.program_id, e.actor, e.role, e.method, e.path, e.status, e.detail,
+            e.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), e.prev_hash]
+    return hashlib.sha256(json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+                          .encode()).hexdigest()
+
+
+def append(session: Session, *, program_id: int | None, actor: str, role: str, method: str, path: str,
+           status: int, detail: dict) -> AuditEntry:
+    head = session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS)
+        session.add(head)
+        session.flush()
+    e = AuditEntry(seq=head.seq + 1, program_id=program_id, actor=actor, role=role, method=method, path=path,
+                   status=status, detail=detail, at=utcnow(), prev_hash=head.hash, hash="")
+    e.hash = line_hash(e)
+    session.add(e)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=e.seq, hash=e.hash))
+    return e
+
+
+def verify(session: Session) -> list[str]:
+    """Problems in the chain: a gap, a broken link or an altered line; [] when intact."""
+    problems, prev, seq = [], GENESIS, 0
+    for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq)):
+        seq += 1
+        if e.seq != seq:
+            problems.append(f"line {seq} missing (found {e.seq})")
+            seq = e.seq
+        if e.prev_hash != prev:
+            problems.append(f"line {e.seq}: does not follow line {e.seq - 1}")
+        if line_hash(e) != e.hash:
+            problems.append(f"line {e.seq}: altered")
+        prev = e.hash
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq, head.hash) != (seq, prev):
+        problems.append(f"head says line {head.seq}, the log ends at {seq}")
+    return problems
