@@ -33,6 +33,10 @@ from jifen.setup import init_database
 for _name in ("JIFEN_KEY_RATE", "JIFEN_MEMBER_RATE", "JIFEN_AUTH_FAILURES"):
     os.environ.setdefault(_name, "1000000/minute")
 
+# Fixed test keys: one AES key that encrypts, an SM4 key still accepted for reading (rotation tests).
+os.environ.setdefault("JIFEN_DATA_KEYS", "t1:aes:" + "A" * 43 + "=")
+os.environ.setdefault("JIFEN_LOOKUP_KEY", "B" * 43 + "=")
+
 PG_ADMIN_URL = os.environ.get("JIFEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import flag_modified
 
 from jifen.analytics.cli import analytics_app, export_app
 from jifen.clikit import ProgramOpt, err, fail, out, sessions
@@ -192,6 +193,25 @@ def ledger_audit():
     if problems:
         fail(f"audit log broken: {problems[0]}")
     out.print(f"audit log OK: {lines} lines, hash chain intact")
+
+
+@member_app.command("rotate-keys")
+def member_rotate_keys():
+    """Re-encrypt every member's personal data with the first key of JIFEN_DATA_KEYS (after a rotation)."""
+    import jifen.models  # noqa: F401 - every mapped table, for the ORM's relationships
+    from jifen.members.models import Member
+
+    def work(s):
+        n = 0
+        for m in s.scalars(select(Member).execution_options(yield_per=1000)):
+            for column in ("name", "phone", "email"):
+                value = getattr(m, column)
+                if value is not None:
+                    flag_modified(m, column)  # written again: encrypted with the current key
+            n += 1
+        return n
+
+    out.print(f"personal data re-encrypted for {run_in_transaction(sessions(), work)} members")
 
 
 @ledger_app.command("head")

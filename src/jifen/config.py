@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 12  # then the delivery is dead-lettered (replayable)
     # Leaderboards in Redis sorted sets (fed by the outbox); without it they are SQL over the journal.
     redis_url: str | None = None  # redis://127.0.0.1:6379/0
+    # Personal data at rest (security/pii.py): "k1:aes:<base64>,…" (the first encrypts), the lookup-hash key.
+    data_keys: str | None = None
+    lookup_key: str | None = None
+    data_key_file: str = "./var/data.key"  # the embedded default's keys when the two above are not set
     # Rate limits (the `limits` library; shared through Redis when redis_url is set, else per process).
     key_rate: str = "1200/minute"  # requests per API key
     member_rate: str = "120/minute"  # writes naming one member (points, holds, mall, engagement)

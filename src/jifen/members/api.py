@@ -19,6 +19,7 @@ from jifen.members.service import create_member, get_member
 from jifen.programs import tiers
 from jifen.programs.models import Wallet
 from jifen.security.deps import require
+from jifen.security.pii import mask
 from jifen.security.service import Principal
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -26,14 +27,16 @@ Reader = Annotated[Principal, Depends(require("members:read"))]
 Writer = Annotated[Principal, Depends(require("members:write"))]
 
 
-def member_view(session, program, member: Member) -> dict:
+def member_view(session, program, member: Member, reveal: bool = False) -> dict:
+    """The member; personal data masked (138****1234) unless the caller's role may read it."""
     now = utcnow()
+    shown = (lambda v: v) if reveal else mask
     wallets = session.scalars(select(Wallet).where(Wallet.program_id == program.id).order_by(Wallet.id)).all()
     return {
         "member_id": member.member_id,
-        "name": member.name,
-        "phone": member.phone,
-        "email": member.email,
+        "name": shown(member.name),
+        "phone": shown(member.phone),
+        "email": shown(member.email),
         "attributes": member.attributes,
         "joined_at": member.joined_at.isoformat(),
         "birthday": member.birthday.isoformat() if member.birthday else None,
@@ -48,7 +51,7 @@ def create(body: MemberIn, request: Request, who: Writer, key: Key):
         m = create_member(sc.session, sc.program, body.member_id, name=body.name, phone=body.phone,
                           email=body.email, attributes=body.attributes, joined_at=body.joined_at,
                           birthday=body.birthday)
-        return member_view(sc.session, sc.program, m)
+        return member_view(sc.session, sc.program, m, reveal=who.may("pii:read"))
 
     return write(request, who, key, "members.create", body, work, status=201)
 
@@ -57,7 +60,8 @@ def create(body: MemberIn, request: Request, who: Writer, key: Key):
 def show(member_id: str, request: Request, who: Reader):
     with request.app.state.read_sessions() as session:
         sc = scope(session, who)
-        return member_view(session, sc.program, get_member(session, sc.program, member_id))
+        return member_view(session, sc.program, get_member(session, sc.program, member_id),
+                           reveal=who.may("pii:read"))
 
 
 @router.get("/{member_id}/balance", summary="Available, pending, held, frozen, debt and next expiries")

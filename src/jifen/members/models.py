@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
+from jifen.security.pii import Encrypted, lookup
 
 
 class Member(Base):
@@ -17,9 +18,11 @@ class Member(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str | None] = mapped_column(String(200))
-    phone: Mapped[str | None] = mapped_column(String(32))
-    email: Mapped[str | None] = mapped_column(String(254))
+    # Personal data, encrypted at rest (security/pii.py); phones are found by their keyed hash.
+    name: Mapped[str | None] = mapped_column(Encrypted())
+    phone: Mapped[str | None] = mapped_column(Encrypted())
+    email: Mapped[str | None] = mapped_column(Encrypted())
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     birthday: Mapped[dt.date | None] = mapped_column(Date)
@@ -29,3 +32,8 @@ class Member(Base):
     # Set when an evaluation found the member below their tier: they keep it until then.
     tier_grace_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+@event.listens_for(Member.phone, "set")
+def _hash_phone(target: Member, value, _old, _initiator) -> None:
+    target.phone_hash = lookup(value)

@@ -12,6 +12,7 @@ from jifen.errors import Conflict, NotFound
 from jifen.ledger.models import MEMBER_KINDS, Account
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
+from jifen.security.pii import lookup
 
 
 def create_member(
@@ -56,3 +57,8 @@ def get_member(session: Session, program: Program, member_id: str) -> Member:
     if member is None:
         raise NotFound(f"unknown member {member_id!r}", code="unknown_member")
     return member
+
+
+def find_by_phone(session: Session, program: Program, phone: str) -> Member | None:
+    """Found through the keyed hash: the stored phone is encrypted."""
+    return session.scalar(select(Member).where(Member.program_id == program.id, Member.phone_hash == lookup(phone)))

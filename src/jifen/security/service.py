@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "mall:manage": frozenset({"admin", "operator", "customer_service"}),
     # Coupon write-off (核銷) at a till.
     "coupons:redeem": frozenset({"admin", "operator", "pos"}),
+    # Personal data in clear (name, phone, e-mail); everyone else sees it masked.
+    "pii:read": frozenset({"admin", "customer_service"}),
     # Settlement and reconciliation reports.
     "reports:read": frozenset({"admin", "operator", "finance", "auditor"}),
 }

@@ -23,7 +23,7 @@ from jifen.events.service import stored_view
 from jifen.ledger.models import ChainHead, JournalEntry, Posting
 from jifen.ledger.views import balance_view, entry_views
 from jifen.members.models import Member
-from jifen.members.service import get_member
+from jifen.members.service import find_by_phone, get_member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
 from jifen.rules.service import in_force, versions
@@ -137,7 +137,9 @@ def members(request: Request, who: SignedIn, q: str | None = None):
             try:
                 return _member_page(request, who, session, program, get_member(session, program, q.strip()))
             except NotFound:
-                pass
+                by_phone = find_by_phone(session, program, q.strip())
+                if by_phone is not None:
+                    return _member_page(request, who, session, program, by_phone)
         recent = session.scalars(select(Member).where(Member.program_id == program.id)
                                  .order_by(Member.id.desc()).limit(30)).all()
         return render(request, "members.html", who=who, recent=recent, q=q, mask=mask_phone,
