@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     data_keys: str | None = None
     lookup_key: str | None = None
     data_key_file: str = "./var/data.key"  # the embedded default's keys when the two above are not set
+    # Velocity rules (risk/velocity.py), seed 001's defaults.
+    earn_points_per_minute: int = 100  # per member; beyond it: a risk alert (flag)
+    redemptions_per_hour: int = 5  # per member; beyond it: the order waits in review
     # Rate limits (the `limits` library; shared through Redis when redis_url is set, else per process).
     key_rate: str = "1200/minute"  # requests per API key
     member_rate: str = "120/minute"  # writes naming one member (points, holds, mall, engagement)

@@ -38,6 +38,7 @@ from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
+from jifen.risk import velocity
 from jifen.rules.engine import AwardLine, EventFacts, MemberFacts, UsageBook, fire, price
 from jifen.rules.models import RuleSet
 from jifen.rules.service import doc_of
@@ -156,6 +157,9 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
             except JifenError as exc:
                 reject(i, exc)
     _advance_tasks(ctx, events, order, results, members)
+    earners = {events[i].member_id for i in order if results[i] and results[i]["status"] == "processed"
+               and results[i].get("points", 0) > 0}
+    velocity.check_earning(session, program, [members[m] for m in sorted(earners)], now)
     follow = _follow_ups(ctx, events, results, members)
     if follow:
         ingest(session, program, follow, now=now, actor=actor, strict=False)

@@ -187,6 +187,10 @@ router.post("/redemptions/{redemption_id}/cancel", summary="Cancel before fulfil
     _transition("cancel", service.cancel))
 router.post("/redemptions/{redemption_id}/refund", summary="After-sale refund: points back to their own lots")(
     _transition("refund", service.refund))
+router.post("/redemptions/{redemption_id}/approve", summary="Review: let an order held by a risk rule go on")(
+    _transition("approve", service.approve))
+router.post("/redemptions/{redemption_id}/reject", summary="Review: refuse an order held by a risk rule")(
+    _transition("reject", service.reject))
 
 
 @router.post("/coupons/{code}/redeem", summary="Write off (核銷) a coupon at a till: once, before it expires")

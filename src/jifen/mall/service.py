@@ -24,6 +24,7 @@ from jifen.members.models import Member
 from jifen.notify.outbox import emit
 from jifen.programs import tiers
 from jifen.programs.models import Program
+from jifen.risk import velocity
 
 _RESERVE = (update(Reward).where(Reward.id == bindparam("reward"),
                                  Reward.stock.is_(None) | (Reward.stock >= bindparam("qty")))
@@ -141,12 +142,16 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
         hold = ops.hold(sc, member, points * quantity, reference=f"redemption {reward.code} × {quantity}")
     except InsufficientPoints as exc:
         raise InsufficientPoints(exc.message, details=suggestions(sc, member, reward)) from None
+    review = velocity.redemption_needs_review(sc.session, sc.program, member, sc.now)
     r = Redemption(program_id=sc.program.id, member_pk=member.id, reward_id=reward.id, quantity=quantity,
                    points=points * quantity, cash=cash * quantity, tier=member.tier, status="held", hold_id=hold.id,
                    address=address or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
-    if reward.kind in IMMEDIATE and not cash:
+    if review:
+        r.status = "review"  # points held and stock reserved; a person approves or rejects
+        _announce(sc, r, reward)
+    elif reward.kind in IMMEDIATE and not cash:
         fulfil(sc, r)
     else:  # physical goods ship later; a cash part is paid first
         _announce(sc, r, reward)
@@ -220,6 +225,26 @@ def fulfil(sc: ops.Scope, r: Redemption) -> Redemption:
     sc.session.flush()
     _announce(sc, r, reward)
     return r
+
+
+@ops.atomic
+def approve(sc: ops.Scope, r: Redemption) -> Redemption:
+    """A reviewed order goes on as it would have: fulfilled at once for coupons and the like."""
+    _move(r, "review", "held")
+    r.status, r.updated_at = "held", sc.now
+    reward = sc.session.get(Reward, r.reward_id)
+    if reward.kind in IMMEDIATE and not r.cash:
+        return fulfil(sc, r)
+    _announce(sc, r, reward)
+    return r
+
+
+@ops.atomic
+def reject(sc: ops.Scope, r: Redemption) -> Redemption:
+    """A reviewed order refused: points released, stock back."""
+    _move(r, "review", "cancelled")
+    r.status = "held"
+    return cancel(sc, r)
 
 
 @ops.atomic
