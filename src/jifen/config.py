@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     # Personal data at rest (security/pii.py): "k1:aes:<base64>,…" (the first encrypts), the lookup-hash key.
     data_keys: str | None = None
     lookup_key: str | None = None
-    data_key_file: str = "./var/data.key"  # the embedded default's keys when the two above are not set
+    data_key_file: str | None = None  # keys when the two above are not set (default: beside the SQLite file)
     # Velocity rules (risk/velocity.py), seed 001's defaults.
     earn_points_per_minute: int = 100  # per member; beyond it: a risk alert (flag)
     redemptions_per_hour: int = 5  # per member; beyond it: the order waits in review

@@ -5,7 +5,8 @@ cipher seed 002 asks for) — `cryptography` provides both. Phones are found thr
 
 Keys: JIFEN_DATA_KEYS = "k2:sm4:<base64 16 bytes>,k1:aes:<base64 32 bytes>" — the first encrypts, every
 listed key decrypts, so a new key can be put first and `jifen pii rotate` re-encrypts the rows; JIFEN_LOOKUP_KEY
-(base64) keys the hash. Without them (the embedded default) a key file ./var/data.key is made on first use.
+(base64) keys the hash. Without them (the embedded default) a key file `data.key` is made on first use
+beside the SQLite database (./var/data.key otherwise).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def keyring() -> tuple[list[Key], bytes]:
     settings = get_settings()
     spec, lookup = settings.data_keys, settings.lookup_key
     if not spec:
-        path = Path(settings.data_key_file)
+        path = _key_file(settings)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"k1:aes:{base64.b64encode(os.urandom(32)).decode()}\n"
@@ -55,6 +56,16 @@ def keyring() -> tuple[list[Key], bytes]:
             raise ValueError(f"data key {key_id}: aes needs 32 bytes, sm4 16")
         keys.append(Key(key_id, cipher, raw))
     return keys, base64.b64decode(lookup or base64.b64encode(hashlib.sha256(keys[0].secret).digest()))
+
+
+def _key_file(settings) -> Path:
+    """The embedded default keeps its keys beside its SQLite file, so the two travel together."""
+    if settings.data_key_file:
+        return Path(settings.data_key_file)
+    url = settings.database_url
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return Path(url.removeprefix("sqlite:///")).expanduser().parent / "data.key"
+    return Path("./var/data.key")
 
 
 def _cipher(key: Key, nonce: bytes, tag: bytes | None = None) -> Cipher:
