@@ -17,7 +17,8 @@ from jifen.ledger.views import balance_view, entry_views
 from jifen.members.models import Member
 from jifen.members.service import create_member, get_member
 from jifen.programs import tiers
-from jifen.programs.models import Wallet
+from jifen.programs.models import Program, Wallet
+from jifen.security import member_tokens
 from jifen.security.deps import require
 from jifen.security.pii import mask
 from jifen.security.service import Principal
@@ -61,7 +62,7 @@ def show(member_id: str, request: Request, who: Reader):
     with request.app.state.read_sessions() as session:
         sc = scope(session, who)
         return member_view(session, sc.program, get_member(session, sc.program, member_id),
-                           reveal=who.may("pii:read"))
+                           reveal=who.may("pii:read") or who.member_id == member_id)
 
 
 @router.get("/{member_id}/balance", summary="Available, pending, held, frozen, debt and next expiries")
@@ -99,3 +100,10 @@ def ledger(member_id: str, request: Request, who: Reader, wallet: str | None = N
             "items": entry_views(session, list(page)),
             "next_cursor": base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if more else None,
         }
+
+
+@router.post("/{member_id}/token", summary="A 15-minute member token for the brand's app (acts only on this member)")
+def member_token(member_id: str, request: Request, who: Writer):
+    with request.app.state.read_sessions() as session:
+        member = get_member(session, session.get(Program, who.program_id), member_id)
+        return member_tokens.issue(who.program_id, member.member_id, utcnow())

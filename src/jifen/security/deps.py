@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jifen.errors import Forbidden, JifenError, Unauthorized
-from jifen.security import ratelimit
+from jifen.security import member_tokens, ratelimit
 from jifen.security.service import Principal, authenticate
 
 # Declared as a security scheme so the OpenAPI page documents it and offers "Authorize".
@@ -23,6 +23,13 @@ def principal(request: Request,
     if ratelimit.auth_blocked(address):
         raise ratelimit.RateLimited("too many failed attempts from this address; wait a minute",
                                     code="too_many_attempts")
+    claims = member_tokens.read(credentials.credentials.strip())
+    if claims is not None:
+        found = Principal(key_id=0, name=claims["sub"], role="member", program_id=claims["prg"],
+                          member_id=claims["sub"])
+        ratelimit.member(found.program_id, found.member_id)
+        request.state.principal = found
+        return found
     with request.app.state.read_sessions() as session:
         found = authenticate(session, credentials.credentials.strip())
     if found is None:
@@ -34,7 +41,10 @@ def principal(request: Request,
 
 
 def require(permission: str):
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    def check(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.member_id is not None:  # a member token: its own member, through the member's own routes
+            member_tokens.check(who.member_id, permission, request.path_params.get("member_id"))
+            return who
         if not who.may(permission):
             raise Forbidden(f"role {who.role!r} may not {permission}")
         return who

@@ -51,10 +51,11 @@ class Principal:
     name: str
     role: str
     program_id: int
+    member_id: str | None = None  # set for a member token (role "member")
 
     @property
     def actor(self) -> str:
-        return f"apikey:{self.key_id}:{self.name}"
+        return f"member:{self.member_id}" if self.member_id else f"apikey:{self.key_id}:{self.name}"
 
     def may(self, permission: str) -> bool:
         return self.role in PERMISSIONS[permission]
