@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from jifen.config import ensure_sqlite_dir
+from jifen.errors import NotFound
 
 T = TypeVar("T")
 
@@ -148,3 +149,12 @@ def run_in_transaction(factory: sessionmaker[Session], fn: Callable[[Session], T
                 raise
             time.sleep(0.01 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def owned(session: Session, model: type[T], pk: int, program_id: int, label: str, code: str) -> T:
+    """The row of `model` with this id if it belongs to the programme; otherwise 404 with `code`
+    (another programme's row is as unknown as a missing one)."""
+    row = session.get(model, pk)
+    if row is None or row.program_id != program_id:
+        raise NotFound(f"no {label} {pk}", code=code)
+    return row

@@ -9,8 +9,9 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from jifen.db import owned
 from jifen.engagement.models import Pool, PoolContribution
-from jifen.errors import Conflict, InvalidRequest, NotFound
+from jifen.errors import Conflict, InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.mall import service as mall
@@ -34,10 +35,7 @@ def open_pool(sc: ops.Scope, owner: Member, reward: Reward, hours: int) -> Pool:
 
 
 def get_pool(session: Session, program_id: int, pool_id: int) -> Pool:
-    pool = session.get(Pool, pool_id)
-    if pool is None or pool.program_id != program_id:
-        raise NotFound(f"no pool {pool_id}", code="unknown_pool")
-    return pool
+    return owned(session, Pool, pool_id, program_id, "pool", "unknown_pool")
 
 
 def raised(session: Session, pool: Pool) -> int:

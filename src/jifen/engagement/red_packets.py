@@ -10,8 +10,9 @@ import random
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from jifen.db import owned
 from jifen.engagement.models import RedPacket, RedPacketShare
-from jifen.errors import Conflict, InvalidRequest, NotFound
+from jifen.errors import Conflict, InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
@@ -60,10 +61,7 @@ def send(sc: ops.Scope, sender: Member, points: int, shares: int, how: str, expi
 
 
 def get_packet(session: Session, program_id: int, packet_id: int) -> RedPacket:
-    packet = session.get(RedPacket, packet_id)
-    if packet is None or packet.program_id != program_id:
-        raise NotFound(f"no red packet {packet_id}", code="unknown_red_packet")
-    return packet
+    return owned(session, RedPacket, packet_id, program_id, "red packet", "unknown_red_packet")
 
 
 @ops.atomic

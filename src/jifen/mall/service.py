@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from jifen.db import owned
 from jifen.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest, NotFound
 from jifen.events.schemas import EventIn
 from jifen.events.service import ingest
@@ -193,10 +194,7 @@ def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: i
 
 
 def get_redemption(session: Session, program: Program, redemption_id: int) -> Redemption:
-    r = session.get(Redemption, redemption_id)
-    if r is None or r.program_id != program.id:
-        raise NotFound(f"no redemption {redemption_id}", code="unknown_redemption")
-    return r
+    return owned(session, Redemption, redemption_id, program.id, "redemption", "unknown_redemption")
 
 
 def _move(r: Redemption, allowed: str, to: str) -> None:

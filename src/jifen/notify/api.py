@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from jifen.db import run_in_transaction, utcnow
-from jifen.errors import Conflict, NotFound
+from jifen.db import owned, run_in_transaction, utcnow
+from jifen.errors import Conflict
 from jifen.members.service import get_member
 from jifen.notify import dispatcher, service
 from jifen.notify.models import Delivery, InboxItem, WebhookSubscription
@@ -105,9 +105,7 @@ def webhook_deliveries(sub_id: int, request: Request, who: Manager, status: str 
 @router.post("/deliveries/{delivery_id}/replay", summary="Send a dead-lettered delivery again")
 def replay_delivery(delivery_id: int, request: Request, who: Manager):
     def tx(s):
-        d = s.get(Delivery, delivery_id)
-        if d is None or d.program_id != who.program_id:
-            raise NotFound(f"no delivery {delivery_id}", code="unknown_delivery")
+        d = owned(s, Delivery, delivery_id, who.program_id, "delivery", "unknown_delivery")
         if d.status != "dead":
             raise Conflict(f"delivery {delivery_id} is {d.status}, not dead", code="not_dead")
         dispatcher.replay(s, [d.id], utcnow())

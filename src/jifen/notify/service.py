@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jifen.db import owned
 from jifen.errors import InvalidRequest, NotFound
 from jifen.members.models import Member
 from jifen.notify.models import Delivery, InboxItem, OptOut, WebhookSubscription
@@ -31,10 +32,7 @@ def subscribe(session: Session, program_id: int, url: str, topics: list[str], no
 
 
 def get_subscription(session: Session, program_id: int, sub_id: int) -> WebhookSubscription:
-    sub = session.get(WebhookSubscription, sub_id)
-    if sub is None or sub.program_id != program_id:
-        raise NotFound(f"no webhook subscription {sub_id}", code="unknown_webhook")
-    return sub
+    return owned(session, WebhookSubscription, sub_id, program_id, "webhook subscription", "unknown_webhook")
 
 
 def rotate(session: Session, sub: WebhookSubscription, now: dt.datetime, grace: dt.timedelta) -> str:
