@@ -157,8 +157,9 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
             except JifenError as exc:
                 reject(i, exc)
     _advance_tasks(ctx, events, order, results, members)
+    # Velocity: only non-purchase points count (risk/velocity.py), so only their earners are checked.
     earners = {events[i].member_id for i in order if results[i] and results[i]["status"] == "processed"
-               and results[i].get("points", 0) > 0}
+               and events[i].type != "purchase" and results[i].get("points", 0) > 0}
     velocity.check_earning(session, program, [members[m] for m in sorted(earners)], now)
     follow = _follow_ups(ctx, events, results, members)
     if follow:
