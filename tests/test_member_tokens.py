@@ -45,5 +45,6 @@ def test_a_member_token_reaches_only_its_own_member(app, factory):
         assert bob["available"] == 500  # untouched
         past = member_tokens.issue(1, "alice", dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))["token"]
         assert client.get("/v1/members/alice", headers={"Authorization": f"Bearer {past}"}).status_code == 401
-        forged = jwt.encode({"iss": "jifen", "sub": "bob", "prg": 1, "exp": 9999999999}, "guess", algorithm="HS256")
+        guess = "a guessed secret, long enough: 32+ bytes"
+        forged = jwt.encode({"iss": "jifen", "sub": "bob", "prg": 1, "exp": 9999999999}, guess, algorithm="HS256")
         assert client.get("/v1/members/bob", headers={"Authorization": f"Bearer {forged}"}).status_code == 401

@@ -134,6 +134,9 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
     members = {m.member_id: m for m in session.scalars(
         select(Member).where(Member.program_id == program.id, Member.member_id.in_(ids)))}
     lock_members(session, [m.id for m in members.values()])
+    ctx.credits.update({m.id: 100 for m in members.values()} | dict(session.execute(
+        select(MemberCredit.member_pk, MemberCredit.score).where(
+            MemberCredit.member_pk.in_([m.id for m in members.values()] or [0]))).all()))
     order = sorted(range(len(events)), key=lambda i: (events[i].occurred_at, i))
     # A refund reverses entries that must exist first, and a score-based tier counts the member's later
     # events once they are stored: such members have their events taken one by one.
