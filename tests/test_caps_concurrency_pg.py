@@ -4,8 +4,6 @@ no event is processed twice, and the ledger verifies."""
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import func, select
 
 from jifen.db import make_engine, make_sessionmaker
@@ -15,26 +13,9 @@ from jifen.ledger.models import JournalEntry
 from jifen.programs.service import get_program
 from tests.conftest import NOW, Ledger
 from tests.intake import add_members, configure, event, send
+from tests.racing import race
 
 THREADS = 24
-
-
-def race(factory, work, n=THREADS):
-    errors, barrier = [], threading.Barrier(n)
-
-    def run(i):
-        barrier.wait()
-        try:
-            work(i)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
 
 
 def test_member_cap_and_global_budget_hold_under_concurrency(pg_only_url):
@@ -46,10 +27,10 @@ def test_member_cap_and_global_budget_hold_under_concurrency(pg_only_url):
     members = [f"m{i}" for i in range(THREADS)]
     add_members(factory, "hot", *members)
     # Every thread shares for the same member: 24 × 15 = 360 wanted, 100 allowed.
-    assert race(factory, lambda i: [send(factory, event("hot", "share", at=NOW)) for _ in range(2)]) == []
+    assert race(lambda i: [send(factory, event("hot", "share", at=NOW)) for _ in range(2)], range(THREADS)) == []
     # Every thread registers another member: 24 × 30 = 720 wanted, and again for 1,440 against 1,000.
-    assert race(factory, lambda i: send(factory, event(members[i], "register", at=NOW),
-                                        event(members[(i + 1) % THREADS], "register", at=NOW))) == []
+    assert race(lambda i: send(factory, event(members[i], "register", at=NOW),
+                               event(members[(i + 1) % THREADS], "register", at=NOW)), range(THREADS)) == []
     with factory() as s:
         program = get_program(s, "default")
         by_type = dict(s.execute(select(Event.type, func.sum(Event.points)).where(
@@ -67,12 +48,12 @@ def test_the_same_event_sent_at_once_is_processed_once(pg_only_url):
     add_members(factory, "alice")
     same = event("alice", amount=120, order_id="SO1", event_id="till-7")
     results = []
-    errors = race(factory, lambda i: results.append(send(factory, same)[0]))
+    errors = race(lambda i: results.append(send(factory, same)[0]), range(THREADS))
     assert errors == []
     assert sorted(r["status"] for r in results) == ["processed"] + ["replayed"] * (THREADS - 1)
     assert {r["points"] for r in results} == {132}
     different = event("alice", amount=5, order_id="SO1", event_id="till-7")
-    conflicts = race(factory, lambda i: send(factory, different), n=4)
+    conflicts = race(lambda i: send(factory, different), range(4))
     assert len(conflicts) == 4 and all(isinstance(e, IdempotencyConflict) for e in conflicts)
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(JournalEntry)) == 1

@@ -4,7 +4,6 @@ reward taken back on refund, racing codes), leaderboards."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
 
 import pytest
@@ -17,6 +16,7 @@ from jifen.members.service import get_member
 from jifen.programs.service import get_program
 from tests.conftest import Ledger, api_key
 from tests.intake import SEED_001, add_members, configure, send_one
+from tests.racing import outcomes, race
 
 REFERRAL_RULES = {"rules": SEED_001["rules"] | {"rules": [
     {"code": "invite_l1", "events": ["invite"], "condition": "event.attributes.level == 1", "award": {"fixed": 50},
@@ -127,49 +127,26 @@ def test_concurrent_check_ins_and_referrals_on_postgresql(pg_only_url):
     factory = make_sessionmaker(engine)
     configure(factory, {"pending_days": {}} | REFERRAL_RULES, now=utcnow() - dt.timedelta(days=30))
     add_members(factory, "alice", "bob", "new")
-    outcomes = []
-    barrier = threading.Barrier(20)
 
-    def tap():
-        barrier.wait()
-        try:
-            run_in_transaction(factory, lambda s: checkin.check_in(
-                s, get_program(s, "default"), get_member(s, get_program(s, "default"), "alice"), utcnow()))
-            outcomes.append("ok")
-        except JifenError as exc:
-            outcomes.append(exc.code)
+    def tap(_):
+        run_in_transaction(factory, lambda s: checkin.check_in(
+            s, get_program(s, "default"), get_member(s, get_program(s, "default"), "alice"), utcnow()))
 
-    threads = [threading.Thread(target=tap) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert Counter(outcomes) == {"ok": 1, "already_checked_in": 19}
+    assert Counter(outcomes(tap, range(20))) == {"ok": 1, "already_checked_in": 19}
     codes = [run_in_transaction(factory, lambda s, w=w: referrals.invite_code(
         s, get_program(s, "default"), get_member(s, get_program(s, "default"), w), utcnow())) for w in ("alice", "bob")]
-    barrier, outcomes = threading.Barrier(2), []
 
     def join(code):
-        barrier.wait()
-        try:
-            def tx(s):
-                program = get_program(s, "default")
-                from jifen.events.service import ingest
+        def tx(s):
+            program = get_program(s, "default")
+            from jifen.events.service import ingest
 
-                events = referrals.accept(s, program, get_member(s, program, "new"), code, utcnow())
-                ingest(s, program, events, now=utcnow())
+            events = referrals.accept(s, program, get_member(s, program, "new"), code, utcnow())
+            ingest(s, program, events, now=utcnow())
 
-            run_in_transaction(factory, tx)
-            outcomes.append("ok")
-        except JifenError as exc:
-            outcomes.append(exc.code)
+        run_in_transaction(factory, tx)
 
-    threads = [threading.Thread(target=join, args=(c,)) for c in codes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["already_referred", "ok"]
+    assert sorted(outcomes(join, codes)) == ["already_referred", "ok"]
     led = Ledger(factory)
     assert led.balances("alice")["available"] + led.balances("bob")["available"] == 5 + 50  # one check-in, one invite
     assert led.verify() == []
@@ -275,28 +252,23 @@ def test_red_packet_claims_race_on_postgresql(pg_only_url):
         return red_packets.send(sc, get_member(s, sc.program, "sender"), 500, 10, "random", dt.timedelta(hours=1)).id
 
     pid = run_in_transaction(factory, setup)
-    barrier, outcomes = threading.Barrier(32), []
+    results = []
     claimants = friends + ["f0", "f1"]  # two members try twice, at the same time
 
     def grab(who):
-        barrier.wait()
         try:
             def tx(s):
                 sc = scope(s)
                 return red_packets.claim(sc, red_packets.get_packet(s, sc.program.id, pid),
                                          get_member(s, sc.program, who)).points
-            outcomes.append(("ok", who, run_in_transaction(factory, tx)))
+            results.append(("ok", who, run_in_transaction(factory, tx)))
         except JifenError as exc:
-            outcomes.append((exc.code, who, 0))
+            results.append((exc.code, who, 0))
 
-    threads = [threading.Thread(target=grab, args=(w,)) for w in claimants]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    won = [o for o in outcomes if o[0] == "ok"]
+    assert race(grab, claimants) == []
+    won = [o for o in results if o[0] == "ok"]
     assert len(won) == 10 and len({w for _, w, _ in won}) == 10 and sum(p for _, _, p in won) == 500
-    assert Counter(o[0] for o in outcomes if o[0] != "ok") <= Counter({"packet_empty": 22, "already_claimed": 2})
+    assert Counter(o[0] for o in results if o[0] != "ok") <= Counter({"packet_empty": 22, "already_claimed": 2})
     led = Ledger(factory)
     assert led.balances("sender")["available"] == 500 and led.balances("sender")["held"] == 0
     assert sum(led.balances(f)["available"] for f in friends) == 500

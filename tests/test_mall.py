@@ -4,7 +4,6 @@ the catalogue; on PostgreSQL a 200-client flash sale and racing tills."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
 
 import pytest
@@ -17,6 +16,7 @@ from jifen.mall import service
 from jifen.programs.service import get_program, get_wallet
 from tests.conftest import Ledger, api_key, m
 from tests.intake import add_members, configure
+from tests.racing import outcomes
 
 ADDRESS = {"name": "王小明", "phone": "13800001111", "line": "上海市浦東新區世紀大道100號"}
 
@@ -181,27 +181,16 @@ def test_flash_sale_never_oversells_on_postgresql(pg_only_url):
                      active=True, coupon={}, created_at=utcnow()))
 
     run_in_transaction(factory, setup)
-    barrier, outcomes = threading.Barrier(200), []
 
     def client(mid):
-        barrier.wait()
-        try:
-            def tx(s):
-                program = get_program(s, "default")
-                sc = ops.Scope(s, program, get_wallet(s, program, None), utcnow())
-                return service.redeem(sc, m(sc, mid), service.get_reward(s, program, "flash"), 1).id
+        def tx(s):
+            program = get_program(s, "default")
+            sc = ops.Scope(s, program, get_wallet(s, program, None), utcnow())
+            return service.redeem(sc, m(sc, mid), service.get_reward(s, program, "flash"), 1).id
 
-            run_in_transaction(factory, tx)
-            outcomes.append("won")
-        except JifenError as exc:
-            outcomes.append(exc.code)
+        run_in_transaction(factory, tx)
 
-    threads = [threading.Thread(target=client, args=(mid,)) for mid in members]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert Counter(outcomes) == {"won": 5, "out_of_stock": 195}
+    assert Counter(outcomes(client, members, win="won")) == {"won": 5, "out_of_stock": 195}
     led = Ledger(factory)
     spent = sorted(led.balances(mid)["available"] for mid in members)
     assert spent == [200] * 5 + [1000] * 195
@@ -235,23 +224,12 @@ def test_racing_tills_write_a_coupon_off_once_on_postgresql(pg_only_url):
         return s.query(Coupon).filter_by(redemption_id=r.id).one().code
 
     code = run_in_transaction(factory, setup)
-    barrier, outcomes = threading.Barrier(30), []
 
     def till(n):
-        barrier.wait()
-        try:
-            run_in_transaction(factory, lambda s: service.write_off(s, get_program(s, "default"), code, f"till{n}",
-                                                                    None, utcnow()))
-            outcomes.append("used")
-        except JifenError as exc:
-            outcomes.append(exc.code)
+        run_in_transaction(factory, lambda s: service.write_off(s, get_program(s, "default"), code, f"till{n}",
+                                                                None, utcnow()))
 
-    threads = [threading.Thread(target=till, args=(n,)) for n in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert Counter(outcomes) == {"used": 1, "coupon_used": 29}
+    assert Counter(outcomes(till, range(30), win="used")) == {"used": 1, "coupon_used": 29}
     engine.dispose()
 
 
