@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -168,7 +169,11 @@ def test_tasks_progress_chains_and_badges(api, factory):
     bad = client.post("/v1/tasks", json={"code": "x", "name": "x", "events": ["browse"], "condition": "event.>"},
                       headers=admin)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_condition"
-    at = utcnow() - dt.timedelta(minutes=30)
+    now = utcnow()
+    with factory() as s:  # keep every event inside the programme's today, or the daily task starts afresh
+        today = now.astimezone(ZoneInfo(get_program(s, "default").timezone)).replace(hour=0, minute=0, second=0,
+                                                                                       microsecond=0)
+    at = max(now - dt.timedelta(minutes=30), today)
     r = send_one(factory, "alice", "profile_complete", at=at, now=utcnow())
     assert r["tasks_completed"] == ["profile"]
     assert send_one(factory, "alice", "profile_complete", at=at, now=utcnow()).get("tasks_completed") is None  # once
