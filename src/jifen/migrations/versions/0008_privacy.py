@@ -1,0 +1,23 @@
+"""privacy: consents, erasure, more encrypted personal data
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-23 16:30:00
+"""
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import jifen.db  # noqa: F401
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
