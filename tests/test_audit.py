@@ -7,6 +7,7 @@ from sqlalchemy import select, text
 
 from jifen.security.audit import AuditEntry, verify
 from tests.conftest import api_key
+from tests.console_login import console_as
 
 
 def test_writes_are_audited_and_the_chain_verifies(app, factory):
@@ -19,13 +20,14 @@ def test_writes_are_audited_and_the_chain_verifies(app, factory):
         client.get("/v1/members/alice", headers=admin)  # reads are not audited
         client.post("/v1/points/award", json={"member_id": "alice", "points": 5},
                     headers={"Authorization": "Bearer jf_wrong", "Idempotency-Key": "x"})  # no principal: no line
-        client.post("/console/login", data={"api_key": key})
-        client.post("/console/notifications/replay", data={"delivery_id": 1})
+        token = console_as(client, app, "admin")
+        client.post("/console/notifications/replay", data={"delivery_id": 1, "csrf": token})
     with factory() as s:
         lines = [(e.method, e.path, e.status, e.detail.get("idempotency_key"), e.role)
                  for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
         assert lines == [("POST", "/v1/members", 201, "m1", "admin"), ("POST", "/v1/points/award", 200, "a1", "admin"),
                          ("POST", "/v1/points/spend", 409, "s1", "admin"),
+                         ("POST", "/console/login", 303, None, "admin"),
                          ("POST", "/console/notifications/replay", 303, None, "admin")]
         assert verify(s) == []
     with factory() as s, s.begin():

@@ -19,9 +19,9 @@ from jifen.db import run_in_transaction
 from jifen.ledger import operations as ops
 from jifen.members.service import create_member
 from jifen.programs.service import get_program
-from jifen.security.service import create_api_key
 from jifen.web.console import mask_phone
 from tests.conftest import IN_CI, Ledger, m
+from tests.console_login import PASSWORD, add_user, console_as, csrf_of, sign_in
 from tests.intake import configure, send_one
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,29 +38,28 @@ def site(tmp_path, sqlite_template):
     ledger.add_members("M2")
     ledger.run(lambda sc, s: ops.award(sc, m(sc, "M1"), 1500, reference="SO-9"))
     ledger.run(lambda sc, s: ops.spend(sc, m(sc, "M1"), 300))
-    key = run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"), "operator",
-                                                                          "小王"))[1]
-    yield app, key
+    yield app, add_user(app, "operator", "xiaowang")
     app.state.engine.dispose()
 
 
-def test_console_needs_a_valid_key(site):
-    app, key = site
+def test_console_needs_a_signed_in_user(site):
+    app, user = site
     with TestClient(app) as client:
         r = client.get("/console", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/console/login"
-        bad = client.post("/console/login", data={"api_key": "jf_nope"})
-        assert bad.status_code == 401 and "密鑰無效" in bad.text
-        ok = client.post("/console/login", data={"api_key": key}, follow_redirects=False)
+        bad = sign_in(client, user, "not-the-password")
+        assert bad.status_code == 401 and "用戶名或密碼錯誤" in bad.text
+        ok = sign_in(client, user)
         assert ok.status_code == 303
         cookie = ok.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
+        assert "xiaowang" in client.get("/console").text
 
 
 def test_console_pages(site):
-    app, key = site
+    app, user = site
     with TestClient(app) as client:
-        client.post("/console/login", data={"api_key": key})
+        sign_in(client, user)
         home = client.get("/console").text
         assert "流通積分" in home and "1,200" in home and "¥12.00" in home  # 1,500 − 300 at ¥0.01
         member = client.get("/console/members/M1").text
@@ -72,12 +71,12 @@ def test_console_pages(site):
 
 
 def test_rules_page_and_member_tier(site):
-    app, key = site
+    app, user = site
     now = dt.datetime.now(dt.UTC)
     configure(app.state.sessions, now=now - dt.timedelta(days=1))
     send_one(app.state.sessions, "M2", amount="1200.50", order_id="SO-77", at=now - dt.timedelta(hours=1), now=now)
     with TestClient(app) as client:
-        client.post("/console/login", data={"api_key": key})
+        sign_in(client, user)
         rules = client.get("/console/rules").text
         assert "單筆滿100元加贈10%" in rules and "event.amount &gt; 100" in rules and "銀卡" in rules
         assert '<td class="num">1,200</td>' in rules and '<td class="num">120</td>' in rules  # issued, 30 days
@@ -106,7 +105,7 @@ def test_console_renders_in_chromium(site, tmp_path):
         pytest.skip("chromium not installed")
     from playwright.sync_api import sync_playwright
 
-    app, key = site
+    app, user = site
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -120,8 +119,9 @@ def test_console_renders_in_chromium(site, tmp_path):
                 "--disable-sync", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/console")
-            page.fill("input[name=api_key]", key)
-            page.click("button")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("form.login button")
             page.wait_for_url("**/console")
             kpis = page.locator(".kpi b").all_inner_texts()
             assert kpis[:2] == ["1,200", "¥12.00"]
@@ -162,35 +162,38 @@ def test_published_rules_and_announced_changes(site):
 
 
 def test_rule_editor_validates_simulates_and_publishes(site):
-    app, operator_key = site
+    app, operator = site
     now = dt.datetime.now(dt.UTC)
     configure(app.state.sessions, now=now - dt.timedelta(days=2))
     send_one(app.state.sessions, "M2", amount="200.00", order_id="SO-1", at=now - dt.timedelta(hours=2), now=now)
     with TestClient(app) as client:
-        client.post("/console/login", data={"api_key": operator_key})
+        sign_in(client, operator)
         form = client.get("/console/rules/draft").text
+        token = csrf_of(form)
         assert "purchase_base" in form and "big_order_bonus" in form  # the rules in force, as YAML
         draft = "rules:\n- code: base\n  events: [purchase]\n  award: {per_yuan: 3}\n"
         when = (now + dt.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M")
         bad = client.post("/console/rules/draft", data={"text": draft.replace("per_yuan: 3", "per_yuan: 3, fixed: 1"),
-                                                        "effective": when, "action": "simulate"})
+                                                        "effective": when, "action": "simulate", "csrf": token})
         assert bad.status_code == 422 and "exactly one of" in bad.text
-        broken = client.post("/console/rules/draft", data={"text": "rules: [", "effective": when, "action": "simulate"})
+        broken = client.post("/console/rules/draft", data={"text": "rules: [", "effective": when, "action": "simulate",
+                                                           "csrf": token})
         assert broken.status_code == 422 and "not valid YAML" in broken.text
-        sim = client.post("/console/rules/draft", data={"text": draft, "effective": when, "action": "simulate"})
+        sim = client.post("/console/rules/draft", data={"text": draft, "effective": when, "action": "simulate",
+                                                        "csrf": token})
         assert sim.status_code == 200
         assert '<td class="num">220</td><td class="num">600</td><td class="num">+380</td>' in sim.text
         soon = (now + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
-        warned = client.post("/console/rules/draft", data={"text": draft, "effective": soon, "action": "simulate"})
+        warned = client.post("/console/rules/draft", data={"text": draft, "effective": soon, "action": "simulate",
+                                                           "csrf": token})
         assert "只提前 2 天公告" in warned.text or "只提前 3 天公告" in warned.text
         done = client.post("/console/rules/draft", data={"text": draft, "effective": when, "note": "三倍",
-                                                         "action": "publish"}, follow_redirects=False)
+                                                         "action": "publish", "csrf": token}, follow_redirects=False)
         assert done.status_code == 303 and done.headers["location"] == "/console/rules"
         assert "已公告 · 第 2 版" in client.get("/console/rules").text
-    auditor = run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"),
-                                                                              "auditor", "a"))[1]
     with TestClient(app) as client:
-        client.post("/console/login", data={"api_key": auditor})
+        token = console_as(client, app, "auditor")
         assert 'value="publish"' not in client.get("/console/rules/draft").text
-        denied = client.post("/console/rules/draft", data={"text": draft, "effective": when, "action": "publish"})
-        assert denied.status_code == 403
+        denied = client.post("/console/rules/draft", data={"text": draft, "effective": when, "action": "publish",
+                                                           "csrf": token})
+        assert denied.status_code == 403 and "已公告 · 第 3 版" not in client.get("/console/rules").text

@@ -15,6 +15,7 @@ from jifen.ledger import operations as ops
 from jifen.mall import service
 from jifen.programs.service import get_program, get_wallet
 from tests.conftest import Ledger, api_key, m
+from tests.console_login import console_as
 from tests.intake import add_members, configure
 from tests.racing import outcomes
 
@@ -301,7 +302,6 @@ def test_daily_limits_and_tier_shares(mall, factory):
 def test_console_mall_page(mall):
     client, admin = mall
     post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "kettle", "address": ADDRESS})
-    key = admin["Authorization"].split()[1]
-    client.post("/console/login", data={"api_key": key})
+    console_as(client, client.app, "admin")
     page = client.get("/console/mall").text
     assert "電熱水壺" in page and "實物/家居/廚具" in page and "處理中" in page and "美的" in page

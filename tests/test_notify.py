@@ -337,7 +337,7 @@ def test_console_notifications_page_and_replay(factory, app):
     from fastapi.testclient import TestClient
 
     from jifen.notify.models import WebhookSubscription
-    from tests.conftest import api_key
+    from tests.console_login import console_as
 
     configure(factory, {"pending_days": {}})
     add_members(factory, "alice")
@@ -351,10 +351,11 @@ def test_console_notifications_page_and_replay(factory, app):
         (dead,) = s.scalars(select(Delivery).where(Delivery.status == "dead")).all()
         assert s.scalar(select(func.count()).select_from(WebhookSubscription)) == 1
     with TestClient(app) as client:
-        client.post("/console/login", data={"api_key": api_key(app, "operator")})
+        token = console_as(client, app, "operator")
         page = client.get("/console/notifications").text
         assert f"jd_{dead.id}" in page and "points.awarded" in page and receiver.url in page
-        r = client.post("/console/notifications/replay", data={"delivery_id": dead.id}, follow_redirects=False)
+        r = client.post("/console/notifications/replay", data={"delivery_id": dead.id, "csrf": token},
+                        follow_redirects=False)
         assert r.status_code == 303
     with factory() as s:
         assert s.get(Delivery, dead.id).status == "pending"

@@ -48,5 +48,5 @@ def test_brute_force_is_stopped(tight, app):
     assert guesses[:4] == [401] * 4 and guesses[4:] == [429, 429]
     blocked = client.get("/v1/rules", headers=good)
     assert blocked.status_code == 429 and blocked.json()["error"]["code"] == "too_many_attempts"
-    console = client.post("/console/login", data={"api_key": "jf_nope"})
+    console = client.post("/console/login", data={"username": "admin", "password": "guess-guess-guess"})
     assert console.status_code == 429  # the console's sign-in counts against the same address

@@ -25,13 +25,15 @@ from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
 from jifen.rules.api import router as rules_router
-from jifen.security import audit
+from jifen.security import audit, changes
 from jifen.web import console
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.notifications_page import router as notifications_page_router
 from jifen.web.public import router as public_router
 from jifen.web.rules_editor import router as rules_editor_router
+from jifen.web.signin import router as signin_router
+from jifen.web.users_page import router as users_page_router
 
 
 def error(status: int, code: str, message: str, **extra) -> JSONResponse:
@@ -61,6 +63,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.engine = make_engine(database_url or get_settings().database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.read_sessions = make_read_sessionmaker(app.state.engine)
+    changes.listen(app.state.sessions)  # before/after values of each write, for the audit log
 
     @app.exception_handler(JifenError)
     def _jifen_error(_: Request, exc: JifenError):
@@ -81,6 +84,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
             return error(422, "out_of_range", "a number in the request is out of range")
         raise exc
 
+    app.add_exception_handler(console.Refused, console.refused_page)  # the console's 403 page
+
     @app.exception_handler(HTTPException)
     def _http(_: Request, exc: HTTPException):
         if 300 <= exc.status_code < 400:  # the console sends signed-out visitors to its sign-in page
@@ -90,10 +95,17 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _audit(request: Request, call_next):
-        response = await call_next(request)
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        collected = [] if writes else None  # what the request's transactions change (security/changes.py)
+        token = changes.current.set(collected)
+        try:
+            response = await call_next(request)
+        finally:
+            changes.current.reset(token)
         who = getattr(request.state, "principal", None)
-        if who is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
-            detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query)}
+        if who is not None and writes:
+            detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
+                      "changes": changes.summary(collected)}
             await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(
                 s, program_id=who.program_id, actor=who.actor, role=who.role, method=request.method,
                 path=request.url.path, status=response.status_code, detail=detail))
@@ -118,6 +130,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(rules_editor_router)
     app.include_router(notifications_page_router)
     app.include_router(mall_page_router)
+    app.include_router(signin_router)
+    app.include_router(users_page_router)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

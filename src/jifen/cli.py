@@ -23,6 +23,7 @@ from jifen.errors import JifenError
 from jifen.events.cli import events_app
 from jifen.notify.cli import notify_app
 from jifen.rules.cli import program_app, rules_app, tiers_app
+from jifen.security.cli import demo_admin, user_app
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -33,6 +34,7 @@ member_app = typer.Typer(help="Members.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(user_app, name="user")
 app.add_typer(member_app, name="member")
 
 app.add_typer(program_app, name="program")
@@ -127,6 +129,7 @@ def up(host: str = "127.0.0.1", port: int = 8000, members: int = 2000):
     db_upgrade()
     demo(members=members, days=90, seed=42, force=False)
     apikey_create(role="admin", name="make-run", program="default")
+    demo_admin("default")
     serve(host=host, port=port, jobs=True)
 
 

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     key_rate: str = "1200/minute"  # requests per API key
     member_rate: str = "120/minute"  # writes naming one member (points, holds, mall, engagement)
     auth_failures: str = "20/minute"  # failed sign-ins / unknown keys per client address: then 429
+    # Console users and sessions (security/users.py, security/sessions.py).
+    console_idle_minutes: int = 30  # a session unused this long ends
+    console_session_hours: int = 12  # and every session ends this long after sign-in
+    console_max_failures: int = 5  # wrong passwords in a row that lock the account …
+    console_lockout_minutes: int = 15  # … for this long
 
 
 @lru_cache

@@ -44,5 +44,6 @@ from jifen.risk.models import MemberDevice  # noqa: F401
 from jifen.rules.models import RuleSet, RuleUsage  # noqa: F401
 from jifen.security.audit import AuditEntry, AuditHead  # noqa: F401
 from jifen.security.models import ApiKey  # noqa: F401
+from jifen.security.sessions import ConsoleSession, ConsoleUser  # noqa: F401
 
 metadata = Base.metadata

@@ -1,5 +1,7 @@
 """The audit log: every write an API key or console session makes (who, what, on which path, with which
-idempotency key, the answer's status), hash-chained like the journal so a deleted or edited line shows.
+idempotency key, the answer's status, and the rows it changed with their values before and after —
+personal data masked, secrets redacted, ledger rows summarised: security/changes.py), hash-chained like
+the journal so a deleted or edited line shows.
 Written after the response, in its own transaction; `jifen audit verify` recomputes the chain."""
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class AuditEntry(Base):
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(500))
     status: Mapped[int] = mapped_column(Integer)
-    detail: Mapped[dict] = mapped_column(JSON, default=dict)  # idempotency key, query string
+    # idempotency key, query string, and the changes: [{table, id, op, before, after}] (security/changes.py)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
@@ -58,6 +61,7 @@ def append(session: Session, *, program_id: int | None, actor: str, role: str, m
         head = AuditHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
         session.flush()
+    detail = json.loads(json.dumps(detail, ensure_ascii=False, default=str))  # as it reads back: the hash holds
     e = AuditEntry(seq=head.seq + 1, program_id=program_id, actor=actor, role=role, method=method, path=path,
                    status=status, detail=detail, at=utcnow(), prev_hash=head.hash, hash="")
     e.hash = line_hash(e)

@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "pii:read": frozenset({"admin", "customer_service"}),
     # Settlement and reconciliation reports.
     "reports:read": frozenset({"admin", "operator", "finance", "auditor"}),
+    # Console users: create, change roles, disable, reset passwords (the super-admin only).
+    "users:manage": frozenset({"admin"}),
 }
 
 
@@ -52,9 +54,12 @@ class Principal:
     role: str
     program_id: int
     member_id: str | None = None  # set for a member token (role "member")
+    user_id: int | None = None  # set for a console user (security/users.py)
 
     @property
     def actor(self) -> str:
+        if self.user_id is not None:
+            return f"user:{self.user_id}:{self.name}"
         return f"member:{self.member_id}" if self.member_id else f"apikey:{self.key_id}:{self.name}"
 
     def may(self, permission: str) -> bool:

@@ -1,22 +1,26 @@
 """The operator console: server-rendered pages over the same services as the API.
 
-Sign-in is with an API key for now (kept in an HttpOnly, SameSite=Strict cookie); console users
-with passwords and roles come with the security issue.
+Console users sign in with a username and password (web/signin.py); the session cookie is checked by
+`signed_in` on every page, and every POST goes through `form_writer` (the session's CSRF token). Pages a
+role may not use answer 403 through `Refused`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Cookie, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from jifen.db import utcnow
+from jifen.db import run_in_transaction, utcnow
 from jifen.errors import NotFound
 from jifen.events.models import Event
 from jifen.events.service import stored_view
@@ -27,8 +31,8 @@ from jifen.members.service import find_by_phone, get_member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
 from jifen.rules.service import in_force, versions
-from jifen.security import ratelimit
-from jifen.security.service import Principal, authenticate
+from jifen.security import sessions
+from jifen.security.service import PERMISSIONS, Principal
 from jifen.web.i18n import LANGUAGES, translator
 from jifen.web.stats import overview, points_by_rule
 
@@ -70,51 +74,73 @@ def render(request: Request, name: str, status: int = 200, **context) -> HTMLRes
     return response
 
 
-def _who(request: Request, key: str | None) -> Principal | None:
-    if not key:
-        return None
-    with request.app.state.read_sessions() as session:
-        return authenticate(session, key)
+@pass_context
+def csrf_field(context) -> Markup:
+    """{{ csrf_field() }}: the hidden field every console form carries (the session's CSRF token, or
+    the sign-in page's own token)."""
+    token = getattr(context["request"].state, "csrf", "")
+    return Markup(f'<input type="hidden" name="csrf" value="{escape(token)}">')
+
+
+templates.env.globals["csrf_field"] = csrf_field
+
+
+class Refused(Exception):
+    """A console request that is turned away with the 403 page: a missing or wrong CSRF token, or a
+    role without the permission. Nothing has been changed when it is raised."""
+
+    def __init__(self, reason: str, who: Principal | None = None):
+        super().__init__(reason)
+        self.reason, self.who = reason, who
+
+
+def refused_page(request: Request, exc: Refused) -> HTMLResponse:
+    return render(request, "refused.html", status=403, who=exc.who, reason=exc.reason)
 
 
 def signed_in(request: Request, jifen_console: Annotated[str | None, Cookie()] = None) -> Principal:
-    """Console pages need a valid key in the cookie; without one, the sign-in page."""
-    who = _who(request, jifen_console)
-    if who is None:
+    """Console pages need a live session (cookie); without one, the sign-in page."""
+    now = utcnow()
+    with request.app.state.read_sessions() as session:
+        active = sessions.lookup(session, jifen_console, now)
+    if active is None:
         raise HTTPException(303, "sign in first", headers={"Location": "/console/login"})
-    request.state.principal = who  # console writes are audited like API writes
+    if active.touch:
+        run_in_transaction(request.app.state.sessions, lambda s: sessions.touch(s, active.session_id, now))
+    who = active.user.principal()
+    request.state.principal = who  # console writes are audited like API writes (api.py)
+    request.state.csrf, request.state.console_session = active.csrf, active.session_id
     return who
 
 
 SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
-@router.get("/login")
-def login_form(request: Request):
-    return render(request, "login.html")
+def same_token(given: str, expected: str | None) -> bool:
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-@router.post("/login")
-def login(request: Request, api_key: Annotated[str, Form()]):
-    address = request.client.host if request.client else "unknown"
-    if ratelimit.auth_blocked(address):
-        return render(request, "login.html", status=429, error=True)
-    if _who(request, api_key.strip()) is None:
-        try:
-            ratelimit.failed_auth(address)
-        except ratelimit.RateLimited:
-            return render(request, "login.html", status=429, error=True)
-        return render(request, "login.html", status=401, error=True)
-    response = RedirectResponse("/console", status_code=303)
-    response.set_cookie(COOKIE, api_key.strip(), httponly=True, samesite="strict", path="/console")
-    return response
+def form_writer(request: Request, who: SignedIn, csrf: Annotated[str, Form()] = "") -> Principal:
+    """Every console POST: signed in, and the form's hidden `csrf` field equals the session's token
+    (synchronizer token; a page of another site can neither read nor guess it)."""
+    if not same_token(csrf, request.state.csrf):
+        raise Refused("csrf", who)
+    return who
 
 
-@router.get("/logout")
-def logout():
-    response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/console")
-    return response
+Writer = Annotated[Principal, Depends(form_writer)]
+
+
+def allowed(permission: str, *, write: bool = False):
+    """A console page (write=True: a POST, CSRF-checked first) for roles with this permission only."""
+    first = form_writer if write else signed_in
+
+    def check(who: Principal = Depends(first)) -> Principal:  # (a default: the annotation is read lazily)
+        if who.role not in PERMISSIONS[permission]:
+            raise Refused("forbidden", who)
+        return who
+
+    return Depends(check)
 
 
 @router.get("")

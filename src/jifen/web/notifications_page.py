@@ -14,8 +14,8 @@ from jifen.db import run_in_transaction, utcnow
 from jifen.notify import dispatcher, service
 from jifen.notify.models import Delivery, OutboxMessage, WebhookSubscription
 from jifen.programs.models import Program
-from jifen.security.service import PERMISSIONS
-from jifen.web.console import SignedIn, render
+from jifen.security.service import PERMISSIONS, Principal
+from jifen.web.console import SignedIn, allowed, render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 STATUSES = ("delivered", "pending", "sending", "skipped", "dead")
@@ -45,10 +45,8 @@ def notifications(request: Request, who: SignedIn):
 
 
 @router.post("/notifications/replay")
-def replay(request: Request, who: SignedIn, delivery_id: Annotated[int, Form()]):
-    if who.role not in PERMISSIONS["webhooks:manage"]:
-        return RedirectResponse("/console/notifications", status_code=303)
-
+def replay(request: Request, who: Annotated[Principal, allowed("webhooks:manage", write=True)],
+           delivery_id: Annotated[int, Form()]):
     def tx(s):
         d = s.get(Delivery, delivery_id)
         if d is not None and d.program_id == who.program_id:

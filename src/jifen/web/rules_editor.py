@@ -20,7 +20,7 @@ from jifen.rules.replay import simulate
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import in_force, publish
 from jifen.security.service import PERMISSIONS
-from jifen.web.console import SignedIn, render
+from jifen.web.console import SignedIn, Writer, render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 NOTICE_DAYS = 30  # seed 000: less notice than this for a rules change drew a regulator's fine
@@ -61,7 +61,7 @@ def draft_form(request: Request, who: SignedIn):
 
 
 @router.post("/rules/draft")
-def draft_submit(request: Request, who: SignedIn, text: Annotated[str, Form()],
+def draft_submit(request: Request, who: Writer, text: Annotated[str, Form()],
                  effective: Annotated[str, Form()], action: Annotated[str, Form()],
                  note: Annotated[str, Form()] = ""):
     now = utcnow()
