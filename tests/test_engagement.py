@@ -367,6 +367,9 @@ def test_friends_pools_attribution_groups_credit(api, factory):
     assert led.balances("alice")["available"] == 100
     feed = client.get("/v1/members/alice/friends", headers=admin).json()
     assert [f["member_id"] for f in feed["friends"]] == ["bob"] and feed["board"][0]["member_id"] in ("alice", "bob")
+    # A friend's real name is their personal data: other members see it masked.
+    run_in_transaction(factory, lambda s: setattr(get_member(s, get_program(s, "default"), "bob"), "name", "鮑小明"))
+    assert client.get("/v1/members/alice/friends", headers=admin).json()["friends"][0]["name"] == "鮑**"
     # Content attribution: carol buys through bob's share link; group buying completes with two buyers.
     now = utcnow()
     send_one(factory, "carol", amount=100, order_id="S1", at=now - dt.timedelta(minutes=3), now=now,

@@ -24,6 +24,7 @@ from jifen.ledger.api import router as ledger_router
 from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
+from jifen.risk.api import router as risk_router
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
 from jifen.web import console
@@ -31,6 +32,7 @@ from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.notifications_page import router as notifications_page_router
 from jifen.web.public import router as public_router
+from jifen.web.risk_page import router as risk_page_router
 from jifen.web.rules_editor import router as rules_editor_router
 from jifen.web.signin import router as signin_router
 from jifen.web.users_page import router as users_page_router
@@ -123,6 +125,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(rules_router)
     app.include_router(notify_router)
     app.include_router(mall_router)
+    app.include_router(risk_router)
     app.include_router(engagement_router)
     app.include_router(analytics_router)
     app.include_router(console_router)
@@ -132,6 +135,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(mall_page_router)
     app.include_router(signin_router)
     app.include_router(users_page_router)
+    app.include_router(risk_page_router)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -13,7 +13,6 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm.attributes import flag_modified
 
 from jifen.analytics.cli import analytics_app, export_app
 from jifen.clikit import ProgramOpt, err, fail, out, sessions
@@ -21,7 +20,9 @@ from jifen.config import get_settings
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError
 from jifen.events.cli import events_app
+from jifen.members.cli import add_member_commands, privacy_app
 from jifen.notify.cli import notify_app
+from jifen.risk.cli import risk_app
 from jifen.rules.cli import program_app, rules_app, tiers_app
 from jifen.security.cli import demo_admin, user_app
 
@@ -44,6 +45,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(notify_app, name="notify")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(export_app, name="export")
+app.add_typer(privacy_app, name="privacy")
+add_member_commands(member_app)  # member export, member erase
+app.add_typer(risk_app, name="risk")
 
 
 @db_app.command("upgrade")
@@ -125,7 +129,8 @@ def worker(interval: Annotated[float, typer.Option(help="seconds between ledger 
 
 @app.command()
 def up(host: str = "127.0.0.1", port: int = 8000, members: int = 2000):
-    """First-run convenience: migrate, seed the demo once, print a fresh admin key, serve."""
+    """First-run convenience: migrate, seed the demo once, print a fresh admin key (and, the first time, the
+    console user `admin` with its password), serve."""
     db_upgrade()
     demo(members=members, days=90, seed=42, force=False)
     apikey_create(role="admin", name="make-run", program="default")
@@ -200,21 +205,13 @@ def ledger_audit():
 
 @member_app.command("rotate-keys")
 def member_rotate_keys():
-    """Re-encrypt every member's personal data with the first key of JIFEN_DATA_KEYS (after a rotation)."""
+    """Re-encrypt all personal data (members, delivery addresses, stored responses) with the first key of
+    JIFEN_DATA_KEYS (after a rotation)."""
     import jifen.models  # noqa: F401 - every mapped table, for the ORM's relationships
-    from jifen.members.models import Member
+    from jifen.members.privacy import rotate_keys
 
-    def work(s):
-        n = 0
-        for m in s.scalars(select(Member).execution_options(yield_per=1000)):
-            for column in ("name", "phone", "email"):
-                value = getattr(m, column)
-                if value is not None:
-                    flag_modified(m, column)  # written again: encrypted with the current key
-            n += 1
-        return n
-
-    out.print(f"personal data re-encrypted for {run_in_transaction(sessions(), work)} members")
+    counts = run_in_transaction(sessions(), rotate_keys)
+    out.print("personal data re-encrypted: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
 
 
 @ledger_app.command("head")

@@ -28,13 +28,23 @@ class Settings(BaseSettings):
     data_keys: str | None = None
     lookup_key: str | None = None
     data_key_file: str | None = None  # keys when the two above are not set (default: beside the SQLite file)
-    # Velocity rules (risk/velocity.py), seed 001's defaults.
+    # Velocity rules, seed 001's: the defaults of a programme's `risk:` section (programs/config.py RiskConfig).
     earn_points_per_minute: int = 100  # per member; beyond it: a risk alert (flag)
     redemptions_per_hour: int = 5  # per member; beyond it: the order waits in review
     # Rate limits (the `limits` library; shared through Redis when redis_url is set, else per process).
     key_rate: str = "1200/minute"  # requests per API key
     member_rate: str = "120/minute"  # writes naming one member (points, holds, mall, engagement)
     auth_failures: str = "20/minute"  # failed sign-ins / unknown keys per client address: then 429
+    # Retention (members/retention.py: `jifen privacy purge`, and once a day in the job runner), in days.
+    # Rate-limit counters are not stored in the database (memory or Redis windows of a minute).
+    retention_deliveries_days: int = 180  # finished notification deliveries and their outbox messages
+    retention_idempotency_days: int = 30  # idempotency records: a key older than this runs its request anew
+    retention_inbox_days: int | None = 365  # members' in-app messages; None keeps them
+    retention_reminders_days: int = 180  # expiry-reminder markers, counted from the expiry day
+    # Points evidence (journal, postings, lots, events, audit log) is kept at least 3 years (seed 001): None
+    # keeps events for ever; a number (at least 1095, else the purge refuses to run) purges older events.
+    # The journal and the audit log are hash chains and are never purged.
+    retention_evidence_days: int | None = None
     # Console users and sessions (security/users.py, security/sessions.py).
     console_idle_minutes: int = 30  # a session unused this long ends
     console_session_hours: int = 12  # and every session ends this long after sign-in

@@ -60,6 +60,15 @@ class DemoReport:
 CATEGORIES = ("服飾", "美妝", "食品", "數碼", "母嬰", "家居")
 
 
+def whereabouts(i: int, channel: str | None) -> dict:
+    """The member's own phone and home address as risk control sees them (`device_id`, `ip` attributes): one
+    device each, a home IP shared by three members (a family); none at a store's till (the till is not theirs).
+    Derived from the member's index, so the demo's random history stays as it was."""
+    if channel == "pos":
+        return {}
+    return {"device_id": f"dev-{i * 7919 % 1_000_003:07d}", "ip": f"10.{i // 765 % 256}.{i // 3 % 255}.{i % 3 + 2}"}
+
+
 def _amount(rng: random.Random) -> Decimal:
     return Decimal(str(round(min(rng.lognormvariate(4.9, 0.8), 5000.0), 2)))
 
@@ -151,7 +160,8 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
             if kind in ("purchase", "refund", "check_in"):
                 tag = details.get("order_id") or f"{at:%Y%m%d%H%M%S}"
                 queued.append(EventIn(event_id=f"{kind}-{ids[i]}-{tag}", member_id=ids[i], type=kind,
-                                      occurred_at=at, **details))
+                                      occurred_at=at, **details,
+                                      attributes=whereabouts(i, details.get("channel"))))
                 report.count(kind)
                 continue
             flush()
@@ -183,12 +193,13 @@ def _apply_event(sc, rng, fake, report, at, kind, i, ids) -> None:
         create_member(sc.session, sc.program, friend, name=fake.name(), phone=fake.phone_number(), joined_at=at)
         ids.append(friend)
         ingest(sc.session, sc.program, [EventIn(event_id=f"invite-{mid}-{friend}", member_id=mid, type="invite",
-                                                occurred_at=at, attributes={"invitee": friend})], now=at, actor="demo")
+                                                occurred_at=at, attributes={"invitee": friend} | whereabouts(i, "app"))],
+               now=at, actor="demo")
         report.count("invite")
         return
     member = get_member(sc.session, sc.program, mid)
     if kind == "redeem":
-        _redeem(sc, rng, report, member, fake)
+        _redeem(sc, rng, report, member, fake, whereabouts(i, "app"))
         return
     if kind == "gift":
         friend = get_member(sc.session, sc.program, ids[(i + rng.randrange(1, len(ids))) % len(ids)])
@@ -208,7 +219,7 @@ def add_catalogue(s: Session, program, now) -> None:
     s.flush()
 
 
-def _redeem(sc, rng, report, member, fake) -> None:
+def _redeem(sc, rng, report, member, fake, where: dict) -> None:
     """Redeem the dearest reward the member can afford through the mall; physical goods ship (or the
     order is cancelled) — the same service as POST /v1/redemptions."""
     available = member_accounts(sc.session, member.id, sc.wallet.id)["available"].balance
@@ -219,7 +230,7 @@ def _redeem(sc, rng, report, member, fake) -> None:
     reward = mall.get_reward(sc.session, sc.program, code)
     address = {"name": member.name, "line": fake.address()} if reward.kind == "physical" else None
     try:
-        order = mall.redeem(sc, member, reward, 1, address)
+        order = mall.redeem(sc, member, reward, 1, address, device_id=where.get("device_id"), ip=where.get("ip"))
     except JifenError:  # out of stock, say
         report.count("refused_redemption")
         return

@@ -1,5 +1,6 @@
 """The background jobs of `jifen serve` (in-process, the embedded default) and `jifen worker`: ledger
-upkeep, tier evaluations due, expiry reminders, expired red packets and pools, and the notification dispatcher."""
+upkeep, tier evaluations due, expiry reminders, expired red packets and pools, the notification dispatcher, and
+the daily retention purge."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jifen.db import run_in_transaction, utcnow
 from jifen.engagement import pools, red_packets
 from jifen.ledger import operations as ops
 from jifen.ledger.jobs import JobReport, release_stale_holds, settle_due
+from jifen.members import retention
 from jifen.notify import dispatcher
 from jifen.notify.reminders import send_reminders
 from jifen.programs import tiers
@@ -52,6 +54,13 @@ def expire_red_packets(factory: sessionmaker[Session], now: dt.datetime) -> int:
     return _each_program(factory, work)
 
 
+def train_risk_models(factory: sessionmaker[Session], now: dt.datetime) -> int:
+    """Daily: each programme's anomaly model retrained on its recent transactions (when there are enough)."""
+    from jifen.risk.anomaly import train_due
+
+    return _each_program(factory, lambda s, p: train_due(s, p, now))
+
+
 def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> JobReport:
     now = now or utcnow()
     holds = release_stale_holds(factory, now)
@@ -61,6 +70,9 @@ def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> J
     report.reminders = remind_expiring(factory, now)
     expire_red_packets(factory, now)
     report.notifications = dispatcher.run_once(factory, now)["delivered"]
+    train_risk_models(factory, now)
+    if (purged := retention.purge_if_due(factory, now)) is not None:  # once a day: logs past their retention
+        log.info("retention purge: %s", purged)
     return report
 
 

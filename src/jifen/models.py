@@ -30,7 +30,7 @@ from jifen.ledger.models import (  # noqa: F401
     Posting,
 )
 from jifen.mall.models import Coupon, Redemption, Reward  # noqa: F401
-from jifen.members.models import Member  # noqa: F401
+from jifen.members.models import Consent, Member, RetentionRun  # noqa: F401
 from jifen.notify.models import (  # noqa: F401
     Delivery,
     ExpiryReminder,
@@ -40,7 +40,7 @@ from jifen.notify.models import (  # noqa: F401
     WebhookSubscription,
 )
 from jifen.programs.models import Program, Wallet  # noqa: F401
-from jifen.risk.models import MemberDevice  # noqa: F401
+from jifen.risk.models import MemberDevice, MemberRestriction, RiskCase, RiskModel  # noqa: F401
 from jifen.rules.models import RuleSet, RuleUsage  # noqa: F401
 from jifen.security.audit import AuditEntry, AuditHead  # noqa: F401
 from jifen.security.models import ApiKey  # noqa: F401

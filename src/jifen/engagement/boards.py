@@ -18,6 +18,7 @@ from jifen.engagement.leaderboard import _start
 from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
 from jifen.programs.models import Program
+from jifen.security.pii import mask
 
 PERIODS = ("day", "week", "month", "quarter")
 SEEN_DAYS = 3  # delivery ids are remembered this long: redeliveries come within minutes
@@ -59,7 +60,7 @@ def board(url: str, session: Session, program: Program, period: str, now: dt.dat
     names = dict(session.execute(select(Member.member_id, Member.name).where(
         Member.program_id == program.id, Member.member_id.in_([m for m, _ in top] or [""]))).all())
     out = {"period": period, "since": _start(period, now, ZoneInfo(program.timezone)).isoformat(), "source": "redis",
-           "top": [{"rank": i + 1, "member_id": m, "name": names.get(m), "points": int(p)}
+           "top": [{"rank": i + 1, "member_id": m, "name": mask(names.get(m)), "points": int(p)}
                    for i, (m, p) in enumerate(top)]}
     if member is not None:
         rank, score = r.zrevrank(key, member.member_id), r.zscore(key, member.member_id)

@@ -14,6 +14,7 @@ from jifen.events.models import Event
 from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
 from jifen.programs.models import Program
+from jifen.security.pii import mask
 
 MAX_FRIENDS = 500
 
@@ -38,7 +39,7 @@ def friend_ids(session: Session, member: Member) -> list[int]:
 def friends(session: Session, member: Member) -> list[dict]:
     rows = session.execute(select(Member.member_id, Member.name).where(Member.id.in_(friend_ids(session, member)))
                            .order_by(Member.member_id))
-    return [{"member_id": mid, "name": name} for mid, name in rows]
+    return [{"member_id": mid, "name": mask(name)} for mid, name in rows]  # other members see 王*
 
 
 def feed(session: Session, member: Member, limit: int) -> list[dict]:

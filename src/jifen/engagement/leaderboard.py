@@ -17,6 +17,7 @@ from jifen.events.models import Event
 from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
 from jifen.programs.models import Program
+from jifen.security.pii import mask
 
 
 def period_since(program: Program, period: str, now: dt.datetime) -> dt.datetime:
@@ -55,7 +56,7 @@ def points_board(session: Session, program: Program, period: str, now: dt.dateti
                            .join(measure, measure.c.member_pk == Member.id)
                            .order_by(measure.c.value.desc(), Member.member_id).limit(limit)).all()
     board = {"period": period, "metric": metric, "since": start.isoformat(), "source": "database",
-             "top": [{"rank": i + 1, "member_id": mid, "name": name, metric: _num(v)}
+             "top": [{"rank": i + 1, "member_id": mid, "name": mask(name), metric: _num(v)}
                      for i, (mid, name, v) in enumerate(rows)]}
     if member is not None:
         mine = session.scalar(select(measure.c.value).where(measure.c.member_pk == member.id)) or 0

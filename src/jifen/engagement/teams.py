@@ -16,6 +16,7 @@ from jifen.ledger.engine import lock_members
 from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
 from jifen.programs.models import Program
+from jifen.security.pii import mask
 
 MAX_SIZE = 10
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -87,7 +88,7 @@ def view(session: Session, program: Program, team: Team) -> dict:
     points = int(earned.get(team.id, 0))
     return {"code": team.code, "name": team.name, "goal": team.goal, "points": points,
             "progress": round(points / team.goal, 4) if team.goal else None,
-            "members": [{"member_id": mid, "name": name} for mid, name in members]}
+            "members": [{"member_id": mid, "name": mask(name)} for mid, name in members]}
 
 
 def board(session: Session, program: Program, since: dt.datetime, limit: int) -> list[dict]:

@@ -8,6 +8,13 @@ with one query, rules evaluated event by event in memory (each member's events i
 occurred, so a batch gives exactly what the same events sent one by one would), and the awards written
 together (`ledger.bulk.award_many`). A member with a refund in the batch (or under a score-based tier)
 has their events taken one by one instead, each in its own savepoint.
+
+Risk control (risk/scoring.py) sees the batch twice: before it is stored (device/IP sightings recorded;
+events of blacklisted or frozen members refused with `member_restricted`) and once its points are known,
+before they are posted (one score per earning event, the anomaly model over the whole batch at once). A
+blocked event is refused with `risk_blocked` and leaves nothing behind but its case and alert (its row is
+deleted and the rest of the batch evaluated again without it); a reviewed one's points are frozen; the
+verdict is kept in the event's result (`risk`) when it is not a plain allow with score 0.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,7 +45,10 @@ from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
-from jifen.risk import velocity
+from jifen.risk import cases as risk_cases
+from jifen.risk.devices import sightings_of
+from jifen.risk.restrictions import refusal
+from jifen.risk.scoring import Assessor, RiskBlocked, Tx, Verdict
 from jifen.rules.engine import AwardLine, EventFacts, MemberFacts, UsageBook, fire, price
 from jifen.rules.models import RuleSet
 from jifen.rules.service import doc_of
@@ -146,9 +156,12 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
 
     def reject(i: int, exc: JifenError) -> None:
         if strict:
-            raise exc
+            raise exc  # (a RiskBlocked carries its verdict: the caller records the case after the rollback)
         results[i] = {"event_id": events[i].event_id, "status": "rejected",
                       "error": {"code": exc.code, "message": exc.message}}
+        if isinstance(exc, RiskBlocked):
+            risk_cases.record_block(session, program.id, exc, now)
+            results[i]["risk"] = exc.verdict.view()
 
     as_set = [i for i in order if events[i].member_id not in one_by_one]
     _ingest_set(ctx, events, as_set, members, results, reject)
@@ -160,10 +173,6 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
             except JifenError as exc:
                 reject(i, exc)
     _advance_tasks(ctx, events, order, results, members)
-    # Velocity: only non-purchase points count (risk/velocity.py), so only their earners are checked.
-    earners = {events[i].member_id for i in order if results[i] and results[i]["status"] == "processed"
-               and events[i].type != "purchase" and results[i].get("points", 0) > 0}
-    velocity.check_earning(session, program, [members[m] for m in sorted(earners)], now)
     follow = _follow_ups(ctx, events, results, members)
     if follow:
         ingest(session, program, follow, now=now, actor=actor, strict=False)
@@ -199,6 +208,8 @@ def _follow_ups(ctx: Intake, events: list[EventIn], results: list, members: dict
 def _check(ctx: Intake, ev: EventIn, member: Member | None) -> None:
     if member is None:
         raise NotFound(f"unknown member {ev.member_id!r}", code="unknown_member")
+    if member.erased_at is not None:  # anonymised (members/privacy.py): nothing more is earned
+        raise Conflict(f"member {ev.member_id!r} was erased", code="member_erased")
     if ev.occurred_at > ctx.now + FUTURE_SLACK:
         raise InvalidRequest("occurred_at is in the future", code="occurred_in_future")
 
@@ -258,6 +269,7 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
                 continue
             taken.add(ev.order_id)
         todo.append(i)
+    risk, txs, todo = _risk_gate(ctx, events, todo, members, reject)
     cfg = tiers.tier_config(ctx.program)
     if cfg is not None and todo:  # measured before the batch is stored (then kept up to date in memory)
         pks = sorted({members[events[i].member_id].id for i in todo})
@@ -266,24 +278,34 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
     raced = [events[i].event_id for i in todo if events[i].event_id not in stored]
     if raced:  # stored by a concurrent request since we looked: answer as a replay
         known.update({r.event_id: r for r in s.scalars(_KNOWN, {"program": ctx.program.id, "ids": raced})})
-    book, priced, saves = ctx.usage_book(), [], []
-    for i in todo:
-        ev, member = events[i], members[events[i].member_id]
-        if ev.event_id in stored:
-            lines, version, tier_then = evaluate(ctx, ev, member, stored[ev.event_id], book)
-            priced.append((i, lines, version, tier_then))
-            points = sum(line.points for line in lines)
-            saves.append((i, points, version, _tier_step(ctx, ev, member, points)))
+    todo = [i for i in todo if events[i].event_id in stored]
+    while True:  # scored once the points are known; blocked events are dropped and the rest evaluated again
+        book = ctx.usage_book()
+        priced = [(i, *evaluate(ctx, events[i], members[events[i].member_id], stored[events[i].event_id], book))
+                  for i in todo]
+        verdicts = _risk_score(risk, txs, priced)
+        blocked = [i for i, v in verdicts.items() if v.action == "block"]
+        if not blocked:
+            break
+        s.execute(delete(Event).where(Event.id.in_([stored.pop(events[i].event_id) for i in blocked])))
+        for i in blocked:
+            reject(i, RiskBlocked(verdicts[i], txs[i], "event", events[i].event_id))
+        todo = [i for i in todo if i not in blocked]
+    saves = [(i, sum(line.points for line in lines), version,
+              _tier_step(ctx, events[i], members[events[i].member_id], sum(line.points for line in lines)))
+             for i, lines, version, _ in priced]
     entries = post(ctx, [(events[i], members[events[i].member_id], lines) for i, lines, _, _ in priced])
     save_usage(s, ctx.program.id, book)
     rows = []
     for (i, lines, version, tier_then), (_, points, _, tier_now), paid in zip(priced, saves, entries, strict=True):
         ev = events[i]
-        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then, **tier_now}
+        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then, **tier_now,
+                  **_risk_result(ctx, txs[i], verdicts.get(i), ev)}
         rows.append({"pk": stored[ev.event_id], "version": version, "points": points, "result": result})
         results[i] = view(ev.event_id, ev.member_id, ev.type, "processed", version, points, result)
     if rows:
         s.connection().execute(_SAVE, rows)
+    _risk_hold(ctx, events, verdicts, members)
     for i in chosen:  # replays: of earlier requests, of concurrent ones, of an event sent twice in this batch
         ev = events[i]
         if results[i] is not None or i not in digests:
@@ -296,7 +318,8 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
                 if digests[first] != digests[i]:
                     raise IdempotencyConflict(f"event_id {ev.event_id!r} was sent twice with different bodies",
                                               code="event_id_reused")
-                results[i] = {**results[first], "status": "replayed"}
+                refused = results[first]["status"] == "rejected"  # (by risk control): so is its twin
+                results[i] = {**results[first], **({} if refused else {"status": "replayed"})}
             else:
                 raise _duplicate_order(ev)  # its twin was refused
         except JifenError as exc:
@@ -314,6 +337,7 @@ def _tier_step(ctx: Intake, ev: EventIn, member: Member, points: int) -> dict:
 def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
     """One event on its own (members with a refund in the batch), inside the caller's savepoint."""
     _check(ctx, ev, member)
+    risk, txs, kept = _risk_gate(ctx, [ev], [0], {ev.member_id: member}, _raise)
     digest = _digest(ev)
     stored = ctx.claim([_row(ctx, ev, member, digest)])
     if ev.event_id not in stored:
@@ -329,14 +353,66 @@ def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
             raise _duplicate_order(ev)
         book = ctx.usage_book()
         lines, version, tier_then = evaluate(ctx, ev, member, pk, book)
+        verdicts = _risk_score(risk, txs, [(0, lines, version, tier_then)])
+        if 0 in verdicts and verdicts[0].action == "block":
+            raise RiskBlocked(verdicts[0], txs[0], "event", ev.event_id)  # the savepoint takes the event back
         save_usage(ctx.session, ctx.program.id, book)
         points = sum(line.points for line in lines)
         (paid,) = post(ctx, [(ev, member, lines)])
-        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then}
+        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then,
+                  **_risk_result(ctx, txs[0], verdicts.get(0), ev)}
     result |= _tier_step(ctx, ev, member, points)
     ctx.session.execute(_SAVE, {"pk": pk, "version": version, "points": points, "result": result})
+    if ev.type != "refund":
+        _risk_hold(ctx, [ev], verdicts, {ev.member_id: member})
     shown = -sum(e["points"] for e in result["entries"]) if ev.type == "refund" else points
     return view(ev.event_id, ev.member_id, ev.type, "processed", version, shown, result)
+
+
+def _raise(_i: int, exc: JifenError) -> None:
+    raise exc
+
+
+def _risk_gate(ctx: Intake, events: list[EventIn], idx: list[int], members: dict[str, Member], reject):
+    """Before the events are stored: sightings recorded, restricted members' events refused. Returns the
+    assessor, each event's transaction, and the events that go on."""
+    txs = {i: Tx(members[events[i].member_id], "earn", events[i].occurred_at, event_type=events[i].type,
+                 sightings=sightings_of(events[i].attributes)) for i in idx}
+    risk = Assessor(ctx.session, ctx.program, ctx.now)
+    risk.prepare(list(txs.values()))
+    kept = []
+    for i in idx:
+        if risk.refused(txs[i]):
+            reject(i, refusal(events[i].member_id))
+        else:
+            kept.append(i)
+    return risk, txs, kept
+
+
+def _risk_score(risk: Assessor, txs: dict[int, Tx], priced: list[tuple]) -> dict[int, Verdict]:
+    """{event index: verdict} for the events that earn points (the others count in the windows only)."""
+    order = [i for i, *_ in priced]
+    for i, lines, *_ in priced:
+        txs[i].points = sum(line.points for line in lines)
+    verdicts = risk.score([txs[i] for i in order], [txs[i].points > 0 for i in order])
+    return {i: v for i, v in zip(order, verdicts, strict=True) if v is not None}
+
+
+def _risk_result(ctx: Intake, tx: Tx, verdict: Verdict | None, ev: EventIn) -> dict:
+    """The verdict as kept in the event's result (with the case a review opened)."""
+    if verdict is None or (verdict.score == 0 and verdict.action == "allow"):
+        return {}
+    risk_cases.record(ctx.session, ctx.program.id, (tx.member.id, tx.member.member_id), tx.at, verdict, "event",
+                      ev.event_id, ctx.now)
+    return {"risk": verdict.view()}
+
+
+def _risk_hold(ctx: Intake, events: list[EventIn], verdicts: dict[int, Verdict], members: dict[str, Member]) -> None:
+    """Reviewed events: their points (and the member's burst of the last hour) frozen until decided."""
+    for i, v in verdicts.items():
+        if v.action == "review" and v.case_id:
+            case = ctx.session.get(risk_cases.RiskCase, v.case_id)
+            risk_cases.hold_earnings(ctx.scope(None), case, members[events[i].member_id], [events[i].event_id])
 
 
 def stored_view(row: Event, member_id: str, status: str = "processed") -> dict:

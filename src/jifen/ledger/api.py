@@ -18,6 +18,9 @@ from jifen.ledger.views import entry_view, hold_view
 from jifen.members.service import get_member
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
+from jifen.risk import cases as risk_cases
+from jifen.risk.devices import sightings_of
+from jifen.risk.scoring import RiskBlocked, Tx, assess_one
 from jifen.security import ratelimit
 from jifen.security.deps import idempotency_key, require
 from jifen.security.service import Principal
@@ -43,7 +46,11 @@ def write(request: Request, who: Principal, key: str, operation: str, body: Base
         sc = scope(session, who, wallet)
         return idempotent(session, who.program_id, key, operation, body.model_dump(mode="json"), lambda: work(sc))
 
-    result, replayed = run_in_transaction(request.app.state.sessions, tx)
+    try:
+        result, replayed = run_in_transaction(request.app.state.sessions, tx)
+    except RiskBlocked as exc:  # nothing of the request stays; its case and alert do, in a transaction of their own
+        risk_cases.record_refusal(request.app.state.sessions, who.program_id, exc)
+        raise
     return JSONResponse(result, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
@@ -60,10 +67,23 @@ def award(body: AwardIn, request: Request, who: Writer, key: Key):
         pending_until=body.pending_until, reference=body.reference, reason=body.reason)))
 
 
-@router.post("/points/spend", summary="Spend points, earliest-expiring lots first")
+@router.post("/points/spend", summary="Spend points, earliest-expiring lots first (risk-scored: a spend in review is "
+             "a hold until decided)")
 def spend(body: SpendIn, request: Request, who: Writer, key: Key):
-    return write(request, who, key, "points.spend", body, lambda sc: entry_view(sc.session, ops.spend(
-        sc, member(sc, body.member_id), body.points, reference=body.reference, reason=body.reason)))
+    def work(sc: ops.Scope) -> dict:
+        m = member(sc, body.member_id)
+        tx = Tx(m, "spend", sc.now, points=body.points, sightings=sightings_of(None, body.device_id, body.ip))
+        verdict = assess_one(sc.session, sc.program, sc.now, tx, "spend")
+        risk = {"risk": verdict.view()} if verdict.score or verdict.action != "allow" else {}
+        if verdict.action == "review":  # the points wait in a hold: approving the case captures it
+            h = ops.hold(sc, m, body.points, reference=body.reference or "spend in risk review")
+            risk_cases.record(sc.session, sc.program.id, (m.id, m.member_id), sc.now, verdict, "spend", str(h.id), sc.now)
+            return hold_view(sc.session, h) | {"status": "review", "risk": verdict.view()}
+        entry = ops.spend(sc, m, body.points, reference=body.reference, reason=body.reason)
+        risk_cases.record(sc.session, sc.program.id, (m.id, m.member_id), sc.now, verdict, "spend", str(entry.id), sc.now)
+        return entry_view(sc.session, entry) | risk
+
+    return write(request, who, key, "points.spend", body, work)
 
 
 @router.post("/points/transfer", summary="Give points to another member (the expiry dates travel along)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     ForeignKey,
     Index,
@@ -22,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
+from jifen.security.pii import EncryptedJSON
 
 # Member account kinds. Debt is the only balance allowed below zero (refund claw-back).
 AVAILABLE, PENDING, HELD, FROZEN, DEBT = "available", "pending", "held", "frozen", "debt"
@@ -184,5 +184,6 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(255))
     operation: Mapped[str] = mapped_column(String(64))
     request_hash: Mapped[str] = mapped_column(String(64))
-    response: Mapped[dict | None] = mapped_column(JSON)
+    # The first answer, replayed; encrypted at rest: it may repeat personal data (an order's address).
+    response: Mapped[dict | None] = mapped_column(EncryptedJSON())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -36,6 +36,7 @@ from jifen.ledger.models import (
 from jifen.members.models import Member
 from jifen.programs.expiry import expiry_for
 from jifen.programs.models import Program, Wallet
+from jifen.risk.restrictions import ensure_unrestricted
 
 
 def atomic(fn):
@@ -142,6 +143,8 @@ def award(
         raise InvalidRequest("expires_at must be after occurred_at", code="invalid_expiry")
     if pending_until is not None and expires is not None and pending_until >= expires:
         raise InvalidRequest("pending_until must be before expires_at", code="invalid_pending")
+    if type == "award":  # a person's correction (adjust) still goes through
+        ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     b = sc.builder(type, points, member_pk=member.id, occurred_at=earned, reference=reference, reason=reason)
     b.post(system_account(sc.session, sc.wallet.id, source), -points)
@@ -167,6 +170,8 @@ def spend(
     sink: str = REDEMPTION,
 ) -> JournalEntry:
     check_points(points)
+    if type == "spend":
+        ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     b = sc.builder(type, points, member_pk=member.id, occurred_at=occurred_at, reference=reference, reason=reason)
     b.take(accounts[AVAILABLE], points)
@@ -196,6 +201,7 @@ def transfer(
     check_points(points)
     if giver.id == receiver.id:
         raise InvalidRequest("cannot transfer points to the same member", code="same_member")
+    ensure_unrestricted(sc.session, [giver.id, receiver.id], sc.now)
     acc_giver, acc_receiver = open_members(sc, sc.wallet, giver, receiver)
     b = sc.builder("transfer", points, member_pk=giver.id, counterparty_pk=receiver.id, reference=reference,
                    reason=reason)
@@ -227,6 +233,39 @@ def unfreeze(sc: Scope, member: Member, points: int | None = None, *, reason: st
     return _set_aside(sc, member, points, FROZEN, AVAILABLE, "unfreeze", reason)
 
 
+def _lots_aside(sc: Scope, member: Member, parts: dict[int, int], source: str, target: str, type: str,
+                reason: str | None, reference: str | None) -> tuple[JournalEntry | None, dict[int, int]]:
+    """Move up to `parts[lot]` points of each of these lots of the member from one state to another."""
+    (accounts,) = open_members(sc, sc.wallet, member)
+    lots = list(sc.session.scalars(select(Lot).where(Lot.id.in_(sorted(parts)), Lot.member_pk == member.id,
+                                                      Lot.wallet_id == sc.wallet.id).order_by(Lot.id)))
+    moved = {lot.id: min(parts[lot.id], getattr(lot, source)) for lot in lots}
+    moved = {k: v for k, v in moved.items() if v > 0}
+    if not moved:
+        return None, {}
+    b = sc.builder(type, sum(moved.values()), member_pk=member.id, reason=reason, reference=reference)
+    for lot in lots:
+        if lot.id in moved:
+            b.move(lot, accounts[source], -moved[lot.id])
+            b.move(lot, accounts[target], moved[lot.id])
+    return b.finish(), moved
+
+
+@atomic
+def freeze_lots(sc: Scope, member: Member, lot_ids, *, reason: str | None = None, reference: str | None = None):
+    """Freeze what is available of these lots (risk review holds exactly the points under review);
+    (entry or None, {lot id: points frozen})."""
+    return _lots_aside(sc, member, {lot_id: MAX_POINTS for lot_id in lot_ids}, AVAILABLE, FROZEN, "freeze",
+                       reason, reference)
+
+
+@atomic
+def unfreeze_lots(sc: Scope, member: Member, parts: dict[int, int], *, reason: str | None = None,
+                  reference: str | None = None):
+    """Give back up to `parts[lot]` frozen points of each lot (what `freeze_lots` froze)."""
+    return _lots_aside(sc, member, parts, FROZEN, AVAILABLE, "unfreeze", reason, reference)
+
+
 # ---- holds: two-phase spend ------------------------------------------------------------------
 
 @atomic
@@ -236,6 +275,7 @@ def hold(
     check_points(points)
     if expires_at is not None and expires_at <= sc.now:
         raise InvalidRequest("expires_at must be in the future", code="invalid_expiry")
+    ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     h = Hold(program_id=sc.program.id, wallet_id=sc.wallet.id, member_pk=member.id, points=points,
              status="open", reference=reference, expires_at=expires_at, created_at=sc.now)

@@ -38,6 +38,9 @@ class SpendIn(Body):
     wallet: WalletCode = None
     reference: Reference = None
     reason: Reason = None
+    # Where the spend happens (risk control's device / IP graph); optional.
+    device_id: str | None = Field(None, min_length=1, max_length=128)
+    ip: str | None = Field(None, min_length=1, max_length=64)
 
 
 class TransferIn(Body):

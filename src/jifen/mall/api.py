@@ -66,6 +66,7 @@ class RewardIn(Strict):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     coupon: CouponTerms | None = None
+    honeypot: bool = False  # risk control: whoever redeems it goes to review (never shown as such to members)
 
 
 class RedemptionIn(Strict):
@@ -74,6 +75,9 @@ class RedemptionIn(Strict):
     quantity: int = Field(1, ge=1, le=100)
     address: dict | None = None
     pay: Literal["points", "points_cash"] = "points"
+    # Where the order was placed from (risk control's device / IP graph); optional.
+    device_id: str | None = Field(None, min_length=1, max_length=128)
+    ip: str | None = Field(None, min_length=1, max_length=64)
 
 
 class WriteOffIn(Strict):
@@ -95,6 +99,7 @@ def redemption_view(session, r: Redemption) -> dict:
     return {"id": r.id, "member_id": session.get(Member, r.member_pk).member_id,
             "reward": session.get(Reward, r.reward_id).code, "quantity": r.quantity, "points": r.points,
             "cash": str(r.cash), "status": r.status, "hold_id": r.hold_id, "address": r.address or None,
+            "risk": r.risk or None,
             "coupons": [{"code": c.code, "status": c.status, "expires_at": c.expires_at.isoformat()} for c in coupons],
             "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
 
@@ -119,7 +124,7 @@ def create_reward(body: RewardIn, request: Request, who: Manager):
                    active=True, created_at=utcnow())
         s.add(r)
         s.flush()
-        return reward_view(r)
+        return reward_view(r) | {"honeypot": r.honeypot}  # the catalogue (members' view) never says so
 
     return run_in_transaction(request.app.state.sessions, tx)
 
@@ -159,7 +164,7 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
 def create_redemption(body: RedemptionIn, request: Request, who: Buyer, key: Key):
     return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, service.redeem(
         sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward), body.quantity,
-        body.address, body.pay)), status=201)
+        body.address, body.pay, body.device_id, body.ip)), status=201)
 
 
 @router.get("/redemptions/{redemption_id}", summary="A redemption and its coupons")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
+from jifen.security.pii import EncryptedJSON, address_lookup
 
 KINDS = ("physical", "coupon", "virtual", "service", "charity", "privilege")
 
@@ -48,6 +49,8 @@ class Reward(Base):
     ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     coupon: Mapped[dict] = mapped_column(JSON, default=dict)  # {"threshold": 50, "discount": 5, "valid_days": 30}
     active: Mapped[bool] = mapped_column(default=True)
+    # A honeypot (risk control): never advertised, only scripts find it; whoever redeems it goes to review.
+    honeypot: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -67,9 +70,20 @@ class Redemption(Base):
     tier: Mapped[str | None] = mapped_column(String(32))  # the member's tier when redeeming (tier shares)
     status: Mapped[str] = mapped_column(String(16), default="held")
     hold_id: Mapped[int] = mapped_column(BigInteger)
-    address: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Risk control's verdict when the order was placed: {"score", "action", "reasons", "case_id"}.
+    risk: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The delivery address, encrypted at rest ({"pooled": pool id} for a pool's order); address_hash is
+    # the keyed hash of its normalised locating parts (security/pii.py), kept in step by the listener below,
+    # so risk control can group orders by address without decrypting.
+    address: Mapped[dict] = mapped_column(EncryptedJSON(), default=dict)
+    address_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+@event.listens_for(Redemption.address, "set")
+def _hash_address(target: Redemption, value, _old, _initiator) -> None:
+    target.address_hash = address_lookup(value)
 
 
 class Coupon(Base):

@@ -25,7 +25,9 @@ from jifen.members.models import Member
 from jifen.notify.outbox import emit
 from jifen.programs import tiers
 from jifen.programs.models import Program
-from jifen.risk import velocity
+from jifen.risk import cases as risk_cases
+from jifen.risk.devices import sightings_of
+from jifen.risk.scoring import Tx, assess_one
 
 _RESERVE = (update(Reward).where(Reward.id == bindparam("reward"),
                                  Reward.stock.is_(None) | (Reward.stock >= bindparam("qty")))
@@ -126,8 +128,10 @@ def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
 
 @ops.atomic
 def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
-           pay: str = "points") -> Redemption:
-    """Hold the points and reserve the stock together; coupons and virtual goods are fulfilled at once."""
+           pay: str = "points", device_id: str | None = None, ip: str | None = None) -> Redemption:
+    """Hold the points and reserve the stock together; coupons and virtual goods are fulfilled at once.
+    Risk control scores the order first: blocked (403 risk_blocked), or placed in `review` (points held,
+    stock reserved) — a sixth order within the hour, a honeypot reward, a high score."""
     if not 1 <= quantity <= 100:
         raise InvalidRequest("quantity must be 1 to 100", code="invalid_quantity")
     check_eligible(sc.program, reward, member, sc.now)
@@ -135,6 +139,9 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
         raise InvalidRequest("a physical reward needs a delivery address", code="address_required")
     points, cash = unit_price(sc.program, reward, sc.now, pay)
     lock_members(sc.session, [member.id])
+    tx = Tx(member, "redeem", sc.now, points=points * quantity, sightings=sightings_of(None, device_id, ip),
+            honeypot=reward.honeypot)
+    verdict = assess_one(sc.session, sc.program, sc.now, tx, "redemption")
     _check_limits(sc, member, reward, quantity)
     if not reserve_stock(sc.session, reward, quantity):
         raise Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
@@ -143,13 +150,15 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
         hold = ops.hold(sc, member, points * quantity, reference=f"redemption {reward.code} × {quantity}")
     except InsufficientPoints as exc:
         raise InsufficientPoints(exc.message, details=suggestions(sc, member, reward)) from None
-    review = velocity.redemption_needs_review(sc.session, sc.program, member, sc.now)
     r = Redemption(program_id=sc.program.id, member_pk=member.id, reward_id=reward.id, quantity=quantity,
                    points=points * quantity, cash=cash * quantity, tier=member.tier, status="held", hold_id=hold.id,
                    address=address or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
-    if review:
+    risk_cases.record(sc.session, sc.program.id, (member.id, member.member_id), sc.now, verdict, "redemption",
+                      str(r.id), sc.now)
+    r.risk = verdict.view()
+    if verdict.action == "review":
         r.status = "review"  # points held and stock reserved; a person approves or rejects
         _announce(sc, r, reward)
     elif reward.kind in IMMEDIATE and not cash:
@@ -230,6 +239,8 @@ def approve(sc: ops.Scope, r: Redemption) -> Redemption:
     """A reviewed order goes on as it would have: fulfilled at once for coupons and the like."""
     _move(r, "review", "held")
     r.status, r.updated_at = "held", sc.now
+    risk_cases.close_for(sc.session, sc.program.id, "redemption", r.id, "approve", sc.actor, sc.now,
+                         "approved through the redemption")
     reward = sc.session.get(Reward, r.reward_id)
     if reward.kind in IMMEDIATE and not r.cash:
         return fulfil(sc, r)
@@ -242,6 +253,8 @@ def reject(sc: ops.Scope, r: Redemption) -> Redemption:
     """A reviewed order refused: points released, stock back."""
     _move(r, "review", "cancelled")
     r.status = "held"
+    risk_cases.close_for(sc.session, sc.program.id, "redemption", r.id, "reject", sc.actor, sc.now,
+                         "rejected through the redemption")
     return cancel(sc, r)
 
 

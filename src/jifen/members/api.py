@@ -6,14 +6,17 @@ import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from jifen.db import utcnow
 from jifen.errors import InvalidRequest
-from jifen.ledger.api import Key, scope, write
+from jifen.ledger.api import Key, NoBody, scope, write
 from jifen.ledger.models import JournalEntry, Posting
 from jifen.ledger.schemas import MemberIn
 from jifen.ledger.views import balance_view, entry_views
+from jifen.members import consent, privacy
 from jifen.members.models import Member
 from jifen.members.service import create_member, get_member
 from jifen.programs import tiers
@@ -26,6 +29,8 @@ from jifen.security.service import Principal
 router = APIRouter(prefix="/v1/members", tags=["members"])
 Reader = Annotated[Principal, Depends(require("members:read"))]
 Writer = Annotated[Principal, Depends(require("members:write"))]
+PiiReader = Annotated[Principal, Depends(require("pii:read"))]
+Eraser = Annotated[Principal, Depends(require("members:erase"))]
 
 
 def member_view(session, program, member: Member, reveal: bool = False) -> dict:
@@ -52,9 +57,13 @@ def create(body: MemberIn, request: Request, who: Writer, key: Key):
         m = create_member(sc.session, sc.program, body.member_id, name=body.name, phone=body.phone,
                           email=body.email, attributes=body.attributes, joined_at=body.joined_at,
                           birthday=body.birthday)
-        return member_view(sc.session, sc.program, m, reveal=who.may("pii:read"))
+        return {"member_id": m.member_id}  # what the idempotency record keeps: no personal data
 
-    return write(request, who, key, "members.create", body, work, status=201)
+    done = write(request, who, key, "members.create", body, work, status=201)
+    with request.app.state.read_sessions() as session:
+        program = session.get(Program, who.program_id)
+        view = member_view(session, program, get_member(session, program, body.member_id), reveal=who.may("pii:read"))
+    return JSONResponse(view, status_code=201, headers={"Idempotent-Replayed": done.headers["Idempotent-Replayed"]})
 
 
 @router.get("/{member_id}", summary="A member with balances in every wallet")
@@ -107,3 +116,52 @@ def member_token(member_id: str, request: Request, who: Writer):
     with request.app.state.read_sessions() as session:
         member = get_member(session, session.get(Program, who.program_id), member_id)
         return member_tokens.issue(who.program_id, member.member_id, utcnow())
+
+
+# ---- privacy: consents, export, erasure (members/consent.py, members/privacy.py) -----------------------
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(max_length=32)
+    granted: bool
+
+
+class ConsentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[DecisionIn] = Field(min_length=1, max_length=len(consent.PURPOSES))
+    policy_version: str = Field(min_length=1, max_length=32)  # the privacy policy the member was shown
+    source: str | None = Field(None, max_length=16)  # app, web, console, api, pos, paper, import
+
+
+@router.get("/{member_id}/consents", summary="Consent per purpose: the current decision and the history")
+def consents(member_id: str, request: Request, who: Reader):
+    with request.app.state.read_sessions() as session:
+        member = get_member(session, session.get(Program, who.program_id), member_id)
+        return {"member_id": member.member_id, **consent.state(session, member)}
+
+
+@router.post("/{member_id}/consents", status_code=201, summary="Record consent decisions (append-only)")
+def record_consents(member_id: str, body: ConsentsIn, request: Request, who: Writer, key: Key):
+    def work(sc):
+        member = get_member(sc.session, sc.program, member_id)
+        consent.record(sc.session, member, [(d.purpose, d.granted) for d in body.decisions],
+                       source=body.source or ("app" if who.member_id else "api"), policy_version=body.policy_version,
+                       actor="member" if who.member_id else who.actor, now=sc.now)
+        return {"member_id": member.member_id, **consent.state(sc.session, member)}
+
+    return write(request, who, key, f"consents.record:{member_id}", body, work, status=201)
+
+
+@router.get("/{member_id}/export", summary="Everything held about the member, as one JSON document")
+def export(member_id: str, request: Request, who: PiiReader):
+    with request.app.state.read_sessions() as session:
+        program = session.get(Program, who.program_id)
+        return privacy.export(session, program, get_member(session, program, member_id), utcnow())
+
+
+@router.post("/{member_id}/erase", summary="Erase the member: personal data anonymised, the ledger kept whole")
+def erase(member_id: str, request: Request, who: Eraser, key: Key):
+    return write(request, who, key, f"members.erase:{member_id}", NoBody(), lambda sc: privacy.erase(
+        sc, get_member(sc.session, sc.program, member_id, erased_ok=True)))

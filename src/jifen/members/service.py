@@ -8,11 +8,13 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.db import utcnow
-from jifen.errors import Conflict, NotFound
+from jifen.errors import Conflict, InvalidRequest, NotFound
 from jifen.ledger.models import MEMBER_KINDS, Account
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
 from jifen.security.pii import lookup
+
+ERASED_PREFIX = "erased-"  # an erased member's placeholder id (members/privacy.py)
 
 
 def create_member(
@@ -27,6 +29,9 @@ def create_member(
     joined_at: dt.datetime | None = None,
     birthday: dt.date | None = None,
 ) -> Member:
+    if member_id.startswith(ERASED_PREFIX):
+        raise InvalidRequest(f"member ids starting with {ERASED_PREFIX!r} are reserved for erased members",
+                             code="reserved_member_id")
     if session.scalar(select(Member.id).where(Member.program_id == program.id, Member.member_id == member_id)):
         raise Conflict(f"member {member_id!r} already exists", code="member_exists")
     member = Member(
@@ -52,10 +57,14 @@ def create_member(
 _MEMBER = select(Member).where(Member.program_id == bindparam("program"), Member.member_id == bindparam("member"))
 
 
-def get_member(session: Session, program: Program, member_id: str) -> Member:
+def get_member(session: Session, program: Program, member_id: str, *, erased_ok: bool = False) -> Member:
+    """The member by the brand's id. An erased member (found only by its erased-… placeholder) is refused,
+    409 member_erased: nothing more is written for, or read about, them."""
     member = session.scalar(_MEMBER, {"program": program.id, "member": member_id})
     if member is None:
         raise NotFound(f"unknown member {member_id!r}", code="unknown_member")
+    if member.erased_at is not None and not erased_ok:
+        raise Conflict(f"member {member_id!r} was erased", code="member_erased")
     return member
 
 

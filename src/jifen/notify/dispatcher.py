@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from jifen.config import Settings, get_settings
 from jifen.db import run_in_transaction, utcnow
+from jifen.members import consent
 from jifen.members.models import Member
 from jifen.notify.channels import DeliveryError, NoAddress, Outgoing, send
 from jifen.notify.models import Delivery, InboxItem, OptOut, OutboxMessage, WebhookSubscription
-from jifen.notify.templates import TEMPLATES, channels_for, render
+from jifen.notify.templates import MARKETING_TOPICS, TEMPLATES, channels_for, render
 from jifen.programs.models import Program
 
 LEASE = dt.timedelta(seconds=60)
@@ -72,6 +73,9 @@ def fan_out(factory: sessionmaker[Session], now: dt.datetime | None = None, batc
         members = _members(s, {m.member_pk for m in messages if m.member_pk})
         opted = set(s.execute(select(OptOut.member_pk, OptOut.channel).where(
             OptOut.member_pk.in_(list(members) or [0]))).all())
+        # Marketing needs the member's consent for the channel's purpose (opt-in; a withdrawal acts as an opt-out).
+        consented = consent.granted(s, {m.member_pk for m in messages if m.topic in MARKETING_TOPICS} & set(members),
+                                    set(consent.CHANNEL_PURPOSE.values()))
         programs = {p.id: p for p in s.scalars(select(Program))}
         for m in messages:
             key = str(m.member_pk or "")
@@ -91,6 +95,10 @@ def fan_out(factory: sessionmaker[Session], now: dt.datetime | None = None, batc
                                  next_attempt_at=allowed_at(now, channel, tz, settings.quiet_hours), created_at=now)
                     if (m.member_pk, channel) in opted:
                         d.status, d.last_error = "skipped", "member opted out of this channel"
+                    elif members[m.member_pk].erased_at is not None:
+                        d.status, d.last_error = "skipped", "member erased"
+                    elif m.topic in MARKETING_TOPICS and (m.member_pk, consent.CHANNEL_PURPOSE[channel]) not in consented:
+                        d.status, d.last_error = "skipped", f"no {consent.CHANNEL_PURPOSE[channel]} consent"
                     elif channel in PROVIDER_CHANNELS and (
                             _sent_today(s, m.member_pk, channel, now, tz) >= settings.sms_per_day):
                         d.status, d.last_error = "skipped", f"daily cap of {settings.sms_per_day} reached"

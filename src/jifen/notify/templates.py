@@ -32,7 +32,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh": ("兌換已取消", "您的兌換已取消{ref},{points}分已退回您的賬戶。"),
         "en": ("Redemption cancelled", "Your redemption was cancelled{ref}; {points} points are back."),
     },
+    # Marketing (campaigns): the text comes with the message. Sent only with the member's consent for the
+    # channel (members/consent.py); every other topic here is transactional and does not need it.
+    "marketing.message": {
+        "zh": ("{title}", "{body}"),
+        "en": ("{title}", "{body}"),
+    },
 }
+MARKETING_TOPICS = frozenset({"marketing.message"})
 REWARD_TEXT = {"zh": ",可兌換價值{value}元的{name}", "en": " — enough for {name} (worth ¥{value})"}
 
 # Member channels per topic; a stage of a topic may add channels (seed 001: SMS one month ahead).
@@ -45,6 +52,7 @@ MEMBER_CHANNELS: dict[str, tuple[str, ...]] = {
     "points.held": ("inapp",),
     "points.spent": ("inapp",),
     "points.released": ("inapp",),
+    "marketing.message": ("inapp", "email", "sms", "wechat"),
 }
 
 

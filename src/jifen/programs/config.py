@@ -126,6 +126,66 @@ class DoubleValue(Strict):
         return self
 
 
+RiskAction = Literal["allow", "flag", "review", "block"]
+
+
+class RiskRule(Strict):
+    """A limit and what happens to a transaction beyond it."""
+
+    limit: int = Field(ge=1, le=10**9)
+    action: RiskAction
+
+
+def _settings():
+    from jifen.config import get_settings
+
+    return get_settings()
+
+
+class RiskThresholds(Strict):
+    """Score (0-1000) from which a transaction is flagged, sent to review, blocked."""
+
+    flag: int = Field(600, ge=1, le=1000)
+    review: int = Field(800, ge=1, le=1000)
+    block: int = Field(950, ge=1, le=1001)  # 1001: never blocked by score
+
+    @model_validator(mode="after")
+    def ordered(self):
+        if not self.flag <= self.review <= self.block:
+            raise ValueError("thresholds must satisfy flag <= review <= block")
+        return self
+
+
+class RiskConfig(Strict):
+    """Risk control (risk/scoring.py, docs/security.md "Risk control"). Velocity limits default to seed
+    001's (the JIFEN_EARN_POINTS_PER_MINUTE / JIFEN_REDEMPTIONS_PER_HOUR settings)."""
+
+    # Points from actions other than purchases, per member per minute (a purchase is never held back by it).
+    earn_points_per_minute: RiskRule = Field(
+        default_factory=lambda: RiskRule(limit=_settings().earn_points_per_minute, action="flag"))
+    redemptions_per_hour: RiskRule = Field(
+        default_factory=lambda: RiskRule(limit=_settings().redemptions_per_hour, action="review"))
+    accounts_per_device: RiskRule = RiskRule(limit=5, action="flag")  # seed 001: ≥ 5 accounts on one device
+    accounts_per_ip: RiskRule = RiskRule(limit=30, action="allow")  # offices and carrier NAT share addresses
+    new_account_hours: int = Field(24, ge=0, le=24 * 365)
+    thresholds: RiskThresholds = RiskThresholds()
+    # Score points each reason adds (see risk/scoring.py WEIGHTS for the codes and defaults).
+    weights: dict[str, int] = {}
+    anomaly_weight: int = Field(400, ge=0, le=1000)  # the anomaly model's most
+    honeypot_action: Literal["review", "block"] = "review"
+    freeze_days: int = Field(90, ge=1, le=3660)
+
+    @field_validator("weights")
+    @classmethod
+    def known_reasons(cls, v: dict[str, int]) -> dict[str, int]:
+        from jifen.risk.scoring import WEIGHTS
+
+        for k, w in v.items():
+            if k not in WEIGHTS or not 0 <= w <= 1000:
+                raise ValueError(f"weights.{k}: one of {', '.join(WEIGHTS)}, 0-1000")
+        return v
+
+
 class ProgramConfig(Strict):
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
@@ -141,6 +201,7 @@ class ProgramConfig(Strict):
     # Named by expiry reminders ("…可兌換價值89元的電烤箱") until the mall's catalogue exists.
     reminder_rewards: list[ShowcaseReward] = []
     double_value: DoubleValue | None = None
+    risk: RiskConfig | None = None
 
     @field_validator("timezone")
     @classmethod

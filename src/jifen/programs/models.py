@@ -32,6 +32,8 @@ class Program(Base):
     tiers: Mapped[dict] = mapped_column(JSON, default=dict)
     # Mall calendar: {"days_of_month": [8, 18, 28], "weekdays": [5], "factor": 2} = rewards cost half then.
     double_value: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Risk control (jifen.programs.config.RiskConfig as JSON, only what the document set); {} = defaults.
+    risk: Mapped[dict] = mapped_column(JSON, default=dict)
     # Rewards an expiry reminder may suggest ({name, points, value}) until the mall's catalogue exists.
     reminder_rewards: Mapped[list] = mapped_column(JSON, default=list)
     # When the periodic tier evaluation last ran (the job runner runs it once per evaluation period).

@@ -113,6 +113,7 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
     program.tiers = cfg.tiers.model_dump(mode="json") if cfg.tiers else {}
     program.reminder_rewards = [r.model_dump(mode="json") for r in cfg.reminder_rewards]
     program.double_value = cfg.double_value.model_dump(mode="json") if cfg.double_value else {}
+    program.risk = cfg.risk.model_dump(mode="json", exclude_unset=True) if cfg.risk else {}
     session.flush()
     version = None
     if cfg.rules is not None:

@@ -16,7 +16,8 @@ from jifen.security import pii
 TTL = dt.timedelta(minutes=15)
 ISSUER = "jifen"
 # Permissions a member token carries, and only on its own /v1/members/{member_id}/… routes.
-MEMBER_PERMISSIONS = frozenset({"members:read", "ledger:read", "events:write", "members:write"})
+# pii:read: the member's own personal data in clear, and their data export (right of access).
+MEMBER_PERMISSIONS = frozenset({"members:read", "ledger:read", "events:write", "members:write", "pii:read"})
 
 
 def _secret() -> bytes:

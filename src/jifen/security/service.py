@@ -36,10 +36,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "webhooks:manage": frozenset({"admin", "operator"}),
     # The catalogue and redemption orders after they are placed (fulfil, cancel, after-sale refund).
     "mall:manage": frozenset({"admin", "operator", "customer_service"}),
+    # Risk control: the review queue and restrictions (read), decisions, blacklists and freezes (review).
+    "risk:read": frozenset({"admin", "operator", "customer_service", "auditor"}),
+    "risk:review": frozenset({"admin", "operator"}),
     # Coupon write-off (核銷) at a till.
     "coupons:redeem": frozenset({"admin", "operator", "pos"}),
     # Personal data in clear (name, phone, e-mail); everyone else sees it masked.
     "pii:read": frozenset({"admin", "customer_service"}),
+    # Erasure of a member at their request (personal data anonymised, points forfeited; not undoable).
+    "members:erase": frozenset({"admin", "customer_service"}),
     # Settlement and reconciliation reports.
     "reports:read": frozenset({"admin", "operator", "finance", "auditor"}),
     # Console users: create, change roles, disable, reset passwords (the super-admin only).

@@ -1,0 +1,80 @@
+"""The account graph's edges: which members were seen on which device and IP address. A batch of
+sightings is one INSERT … ON CONFLICT DO UPDATE (SQLite and PostgreSQL alike); the counts scoring needs
+are one grouped query."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from jifen.risk.models import MemberDevice
+
+_DIALECTS = {d.__name__.rsplit(".", 1)[-1]: d for d in (postgresql, sqlite)}
+
+
+def sightings_of(attributes: dict | None, device: str | None = None, ip: str | None = None) -> list[tuple[str, str]]:
+    """(kind, value) pairs an event's attributes (or a redemption's fields) carry."""
+    attributes = attributes or {}
+    out = []
+    for kind, value in (("device", device or attributes.get("device_id")), ("ip", ip or attributes.get("ip"))):
+        if isinstance(value, str | int) and str(value).strip():
+            out.append((kind, str(value).strip()[:128]))
+    return out
+
+
+def record(session: Session, program_id: int, seen: list[tuple[int, str, str, dt.datetime]]) -> None:
+    """Upsert (member pk, kind, value, when) sightings: first_seen kept, last_seen and the count moved on."""
+    rows: dict[tuple, dict] = {}
+    for member_pk, kind, value, at in seen:
+        key = (kind, value, member_pk)
+        if key in rows:
+            row = rows[key]
+            row["seen"] += 1
+            row["first_seen"], row["last_seen"] = min(row["first_seen"], at), max(row["last_seen"], at)
+        else:
+            rows[key] = {"program_id": program_id, "kind": kind, "value": value, "member_pk": member_pk,
+                         "first_seen": at, "last_seen": at, "seen": 1}
+    if not rows:
+        return
+    d = _DIALECTS[session.get_bind().dialect.name]
+    stmt = d.insert(MemberDevice)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["program_id", "kind", "value", "member_pk"],
+        set_={"last_seen": func.max(MemberDevice.last_seen, stmt.excluded.last_seen)
+              if d is sqlite else func.greatest(MemberDevice.last_seen, stmt.excluded.last_seen),
+              "seen": MemberDevice.seen + stmt.excluded.seen})
+    session.connection().execute(stmt, sorted(rows.values(), key=lambda r: (r["kind"], r["value"], r["member_pk"])))
+
+
+def accounts_on(session: Session, program_id: int, pairs) -> dict[tuple[str, str], int]:
+    """{(kind, value): distinct members seen on it} for these devices / addresses (one query)."""
+    by_kind = defaultdict(set)
+    for kind, value in pairs:
+        by_kind[kind].add(value)
+    if not by_kind:
+        return {}
+    where = or_(*(and_(MemberDevice.kind == kind, MemberDevice.value.in_(sorted(values)))
+                  for kind, values in by_kind.items()))
+    return {(k, v): n for k, v, n in session.execute(
+        select(MemberDevice.kind, MemberDevice.value, func.count()).where(
+            MemberDevice.program_id == program_id, where).group_by(MemberDevice.kind, MemberDevice.value))}
+
+
+def busiest(session: Session, program_id: int, member_pks) -> dict[int, tuple[int, int]]:
+    """{member pk: (most accounts on any of their devices, on any of their addresses)} (training data)."""
+    crowd = (select(MemberDevice.kind, MemberDevice.value, func.count().label("n"))
+             .where(MemberDevice.program_id == program_id).group_by(MemberDevice.kind, MemberDevice.value).subquery())
+    out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    pks = sorted(set(member_pks))
+    for start in range(0, len(pks), 5000):
+        for pk, kind, n in session.execute(
+                select(MemberDevice.member_pk, MemberDevice.kind, func.max(crowd.c.n))
+                .join(crowd, and_(crowd.c.kind == MemberDevice.kind, crowd.c.value == MemberDevice.value))
+                .where(MemberDevice.program_id == program_id, MemberDevice.member_pk.in_(pks[start:start + 5000]))
+                .group_by(MemberDevice.member_pk, MemberDevice.kind)):
+            out[pk][0 if kind == "device" else 1] = n
+    return {pk: (v[0], v[1]) for pk, v in out.items()}
