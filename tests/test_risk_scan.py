@@ -6,13 +6,18 @@ from __future__ import annotations
 import datetime as dt
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from jifen import jobs
 from jifen.db import run_in_transaction, utcnow
 from jifen.engagement import referrals
 from jifen.ledger import operations as ops
+from jifen.members.models import Member
 from jifen.members.service import get_member
+from jifen.notify.models import OutboxMessage
 from jifen.programs.service import get_program
-from jifen.risk.models import MemberDevice
+from jifen.risk import cases
+from jifen.risk.models import MemberDevice, RiskCase, RiskScan
 from jifen.risk.scan import scan
 from tests.conftest import NOW, Ledger, api_key, m
 from tests.intake import add_members, configure
@@ -116,3 +121,30 @@ def test_many_members_redeeming_to_one_address_are_reported_by_its_hash(app, fac
     [shared] = findings(factory)["shared_address"]
     assert shared.members == ["a1", "a2", "a3"] and shared.detail == {"accounts": 3, "redemptions": 3}
     assert "廣州" not in shared.key  # the address is named by its keyed hash, never in clear
+
+
+def test_the_hourly_scan_puts_each_ring_member_in_the_review_queue_once(factory):
+    add_members(factory, "r1", "r2", "r3", "n1", "n2", "old1", "old2", "old3")
+    now = utcnow()
+    for inviter, invitee in [("old1", "old2"), ("old2", "old3"), ("old3", "old1")]:  # a ring of last year: not scanned
+        invite(factory, inviter, invitee, at=now - dt.timedelta(days=200))
+    invite(factory, "n1", "n2", at=now)
+    for inviter, invitee in [("r1", "r2"), ("r2", "r3"), ("r3", "r1")]:
+        invite(factory, inviter, invitee, at=now)
+    assert jobs.scan_risk_graphs(factory, now) == 3
+    with factory() as s:
+        queue = s.execute(select(Member.member_id, RiskCase.subject_id, RiskCase.score, RiskCase.status)
+                          .join(Member, Member.id == RiskCase.member_pk).order_by(Member.member_id)).all()
+        alerted = sorted(a.payload["member_id"] for a in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.topic == "risk.alert")))
+    assert [(mid, score, status) for mid, _, score, status in queue] == [("r1", 900, "open"), ("r2", 900, "open"),
+                                                                         ("r3", 900, "open")]
+    assert {subject for _, subject, *_ in queue} == {"referral_cycle:r1"} and alerted == ["r1", "r2", "r3"]
+    assert jobs.scan_risk_graphs(factory, now + dt.timedelta(minutes=30)) == 0  # not due yet
+    # A reviewer clears r2; the next scans neither reopen it nor duplicate the others.
+    Ledger(factory, now=now).run(lambda sc, s: cases.decide(sc, s.scalar(select(RiskCase).join(
+        Member, Member.id == RiskCase.member_pk).where(Member.member_id == "r2")), "approve", "siblings, checked"))
+    assert jobs.scan_risk_graphs(factory, now + dt.timedelta(hours=2)) == 0
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(RiskCase)) == 3
+        assert [r.cases_opened for r in s.scalars(select(RiskScan).order_by(RiskScan.id))] == [3, 0]

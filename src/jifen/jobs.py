@@ -61,6 +61,13 @@ def train_risk_models(factory: sessionmaker[Session], now: dt.datetime) -> int:
     return _each_program(factory, lambda s, p: train_due(s, p, now))
 
 
+def scan_risk_graphs(factory: sessionmaker[Session], now: dt.datetime) -> int:
+    """Hourly: each programme's account graph scanned, new findings' members into the review queue."""
+    from jifen.risk.scan import scan_due
+
+    return _each_program(factory, lambda s, p: (run := scan_due(s, p, now)) is not None and run.cases_opened)
+
+
 def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> JobReport:
     now = now or utcnow()
     holds = release_stale_holds(factory, now)
@@ -71,6 +78,7 @@ def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> J
     expire_red_packets(factory, now)
     report.notifications = dispatcher.run_once(factory, now)["delivered"]
     train_risk_models(factory, now)
+    scan_risk_graphs(factory, now)
     if (purged := retention.purge_if_due(factory, now)) is not None:  # once a day: logs past their retention
         log.info("retention purge: %s", purged)
     return report

@@ -40,7 +40,7 @@ from jifen.notify.models import (  # noqa: F401
     WebhookSubscription,
 )
 from jifen.programs.models import Program, Wallet  # noqa: F401
-from jifen.risk.models import MemberDevice, MemberRestriction, RiskCase, RiskModel  # noqa: F401
+from jifen.risk.models import MemberDevice, MemberRestriction, RiskCase, RiskModel, RiskScan  # noqa: F401
 from jifen.rules.models import RuleSet, RuleUsage  # noqa: F401
 from jifen.security.audit import AuditEntry, AuditHead  # noqa: F401
 from jifen.security.models import ApiKey  # noqa: F401

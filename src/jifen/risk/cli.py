@@ -1,4 +1,4 @@
-"""`jifen risk …`: the review queue from a terminal, and training the anomaly model."""
+"""`jifen risk …`: the review queue from a terminal, the account-graph scan, training the anomaly model."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jifen.clikit import ProgramOpt, out, sessions
+from jifen.clikit import ProgramOpt, err, out, sessions
 from jifen.db import run_in_transaction, utcnow
 
-risk_app = typer.Typer(help="Risk control: review queue, anomaly model.", no_args_is_help=True)
+risk_app = typer.Typer(help="Risk control: review queue, account-graph scan, anomaly model.", no_args_is_help=True)
 
 
 @risk_app.command("cases")
@@ -58,23 +58,33 @@ def risk_train(program: ProgramOpt = "default",
 def risk_scan(program: ProgramOpt = "default",
               days: Annotated[int | None, typer.Option(min=1, max=3660, help="only sightings, invitations and "
                                                                                 "orders of the last N days")] = None,
+              open_cases: Annotated[bool, typer.Option("--open-cases", help="put the findings' members in the review "
+                                                                            "queue (as the hourly job does)")] = False,
               as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False):
     """Scan the account graph: shared devices / IPs, referral rings and clusters, shared delivery addresses."""
     import datetime as dt
 
     from jifen.programs.service import get_program
-    from jifen.risk.scan import as_dicts, scan
+    from jifen.risk import scan
 
-    since = utcnow() - dt.timedelta(days=days) if days else None
-    with sessions()() as s:
-        findings = as_dicts(scan(s, get_program(s, program), since))
+    now = utcnow()
+    since = now - dt.timedelta(days=days) if days else None
+
+    def work(s):
+        prog = get_program(s, program)
+        found = scan.scan(s, prog, since)
+        return scan.as_dicts(found), scan.open_cases(s, prog, found, now) if open_cases else None
+
+    findings, opened = run_in_transaction(sessions(), work)
     if as_json:
         for f in findings:
             out.print(json.dumps(f, ensure_ascii=False), markup=False, highlight=False, soft_wrap=True)
-        return
-    table = Table(title=f"risk scan: {len(findings)} findings")
-    for col in ("kind", "shared", "members", "detail"):
-        table.add_column(col)
-    for f in findings:
-        table.add_row(f["kind"], f["key"], ", ".join(f["members"]), json.dumps(f["detail"], ensure_ascii=False))
-    out.print(table)
+    else:
+        table = Table(title=f"risk scan: {len(findings)} findings")
+        for col in ("kind", "shared", "members", "detail"):
+            table.add_column(col)
+        for f in findings:
+            table.add_row(f["kind"], f["key"], ", ".join(f["members"]), json.dumps(f["detail"], ensure_ascii=False))
+        out.print(table)
+    if opened is not None:
+        err.print(f"{opened} review case(s) opened")

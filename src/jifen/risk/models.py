@@ -89,3 +89,15 @@ class RiskModel(Base):
     features: Mapped[list] = mapped_column(JSON)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     model: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RiskScan(Base):
+    """When the account graph was last scanned (the job runner scans each programme hourly)."""
+
+    __tablename__ = "risk_scans"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    findings: Mapped[int] = mapped_column(Integer)
+    cases_opened: Mapped[int] = mapped_column(Integer)

@@ -8,12 +8,14 @@
 - **shared addresses**: many members' redemptions delivered to one address (addresses are compared by
   their keyed hash; the scan never decrypts them).
 
-A report, not a verdict: findings name the members and the evidence; reviewers act through the review
-queue and restrictions."""
+Findings name the members and the evidence. The job runner scans each programme hourly and puts every
+member of a new finding in the review queue (a case per member and finding, with a `risk.alert`), where a
+person clears them or freezes the account; nothing is blocked by the scan itself."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -26,13 +28,19 @@ from jifen.engagement.models import Referral
 from jifen.mall.models import Redemption
 from jifen.members.models import Member
 from jifen.programs.models import Program
-from jifen.risk.models import MemberDevice
+from jifen.risk import cases
+from jifen.risk.models import MemberDevice, RiskCase, RiskScan
+from jifen.risk.scoring import Verdict
 
 ACCOUNTS_PER_DEVICE = 5  # seed 001: five accounts on one device
 ACCOUNTS_PER_IP = 10
 MEMBERS_PER_ADDRESS = 3
 INVITES_IN_CLUSTER = 2  # invitations between accounts that share devices
 LONGEST_CYCLE = 12
+# How much each finding weighs as a case's score (0–1000): a ring cannot be innocent, an IP can.
+WEIGHTS = {"shared_device": 600, "shared_ip": 300, "referral_cycle": 900, "referral_cluster": 800,
+           "shared_address": 500}
+SCAN_EVERY = dt.timedelta(hours=1)
 
 
 @dataclass
@@ -111,3 +119,43 @@ def _addresses(session: Session, program: Program, since: dt.datetime | None, id
 
 def as_dicts(findings: list[Finding]) -> list[dict]:
     return [asdict(f) for f in findings]
+
+
+def subject(f: Finding) -> str:
+    """A finding's name in the review queue (long keys hashed to fit)."""
+    name = f"{f.kind}:{f.key}"
+    return name if len(name) <= 128 else f"{f.kind}:{hashlib.sha256(f.key.encode()).hexdigest()}"
+
+
+def open_cases(session: Session, program: Program, findings: list[Finding], now: dt.datetime) -> int:
+    """Each member of each finding into the review queue, once per member and finding (a case a person
+    already decided is not opened again while the finding stays the same). Returns the cases opened."""
+    named = {mid for f in findings for mid in f.members}
+    pks = dict(session.execute(select(Member.member_id, Member.id).where(
+        Member.program_id == program.id, Member.member_id.in_(sorted(named) or [""]))).all())
+    known = set(session.execute(select(RiskCase.member_pk, RiskCase.subject_id).where(
+        RiskCase.program_id == program.id, RiskCase.subject_kind == "member")).all())
+    opened = 0
+    for f in findings:
+        name = subject(f)
+        for mid in f.members:
+            if (pks[mid], name) in known:
+                continue
+            reason = {"code": f.kind, "weight": WEIGHTS[f.kind], "key": f.key[:64], "accounts": len(f.members)}
+            verdict = Verdict(score=min(1000, WEIGHTS[f.kind]), action="review", reasons=[reason])
+            cases.record(session, program.id, (pks[mid], mid), now, verdict, "member", name, now)
+            known.add((pks[mid], name))
+            opened += 1
+    return opened
+
+
+def scan_due(session: Session, program: Program, now: dt.datetime) -> RiskScan | None:
+    """The job runner's hourly scan: findings of the last 90 days into the review queue."""
+    last = session.scalar(select(func.max(RiskScan.at)).where(RiskScan.program_id == program.id))
+    if last is not None and now - last < SCAN_EVERY:
+        return None
+    findings = scan(session, program, now - dt.timedelta(days=90))
+    run = RiskScan(program_id=program.id, at=now, findings=len(findings),
+                   cases_opened=open_cases(session, program, findings, now))
+    session.add(run)
+    return run

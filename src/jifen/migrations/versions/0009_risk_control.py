@@ -16,6 +16,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('risk_scans',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('at', jifen.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('findings', sa.Integer(), nullable=False),
+    sa.Column('cases_opened', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index(op.f('ix_risk_scans_program_id'), 'risk_scans', ['program_id'], unique=False)
     op.create_table('member_devices',
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=8), nullable=False),
@@ -92,6 +102,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_risk_scans_program_id'), table_name='risk_scans')
+    op.drop_table('risk_scans')
     with op.batch_alter_table('programs', schema=None) as batch_op:
         batch_op.drop_column('risk')
     with op.batch_alter_table('redemptions', schema=None) as batch_op:
