@@ -18,7 +18,7 @@ from jifen.events.models import Event
 from jifen.notify import service
 from jifen.notify.models import OutboxMessage
 from jifen.programs.service import get_program
-from jifen.risk import anomaly
+from jifen.risk import anomaly, scan
 from jifen.risk.models import MemberDevice, MemberRestriction, RiskCase
 from tests.intake import add_members, configure, event, send
 from tests.receivers import HttpReceiver
@@ -37,6 +37,8 @@ def test_the_demo_members_are_neither_blocked_nor_reviewed(factory):
         scored = [e.result["risk"] for e in s.scalars(select(Event).where(Event.program_id == program.id))
                   if "risk" in e.result]
         assert all(r["action"] == "allow" for r in scored)
+        assert scan.scan(s, program) == []  # shared home IPs (three members each) are no crowd
+    assert jobs.scan_risk_graphs(factory, utcnow()) == 0
     # Trained on the demo's history, the model lets the same ordinary members through.
     now = utcnow()
     run_in_transaction(factory, lambda s: anomaly.train(s, get_program(s, "default"), now))
