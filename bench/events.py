@@ -2,9 +2,10 @@
 
 Rule evaluation: seed 001's conditions through the engine (a CEL context per event, then each rule's
 compiled program), against the same conditions written as plain Python functions (the floor of what
-any evaluator could do in-process). Intake: purchase events through `ingest` (store, idempotency,
-rules, caps, ledger award, tier check), one per transaction and in batches, against the database alone
-(raw sqlite3 transactions; `pgbench -N` on PostgreSQL).
+any evaluator could do in-process). Intake: purchase events from the members' phones through `ingest`
+(store, idempotency, risk scoring and device sightings, rules, caps, ledger award, tier check), one per
+transaction and in batches, then again once the risk anomaly model is trained on them, against the
+database alone (raw sqlite3 transactions; `pgbench -N` on PostgreSQL).
 
     .venv/bin/python bench/events.py [--events 2000] [--pg-url URL]
 """
@@ -84,7 +85,8 @@ def bench_intake(url: str, n: int, batch: int) -> float:
     tag = uuid.uuid4().hex[:8]
     events = [EventIn(event_id=f"{tag}-{i}", member_id=f"B{rng.randrange(MEMBERS)}", type="purchase",
                       occurred_at=utcnow() - dt.timedelta(minutes=1), amount=Decimal(rng.randint(100, 40000)) / 100,
-                      order_id=f"{tag}-{i}", channel="app") for i in range(n)]
+                      order_id=f"{tag}-{i}", channel="app", attributes={"device_id": f"phone-{i % MEMBERS}"})
+              for i in range(n)]
     start = time.perf_counter()
     for i in range(0, n, batch):
         chunk = events[i:i + batch]
@@ -93,6 +95,24 @@ def bench_intake(url: str, n: int, batch: int) -> float:
     rate = n / (time.perf_counter() - start)
     engine.dispose()
     return rate
+
+
+def train_model(url: str) -> int:
+    """The risk anomaly model trained on what the intake benchmark stored; its sample count."""
+    from jifen.risk import anomaly
+
+    engine = make_engine(url)
+    stored = run_in_transaction(make_sessionmaker(engine), lambda s: anomaly.train(s, get_program(s, "default"), utcnow()))
+    engine.dispose()
+    return stored.n_samples
+
+
+def intake_rows(where: str, url: str, n: int, baseline: str) -> list[tuple]:
+    rows = [(where, f"purchase events, {batch} per transaction", f"{bench_intake(url, n, batch):,.0f} events/s", baseline)
+            for batch in (1, 100, 1000)]
+    samples = train_model(url)
+    return rows + [(where, f"purchase events, {batch} per transaction, anomaly model ({samples:,} samples)",
+                    f"{bench_intake(url, n, batch):,.0f} events/s", baseline) for batch in (1, 100)]
 
 
 def main() -> None:
@@ -109,18 +129,12 @@ def main() -> None:
         url = f"sqlite:///{tmp}/bench.db"
         seed(url)
         base = sqlite_baseline(Path(tmp) / "baseline.db", 2000)
-        for batch in (1, 100, 1000):
-            rate = bench_intake(url, args.events, batch)
-            rows.append(("SQLite", f"purchase events, {batch} per transaction", f"{rate:,.0f} events/s",
-                         f"raw sqlite3 tx: {base:,.0f} tx/s"))
+        rows += intake_rows("SQLite", url, args.events, f"raw sqlite3 tx: {base:,.0f} tx/s")
 
     with scratch_databases(args.pg_url) as (url, bench_db):
         seed(url)
         tps = pgbench(bench_db, 1, 10)
-        for batch in (1, 100, 1000):
-            rate = bench_intake(url, args.events, batch)
-            rows.append(("PostgreSQL", f"purchase events, {batch} per transaction", f"{rate:,.0f} events/s",
-                         f"pgbench -N -c 1: {tps:,.0f} tps"))
+        rows += intake_rows("PostgreSQL", url, args.events, f"pgbench -N -c 1: {tps:,.0f} tps")
 
     print("| where | what | rate | baseline (same run) |")
     print("|---|---|---|---|")

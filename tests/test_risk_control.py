@@ -291,3 +291,20 @@ def test_the_anomaly_model_is_trained_stored_and_scores_a_whole_batch(factory):
     anomalous = [next((r["weight"] for r in x.get("risk", {}).get("reasons", []) if r["code"] == "anomaly"), 0)
                  for x in results]
     assert anomalous[0] == 0 and max(anomalous[1:]) > 0
+
+
+def test_the_forest_as_arrays_scores_exactly_as_scikit_learn():
+    import numpy as np
+    from sklearn.ensemble import IsolationForest
+
+    from jifen.risk.forest import SMALL, Forest
+
+    rng = np.random.default_rng(7)
+    spread = np.array([1, 10, 100, 24, 5, 5, 1000, 500, 1])
+    model = IsolationForest(n_estimators=60, contamination=0.01, random_state=3).fit(rng.random((3000, 9)) * spread)
+    forest = Forest(model)
+    on_thresholds = np.array([[model.estimators_[t].tree_.threshold[0]] * 9 for t in range(5)])  # ties go left
+    for x in (rng.random((1, 9)) * spread * 2, rng.random((SMALL, 9)) * spread * 2, on_thresholds,
+              rng.random((SMALL + 1, 9)) * spread):
+        assert np.allclose(forest.score_samples(x), model.score_samples(x), rtol=0, atol=1e-12)
+    assert forest.offset_ == model.offset_

@@ -22,6 +22,7 @@ from jifen.mall.models import Redemption
 from jifen.members.models import Member
 from jifen.programs.models import Program
 from jifen.risk import devices
+from jifen.risk.forest import Forest
 from jifen.risk.models import RiskModel
 
 FEATURES = ["points_last_minute", "points_last_hour", "events_last_hour", "hour_of_day", "accounts_on_device",
@@ -95,14 +96,14 @@ _cache: dict[int, tuple[int, object]] = {}
 
 
 def current(session: Session, program_id: int):
-    """The programme's newest model (unpickled once per process and model), or None."""
+    """The programme's newest model (unpickled and laid out as arrays once per process and model), or None."""
     model_id = session.scalar(_LATEST, {"program": program_id})
     if model_id is None:
         return None
     cached = _cache.get(program_id)
     if cached is None or cached[0] != model_id:
         stored = session.get(RiskModel, model_id)
-        cached = (model_id, joblib.load(io.BytesIO(stored.model)))
+        cached = (model_id, Forest(joblib.load(io.BytesIO(stored.model))))
         _cache[program_id] = cached
     return cached[1]
 
