@@ -308,3 +308,14 @@ def test_the_forest_as_arrays_scores_exactly_as_scikit_learn():
               rng.random((SMALL + 1, 9)) * spread):
         assert np.allclose(forest.score_samples(x), model.score_samples(x), rtol=0, atol=1e-12)
     assert forest.offset_ == model.offset_
+
+
+def test_a_batch_spread_over_a_month_reads_only_the_hours_around_its_events():
+    from jifen.risk.scoring import spans
+
+    t = dt.datetime(2026, 11, 11, 12, tzinfo=dt.UTC)
+    hour = dt.timedelta(hours=1)
+    times = [t + dt.timedelta(minutes=20), t, t + dt.timedelta(days=9), t + dt.timedelta(minutes=70)]
+    assert spans(times) == [(t - hour, t + dt.timedelta(minutes=70)), (t + dt.timedelta(days=9) - hour,
+                                                                        t + dt.timedelta(days=9))]
+    assert spans([]) == []

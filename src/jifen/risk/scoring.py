@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from jifen.errors import Forbidden
@@ -32,8 +32,20 @@ ACTIONS = ("allow", "flag", "review", "block")
 RANK = {a: n for n, a in enumerate(ACTIONS)}
 
 _HISTORY = select(Event.member_pk, Event.occurred_at, Event.points, Event.type).where(
-    Event.member_pk.in_(bindparam("members", expanding=True)), Event.occurred_at > bindparam("lo"),
-    Event.occurred_at <= bindparam("hi"))
+    Event.member_pk.in_(bindparam("members", expanding=True)))
+WINDOW = dt.timedelta(hours=1)  # the longest look-back of a feature
+
+
+def spans(times: list[dt.datetime], width: dt.timedelta = WINDOW) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The union of (t - width, t] over the batch's times, as few ranges as possible: a batch spread over a
+    month (an import) reads its members' hours around each event, not the whole month."""
+    out: list[list[dt.datetime]] = []
+    for t in sorted(times):
+        if out and t - width <= out[-1][1]:
+            out[-1][1] = t
+        else:
+            out.append([t - width, t])
+    return [(lo, hi) for lo, hi in out]
 _REDEEMED = select(Redemption.member_pk, func.count()).where(
     Redemption.member_pk.in_(bindparam("members", expanding=True)), Redemption.created_at > bindparam("since"),
     Redemption.status != "cancelled").group_by(Redemption.member_pk)
@@ -110,10 +122,10 @@ class Assessor:
         self.before = restrictions.restricted_before(s, pks, self.now)
         pairs = {p for t in txs for p in t.sightings}
         self.crowd = devices.accounts_on(s, self.program.id, pairs) if pairs else {}
-        lo, hi = min(t.at for t in txs) - dt.timedelta(hours=1), max(t.at for t in txs)
         members = {m.id: m for m in (t.member for t in txs)}
+        within = or_(*((Event.occurred_at > lo) & (Event.occurred_at <= hi) for lo, hi in spans([t.at for t in txs])))
         self.history = [row(members[pk], at, self.tz, points=points, nonpurchase=type_ != "purchase", amount=points)
-                        for pk, at, points, type_ in s.execute(_HISTORY, {"members": pks, "lo": lo, "hi": hi})]
+                        for pk, at, points, type_ in s.execute(_HISTORY.where(within), {"members": pks})]
         redeemers = sorted({t.member.id for t in txs if t.kind == "redeem"})
         if redeemers:
             self.redeemed = dict(s.execute(_REDEEMED, {"members": redeemers,
