@@ -13,13 +13,15 @@ import time
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from jifen.api import create_app
 from jifen.db import run_in_transaction
 from jifen.ledger import operations as ops
+from jifen.members.models import Member
 from jifen.members.service import create_member
 from jifen.programs.service import get_program
-from jifen.web.console import mask_phone
+from jifen.security.audit import AuditEntry
 from tests.conftest import IN_CI, Ledger, m
 from tests.console_login import PASSWORD, add_user, console_as, csrf_of, sign_in
 from tests.intake import configure, send_one
@@ -86,10 +88,28 @@ def test_rules_page_and_member_tier(site):
         assert "Earn ×" in client.get("/console/rules?lang=en").text
 
 
-def test_mask_phone():
-    assert mask_phone("13812341234") == "138****1234"
-    assert mask_phone("+86 138-1234-1234") == "+86****1234"
-    assert mask_phone("123") == "****" and mask_phone(None) == ""
+def test_personal_data_is_masked_and_revealed_only_to_roles_that_may_see_it_with_a_trace(site):
+    app, user = site
+    run_in_transaction(app.state.sessions, lambda s: setattr(
+        s.scalar(select(Member).where(Member.member_id == "M1")), "name", "王小明"))
+    with TestClient(app) as operator:
+        csrf = csrf_of(operator.get("/console").text) if sign_in(operator, user).status_code == 303 else ""
+        page = operator.get("/console/members/M1").text
+        assert "王**" in page and "王小明" not in page and "/reveal" not in page
+        assert "王**" in operator.get("/console/members").text
+        refused = operator.post("/console/members/M1/reveal", data={"csrf": csrf})
+        assert refused.status_code == 403 and "13812341234" not in refused.text
+    with TestClient(app) as service:
+        csrf = console_as(service, app, "customer_service")
+        page = service.get("/console/members/M1").text
+        assert "138****1234" in page and 'action="/console/members/M1/reveal"' in page
+        assert service.post("/console/members/M1/reveal", data={}).status_code == 403  # no CSRF token
+        shown = service.post("/console/members/M1/reveal", data={"csrf": csrf})
+        assert shown.status_code == 200 and "13812341234" in shown.text and "王小明" in shown.text
+    with app.state.sessions() as s:
+        looked = s.scalars(select(AuditEntry).where(AuditEntry.path == "/console/members/M1/reveal")).all()
+    assert [(e.role, e.status) for e in looked] == [("operator", 403), ("customer_service", 403),
+                                                    ("customer_service", 200)]
 
 
 def _free_port() -> int:

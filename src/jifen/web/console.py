@@ -32,6 +32,7 @@ from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
 from jifen.rules.service import in_force, versions
 from jifen.security import sessions
+from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
 from jifen.web.i18n import LANGUAGES, translator
 from jifen.web.stats import overview, points_by_rule
@@ -40,14 +41,6 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/console", include_in_schema=False)
 COOKIE = "jifen_console"
-
-
-def mask_phone(phone: str | None) -> str:
-    """138****1234: enough for customer service to confirm, not enough to copy."""
-    if not phone:
-        return ""
-    digits = phone.replace(" ", "").replace("-", "")
-    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
 
 
 def _lang(request: Request) -> str:
@@ -83,6 +76,7 @@ def csrf_field(context) -> Markup:
 
 
 templates.env.globals["csrf_field"] = csrf_field
+templates.env.globals["mask"] = mask  # personal data as 138****1234, 王*
 templates.env.globals["may"] = lambda who, permission: who.role in PERMISSIONS[permission]  # nav links by role
 
 
@@ -169,7 +163,7 @@ def members(request: Request, who: SignedIn, q: str | None = None):
                     return _member_page(request, who, session, program, by_phone)
         recent = session.scalars(select(Member).where(Member.program_id == program.id)
                                  .order_by(Member.id.desc()).limit(30)).all()
-        return render(request, "members.html", who=who, recent=recent, q=q, mask=mask_phone,
+        return render(request, "members.html", who=who, recent=recent, q=q,
                        status=404 if q else 200)
 
 
@@ -180,11 +174,20 @@ def member(request: Request, member_id: str, who: SignedIn):
         try:
             found = get_member(session, program, member_id)
         except NotFound:
-            return render(request, "members.html", who=who, recent=[], q=member_id, mask=mask_phone, status=404)
+            return render(request, "members.html", who=who, recent=[], q=member_id, status=404)
         return _member_page(request, who, session, program, found)
 
 
-def _member_page(request, who, session, program, m: Member):
+@router.post("/members/{member_id}/reveal")
+def reveal(request: Request, member_id: str, who: Annotated[Principal, allowed("pii:read", write=True)]):
+    """The member's personal data in clear, for a role that may see it: a POST, so the audit log records
+    who looked at whom."""
+    with request.app.state.read_sessions() as session:
+        program = session.get(Program, who.program_id)
+        return _member_page(request, who, session, program, get_member(session, program, member_id), reveal=True)
+
+
+def _member_page(request, who, session, program, m: Member, reveal: bool = False):
     now = utcnow()
     tier = tiers.progress(session, program, m, now)
     events = session.scalars(select(Event).where(Event.member_pk == m.id)
@@ -194,7 +197,9 @@ def _member_page(request, who, session, program, m: Member):
     ids = select(Posting.entry_id).where(Posting.member_pk == m.id)
     entries = entry_views(session, list(session.scalars(
         select(JournalEntry).where(JournalEntry.id.in_(ids)).order_by(JournalEntry.id.desc()).limit(50))))
-    return render(request, "member.html", who=who, m=m, phone=mask_phone(m.phone), balances=balances,
+    shown = (lambda v: v or "") if reveal else mask  # personal data masked unless revealed (and audited)
+    return render(request, "member.html", who=who, m=m, person=shown(m.name), phone=shown(m.phone),
+                  email=shown(m.email) if reveal else None, revealed=reveal, balances=balances,
                    entries=entries, tz=program.timezone, tier=tier, events=events,
                    event_points=lambda e: stored_view(e, m.member_id)["points"])
 

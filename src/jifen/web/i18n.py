@@ -159,6 +159,7 @@ LABELS = {
     "role_auditor": ("審計", "Auditor"),
     "role_finance": ("財務", "Finance"),
     "role_pos": ("門店 POS", "Store POS"),
+    "reveal": ("顯示個人資料 (留痕)", "Show personal data (logged)"),
     # Risk control (web/risk_page.py)
     "risk": ("風控", "Risk"),
     "open_cases": ("待審 {n} 件", "{n} open"),
