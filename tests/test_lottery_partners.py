@@ -32,6 +32,16 @@ def test_pick_follows_the_weights():
     assert pick([(1, 1), (2, 1)], Decimal(0)) == 1 and pick([(1, 1), (2, 1)], Decimal("0.5")) == 2
 
 
+def test_a_draws_random_number_reads_back_exactly_and_fits_its_column(monkeypatch):
+    from jifen.mall import lottery
+
+    for k in (0, 1, 302, 10**17 + 3, 10**18 - 1):
+        monkeypatch.setattr(lottery.secrets, "randbelow", lambda n, k=k: k)
+        u = lottery.uniform()
+        assert 0 <= u < 1 and u == Decimal(k) / Decimal(10**18)
+        assert len(str(u)) <= 32 and Decimal(str(u)) == u
+
+
 @pytest.fixture
 def shop(app, factory):
     configure(factory, {"pending_days": {}}, now=utcnow() - dt.timedelta(days=1))
