@@ -1,5 +1,6 @@
-"""Risk control against the real world around it: the demo programme's ordinary members (seeded through the
-normal path, with devices and IP addresses) are neither blocked nor sent to review, and a flagged
+"""Risk control against the real world around it: in the demo programme (seeded through the normal path,
+with devices and IP addresses) exactly its scripted farm and referral ring are caught, its ordinary
+members neither blocked, flagged nor sent to review, and a flagged
 transaction's `risk.alert` reaches a webhook receiver through the real job runner within the product's 30 s."""
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from sqlalchemy import func, select
 
 from jifen import jobs
 from jifen.db import run_in_transaction, utcnow
-from jifen.demo import seed_demo
+from jifen.demo import FARM, RING, seed_demo
 from jifen.events.models import Event
+from jifen.members.models import Member
 from jifen.notify import service
 from jifen.notify.models import OutboxMessage
 from jifen.programs.service import get_program
@@ -25,20 +27,27 @@ from tests.receivers import HttpReceiver
 from tests.test_risk import FARM_RULES
 
 
-def test_the_demo_members_are_neither_blocked_nor_reviewed(factory):
+def test_the_demos_scripted_abusers_are_caught_and_its_ordinary_members_are_not(factory):
     seed_demo(factory, members=200, days=30)
     with factory() as s:
         program = get_program(s, "default")
         assert s.scalar(select(func.count()).select_from(MemberDevice)) > 200  # devices and home IPs were seen
-        assert s.scalar(select(func.count()).select_from(RiskCase)) == 0  # no block, no review
+        member_id = dict(s.execute(select(Member.id, Member.member_id)).all())
+        queued = sorted((member_id[c.member_pk], c.subject_id) for c in s.scalars(select(RiskCase)))
+        alerted = sorted(m.payload["member_id"] for m in s.scalars(
+            select(OutboxMessage).where(OutboxMessage.topic == "risk.alert")))
+        found = {(f.kind, tuple(f.members)) for f in scan.scan(s, program)}
         assert s.scalar(select(func.count()).select_from(MemberRestriction)) == 0
-        alerts = s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.topic == "risk.alert"))
-        assert alerts == 0  # not even a flag
-        scored = [e.result["risk"] for e in s.scalars(select(Event).where(Event.program_id == program.id))
-                  if "risk" in e.result]
-        assert all(r["action"] == "allow" for r in scored)
-        assert scan.scan(s, program) == []  # shared home IPs (three members each) are no crowd
-    assert jobs.scan_risk_graphs(factory, utcnow()) == 0
+        scored = [(member_id[e.member_pk], e.result["risk"]) for e in s.scalars(
+            select(Event).where(Event.program_id == program.id)) if "risk" in e.result]
+    # The farm and the ring, each account once in the review queue (the hourly scan's cases) …
+    assert queued == sorted([(f, "shared_device:dev-farm-0001") for f in FARM] + [(r, f"referral_cycle:{RING[0]}")
+                                                                                 for r in RING])
+    assert found == {("shared_device", tuple(FARM)), ("referral_cycle", tuple(RING))}
+    # … and nobody else: the 200 ordinary members (and their invited friends) get no case, alert or flag.
+    assert set(alerted) <= set(FARM + RING) and set(FARM[4:]) <= set(alerted)  # the 5th and 6th on the phone
+    assert all(r["action"] == "allow" for mid, r in scored if mid not in FARM + RING)
+    assert jobs.scan_risk_graphs(factory, utcnow() + dt.timedelta(hours=2)) == 0  # nothing new to queue
     # Trained on the demo's history, the model lets the same ordinary members through.
     now = utcnow()
     run_in_transaction(factory, lambda s: anomaly.train(s, get_program(s, "default"), now))

@@ -181,6 +181,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
         if progress:
             progress(done, len(events))
     run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report))
+    run_in_transaction(factory, lambda s: _seed_abuse(s, fake, now, report))
     settle_due(factory, now)  # what the job runner would have done by now: mature past return windows
     run_in_transaction(factory, lambda s: tiers.evaluate(s, get_program(s, "default"), now))
     return report
@@ -257,6 +258,32 @@ def _seed_cobrand(s: Session, rng, fake, now, start, report) -> None:
                       order_id=f"CB{n:06d}", channel="ecommerce") for n, (at, i) in enumerate(purchases)]
     ingest(s, program, events, now=now, actor="demo")
     report.count("cobrand_purchase", len(events))
+
+
+FARM = [f"F{900001 + i}" for i in range(6)]  # six accounts registered yesterday on one phone
+RING = [f"R{900101 + i}" for i in range(3)]  # three accounts inviting each other round in a circle
+
+
+def _seed_abuse(s: Session, fake, now: dt.datetime, report: DemoReport) -> None:
+    """What risk control is for: a small point farm and a referral ring, through the same intake and
+    referral codes as everyone else, then the account-graph scan the job runner runs hourly — so the
+    console's risk page has a queue, and the tests can check that exactly these accounts are caught."""
+    from jifen.engagement import referrals
+    from jifen.risk.scan import scan_due
+
+    program = get_program(s, "default")
+    for mid in FARM + RING:
+        create_member(s, program, mid, name=fake.name(), phone=fake.phone_number(), joined_at=now - dt.timedelta(days=1))
+    phone = {"device_id": "dev-farm-0001", "ip": "100.64.7.7"}
+    ingest(s, program, [EventIn(event_id=f"check_in-{mid}-farm", member_id=mid, type="check_in", attributes=phone,
+                                occurred_at=now - dt.timedelta(minutes=30 - k)) for k, mid in enumerate(FARM)],
+           now=now, actor="demo")
+    for inviter, invitee in zip(RING, RING[1:] + RING[:1], strict=True):
+        code = referrals.invite_code(s, program, get_member(s, program, inviter), now)
+        ingest(s, program, referrals.accept(s, program, get_member(s, program, invitee), code, now), now=now,
+               actor="demo")
+    report.count("scripted_abuse", len(FARM) + len(RING))
+    scan_due(s, program, now)
 
 
 def demo_present(s: Session) -> bool:
