@@ -40,19 +40,23 @@ def current_level(cfg: TierConfig, member: Member) -> TierLevel:
 
 _NET = func.coalesce(Event.amount, 0) - Event.refunded_amount
 _PURCHASE = Event.type == "purchase"
-_IN_WINDOW = (Event.program_id == bindparam("program"), Event.occurred_at > bindparam("since"),
-              Event.occurred_at <= bindparam("now"))
+_IN_TIME = (Event.occurred_at > bindparam("since"), Event.occurred_at <= bindparam("now"))
+_IN_WINDOW = (Event.program_id == bindparam("program"), *_IN_TIME)
+# Named members (each belongs to one programme): found by the member index. With the programme's
+# condition as well, SQLite chose the programme-and-time index and read the whole year of every member's
+# events for each purchase — 7 ms per event at 14,000 events, growing with the programme.
 _OF_MEMBERS = Event.member_pk.in_(bindparam("members", expanding=True))
 # Per member over the window: net spend, purchases not fully refunded, net points.
-_FACTS = select(
+_COLUMNS = (
     Event.member_pk,
     func.coalesce(func.sum(case((_PURCHASE, _NET), else_=0)), 0),
     func.coalesce(func.sum(case((_PURCHASE & (_NET > 0), 1), else_=0)), 0),
     func.coalesce(func.sum(Event.points - Event.points_reversed), 0),
-).where(*_IN_WINDOW).group_by(Event.member_pk)
-_FACTS_OF = _FACTS.where(_OF_MEMBERS)
+)
+_FACTS = select(*_COLUMNS).where(*_IN_WINDOW).group_by(Event.member_pk)
+_FACTS_OF = select(*_COLUMNS).where(_OF_MEMBERS, *_IN_TIME).group_by(Event.member_pk)
 _MONTHS = select(Event.member_pk, Event.occurred_at).where(*_IN_WINDOW, _PURCHASE, _NET > 0)
-_MONTHS_OF = _MONTHS.where(_OF_MEMBERS)
+_MONTHS_OF = select(Event.member_pk, Event.occurred_at).where(_OF_MEMBERS, *_IN_TIME, _PURCHASE, _NET > 0)
 
 
 def measures(session: Session, program: Program, cfg: TierConfig, now: dt.datetime,
