@@ -169,6 +169,16 @@ def app(db_url):
     application.state.engine.dispose()
 
 
+@pytest.fixture
+def sqlite_app(sqlite_template, tmp_path):
+    """The app on a fresh copy of the migrated SQLite template (for tests that need no PostgreSQL twin)."""
+    path = tmp_path / "app.db"
+    shutil.copy(sqlite_template, path)
+    application = create_app(f"sqlite:///{path}")
+    yield application
+    application.state.engine.dispose()
+
+
 def api_key(app, role):
     """A fresh API key of the role for the default programme."""
     return run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"), role, role))[1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -48,17 +47,6 @@ def test_every_v1_route_declares_a_permission(tmp_path):
     assert missing == []
     assert all(perm in PERMISSIONS for _, _, perm in v1_routes(app))
     app.state.engine.dispose()
-
-
-@pytest.fixture
-def sqlite_app(sqlite_template, tmp_path):
-    import shutil
-
-    path = tmp_path / "m.db"
-    shutil.copy(sqlite_template, path)
-    application = create_app(f"sqlite:///{path}")
-    yield application
-    application.state.engine.dispose()
 
 
 def test_role_by_route_matrix(sqlite_app):

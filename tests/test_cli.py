@@ -25,9 +25,9 @@ def demo_db(tmp_path_factory):
     return path
 
 
-def jifen(db: Path, *args: str) -> subprocess.CompletedProcess:
+def jifen(db: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     env = os.environ | {"JIFEN_DATABASE_URL": f"sqlite:///{db}", "COLUMNS": "200"}
-    return subprocess.run(JIFEN + list(args), env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(JIFEN + list(args), env=env, input=stdin, capture_output=True, text=True, timeout=600)
 
 
 def test_demo_is_seeded_once_and_verifies(demo_db):

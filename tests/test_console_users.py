@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from jifen.api import create_app
 from jifen.db import run_in_transaction
 from jifen.errors import Conflict, InvalidRequest
 from jifen.programs.service import get_program
@@ -28,17 +24,9 @@ from jifen.security.users import ConsoleUser
 from tests.console_login import PASSWORD, add_user, console_as, csrf_of, sign_in
 from tests.intake import configure
 from tests.test_authorisation_matrix import all_routes
+from tests.test_cli import jifen
 
 T0 = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def site(tmp_path, sqlite_template):
-    path = tmp_path / "users.db"
-    shutil.copy(sqlite_template, path)
-    app = create_app(f"sqlite:///{path}")
-    yield app
-    app.state.engine.dispose()
 
 
 def _user(app, username) -> ConsoleUser:
@@ -116,14 +104,14 @@ def test_sign_in_counts_failures_locks_and_rehashes(factory):
 
 # Sign-in over HTTP -------------------------------------------------------------------------------------
 
-def test_one_answer_for_every_failed_sign_in(site):
-    add_user(site, "operator", "wang")
-    add_user(site, "operator", "gone")
-    run_in_transaction(site.state.sessions, lambda s: users.disable(s, users.get_user(s, 1, "gone")))
-    locked = add_user(site, "operator", "locked")
-    run_in_transaction(site.state.sessions, lambda s: s.execute(update(ConsoleUser).where(
+def test_one_answer_for_every_failed_sign_in(sqlite_app):
+    add_user(sqlite_app, "operator", "wang")
+    add_user(sqlite_app, "operator", "gone")
+    run_in_transaction(sqlite_app.state.sessions, lambda s: users.disable(s, users.get_user(s, 1, "gone")))
+    locked = add_user(sqlite_app, "operator", "locked")
+    run_in_transaction(sqlite_app.state.sessions, lambda s: s.execute(update(ConsoleUser).where(
         ConsoleUser.username == locked).values(locked_until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10))))
-    with TestClient(site) as client:
+    with TestClient(sqlite_app) as client:
         answers = {(r.status_code, _error_of(r.text)) for r in (
             sign_in(client, "nobody"), sign_in(client, "wang", "wrong password"), sign_in(client, "gone"),
             sign_in(client, "locked"), sign_in(client, "wang", ""))}
@@ -145,20 +133,20 @@ def test_lockout_after_five_failures_over_http(app):
         assert s.scalar(select(func.count()).select_from(ConsoleSession)) == 0
 
 
-def test_session_cookie_flags_and_only_a_digest_is_stored(site):
-    add_user(site, "operator", "wang")
-    with TestClient(site) as client:
+def test_session_cookie_flags_and_only_a_digest_is_stored(sqlite_app):
+    add_user(sqlite_app, "operator", "wang")
+    with TestClient(sqlite_app) as client:
         r = sign_in(client, "wang")
         assert r.status_code == 303 and r.headers["location"] == "/console"
         cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("jifen_console="))
         flags = {part.strip().lower() for part in cookie.split(";")[1:]}
         assert {"httponly", "samesite=strict", "path=/console"} <= flags and "secure" not in flags
         token = client.cookies["jifen_console"]
-    with site.state.read_sessions() as s:
+    with sqlite_app.state.read_sessions() as s:
         row = s.scalar(select(ConsoleSession))
         assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
         assert token not in (row.token_hash, row.csrf_token)
-    with TestClient(site, base_url="https://testserver") as client:
+    with TestClient(sqlite_app, base_url="https://testserver") as client:
         r = sign_in(client, "wang")
         cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("jifen_console="))
         assert "secure" in cookie.lower()
@@ -188,51 +176,51 @@ def test_sessions_end_when_idle_or_too_old(factory):
     assert live(T0 + dt.timedelta(hours=12, minutes=1)) is None  # … and still over after 12 hours
 
 
-def test_idle_session_sends_back_to_sign_in_over_http(site):
-    with TestClient(site) as client:
-        console_as(client, site, "operator")
+def test_idle_session_sends_back_to_sign_in_over_http(sqlite_app):
+    with TestClient(sqlite_app) as client:
+        console_as(client, sqlite_app, "operator")
         assert client.get("/console", follow_redirects=False).status_code == 200
-        run_in_transaction(site.state.sessions, lambda s: s.execute(update(ConsoleSession).values(
+        run_in_transaction(sqlite_app.state.sessions, lambda s: s.execute(update(ConsoleSession).values(
             last_seen_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=31))))
         r = client.get("/console", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/console/login"
 
 
-def test_sign_out_revokes_the_session(site):
-    with TestClient(site) as client:
-        token = console_as(client, site, "operator")
+def test_sign_out_revokes_the_session(sqlite_app):
+    with TestClient(sqlite_app) as client:
+        token = console_as(client, sqlite_app, "operator")
         cookie = client.cookies["jifen_console"]
         assert client.post("/console/logout", data={}).status_code == 403  # sign-out is a form like any other
         assert client.get("/console", follow_redirects=False).status_code == 200
         r = client.post("/console/logout", data={"csrf": token}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/console/login"
-    with TestClient(site, cookies={"jifen_console": cookie}) as replay:  # the old cookie, kept by an attacker
+    with TestClient(sqlite_app, cookies={"jifen_console": cookie}) as replay:  # the old cookie, kept by an attacker
         assert replay.get("/console", follow_redirects=False).status_code == 303
-    with site.state.read_sessions() as s:
+    with sqlite_app.state.read_sessions() as s:
         assert s.scalar(select(ConsoleSession)).revoked_at is not None
 
 
-def test_disabling_or_a_new_password_ends_the_users_sessions(site):
-    with TestClient(site) as client, TestClient(site) as other:
-        console_as(client, site, "operator", "wang")
+def test_disabling_or_a_new_password_ends_the_users_sessions(sqlite_app):
+    with TestClient(sqlite_app) as client, TestClient(sqlite_app) as other:
+        console_as(client, sqlite_app, "operator", "wang")
         sign_in(other, "wang")
         assert client.get("/console", follow_redirects=False).status_code == 200
-        run_in_transaction(site.state.sessions, lambda s: users.set_password(s, users.get_user(s, 1, "wang"),
+        run_in_transaction(sqlite_app.state.sessions, lambda s: users.set_password(s, users.get_user(s, 1, "wang"),
                                                                              "a brand new password"))
         assert client.get("/console", follow_redirects=False).status_code == 303
         assert other.get("/console", follow_redirects=False).status_code == 303
         assert sign_in(client, "wang").status_code == 401
         assert sign_in(client, "wang", "a brand new password").status_code == 303
         assert client.get("/console", follow_redirects=False).status_code == 200
-        run_in_transaction(site.state.sessions, lambda s: users.disable(s, users.get_user(s, 1, "wang")))
+        run_in_transaction(sqlite_app.state.sessions, lambda s: users.disable(s, users.get_user(s, 1, "wang")))
         assert client.get("/console", follow_redirects=False).status_code == 303
         assert sign_in(client, "wang", "a brand new password").status_code == 401
 
 
-def test_a_session_of_a_disabled_user_stops_even_if_not_revoked(site):
-    with TestClient(site) as client:
-        console_as(client, site, "operator", "wang")
-        run_in_transaction(site.state.sessions, lambda s: s.execute(update(ConsoleUser).values(
+def test_a_session_of_a_disabled_user_stops_even_if_not_revoked(sqlite_app):
+    with TestClient(sqlite_app) as client:
+        console_as(client, sqlite_app, "operator", "wang")
+        run_in_transaction(sqlite_app.state.sessions, lambda s: s.execute(update(ConsoleUser).values(
             disabled_at=dt.datetime.now(dt.UTC))))  # (as if written by hand, without revoking)
         assert client.get("/console", follow_redirects=False).status_code == 303
 
@@ -244,43 +232,43 @@ def _versions(app) -> int:
         return s.scalar(select(func.count()).select_from(RuleSet))
 
 
-def test_console_posts_need_the_sessions_csrf_token(site):
+def test_console_posts_need_the_sessions_csrf_token(sqlite_app):
     now = dt.datetime.now(dt.UTC)
-    configure(site.state.sessions, now=now - dt.timedelta(days=2))
+    configure(sqlite_app.state.sessions, now=now - dt.timedelta(days=2))
     draft = "rules:\n- code: base\n  events: [purchase]\n  award: {per_yuan: 3}\n"
     form = {"text": draft, "effective": (now + dt.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M"), "action": "publish"}
-    before = _versions(site)
-    with TestClient(site) as other:
-        foreign = console_as(other, site, "operator", "li")  # a valid token, of another session
-    with TestClient(site) as client:
-        token = console_as(client, site, "operator", "wang")
+    before = _versions(sqlite_app)
+    with TestClient(sqlite_app) as other:
+        foreign = console_as(other, sqlite_app, "operator", "li")  # a valid token, of another session
+    with TestClient(sqlite_app) as client:
+        token = console_as(client, sqlite_app, "operator", "wang")
         for bad in ({}, {"csrf": ""}, {"csrf": token[:-1] + ("A" if token[-1] != "A" else "B")}, {"csrf": foreign}):
             r = client.post("/console/rules/draft", data=form | bad, follow_redirects=False)
             assert r.status_code == 403 and "未作任何變更" in r.text
-        assert _versions(site) == before
+        assert _versions(sqlite_app) == before
         r = client.post("/console/rules/draft", data=form | {"csrf": token}, follow_redirects=False)
-        assert r.status_code == 303 and _versions(site) == before + 1
+        assert r.status_code == 303 and _versions(sqlite_app) == before + 1
 
 
-def test_every_console_post_route_checks_csrf(site):
+def test_every_console_post_route_checks_csrf(sqlite_app):
     """Every POST under /console (from the app's route table, so a new one is covered) answers 403 to a
     signed-in admin's form without the token, and changes nothing."""
-    routes = sorted(route.path for route in all_routes(site.routes)
+    routes = sorted(route.path for route in all_routes(sqlite_app.routes)
                     if route.path.startswith("/console") and "POST" in route.methods)
     assert {"/console/logout", "/console/rules/draft", "/console/notifications/replay", "/console/users"} <= set(routes)
-    with TestClient(site) as client:
-        console_as(client, site, "admin")
+    with TestClient(sqlite_app) as client:
+        console_as(client, sqlite_app, "admin")
         for path in routes:
             url = path.replace("{user_id}", "1")
             r = client.post(url, data={"delivery_id": "1", "role": "auditor", "password": "x" * 12, "username": "eve",
                                        "text": "rules: []", "effective": "2030-01-01T00:00", "action": "publish"})
             assert r.status_code == 403, path
-    assert _user(site, "eve") is None and _user(site, "admin").role == "admin"
+    assert _user(sqlite_app, "eve") is None and _user(sqlite_app, "admin").role == "admin"
 
 
-def test_the_sign_in_form_has_its_own_token(site):
-    add_user(site, "operator", "wang")
-    with TestClient(site) as client:
+def test_the_sign_in_form_has_its_own_token(sqlite_app):
+    add_user(sqlite_app, "operator", "wang")
+    with TestClient(sqlite_app) as client:
         page = client.get("/console/login")
         token = csrf_of(page.text)
         cookie = next(c for c in page.headers.get_list("set-cookie") if c.startswith("jifen_login_csrf="))
@@ -294,51 +282,51 @@ def test_the_sign_in_form_has_its_own_token(site):
         assert no_cookie.status_code == 403
         assert "jifen_console" not in client.cookies
         assert sign_in(client, "wang").status_code == 303
-    with site.state.read_sessions() as s:
+    with sqlite_app.state.read_sessions() as s:
         assert s.scalar(select(func.count()).select_from(ConsoleSession)) == 1
 
 
 # Roles and the user admin page ------------------------------------------------------------------------
 
-def test_roles_on_console_pages(site):
-    with TestClient(site) as client:
-        token = console_as(client, site, "operator")
+def test_roles_on_console_pages(sqlite_app):
+    with TestClient(sqlite_app) as client:
+        token = console_as(client, sqlite_app, "operator")
         assert "/console/users" not in client.get("/console").text
         assert client.get("/console/users").status_code == 403
         r = client.post("/console/users", data={"username": "eve", "role": "admin", "password": PASSWORD,
                                                 "csrf": token})
         assert r.status_code == 403 and "你的角色無權執行此操作" in r.text
-    with TestClient(site) as client:
-        token = console_as(client, site, "customer_service")
+    with TestClient(sqlite_app) as client:
+        token = console_as(client, sqlite_app, "customer_service")
         r = client.post("/console/notifications/replay", data={"delivery_id": "1", "csrf": token})
         assert r.status_code == 403
-    with TestClient(site) as client:
-        console_as(client, site, "auditor")
+    with TestClient(sqlite_app) as client:
+        console_as(client, sqlite_app, "auditor")
         assert client.get("/console/users").status_code == 403
         assert client.get("/console/members").status_code == 200
-    assert _user(site, "eve") is None
+    assert _user(sqlite_app, "eve") is None
 
 
-def test_user_admin_page(site):
-    with TestClient(site) as admin:
-        token = console_as(admin, site, "admin", "boss")
+def test_user_admin_page(sqlite_app):
+    with TestClient(sqlite_app) as admin:
+        token = console_as(admin, sqlite_app, "admin", "boss")
         page = admin.get("/console/users")
         assert page.status_code == 200 and "boss" in page.text and "超級管理員" in page.text
         made = admin.post("/console/users", data={"username": "Wang", "display_name": "小王", "role": "operator",
                                                   "password": PASSWORD, "csrf": token}, follow_redirects=False)
         assert made.status_code == 303
-        wang = _user(site, "wang")
+        wang = _user(sqlite_app, "wang")
         assert (wang.role, wang.display_name) == ("operator", "小王")
         weak = admin.post("/console/users", data={"username": "li", "role": "operator", "password": "short",
                                                   "csrf": token})
-        assert weak.status_code == 422 and "at least 10" in weak.text and _user(site, "li") is None
+        assert weak.status_code == 422 and "at least 10" in weak.text and _user(sqlite_app, "li") is None
         dup = admin.post("/console/users", data={"username": "wang", "role": "auditor", "password": PASSWORD,
                                                  "csrf": token})
-        assert dup.status_code == 409 and _user(site, "wang").role == "operator"
-        with TestClient(site) as staff:
+        assert dup.status_code == 409 and _user(sqlite_app, "wang").role == "operator"
+        with TestClient(sqlite_app) as staff:
             assert sign_in(staff, "wang").status_code == 303
             assert admin.post(f"/console/users/{wang.id}/role", data={"role": "auditor", "csrf": token}).status_code == 200
-            assert _user(site, "wang").role == "auditor"
+            assert _user(sqlite_app, "wang").role == "auditor"
             assert "審計" in staff.get("/console").text  # the role applies at once
             r = admin.post(f"/console/users/{wang.id}/password", data={"password": "another password", "csrf": token})
             assert r.status_code == 200
@@ -347,9 +335,9 @@ def test_user_admin_page(site):
             assert admin.post(f"/console/users/{wang.id}/disable", data={"csrf": token}).status_code == 200
             assert staff.get("/console", follow_redirects=False).status_code == 303
             assert "已停用" in admin.get("/console/users").text
-        me = _user(site, "boss")
+        me = _user(sqlite_app, "boss")
         refused = admin.post(f"/console/users/{me.id}/disable", data={"csrf": token})
-        assert refused.status_code == 422 and _user(site, "boss").disabled_at is None
+        assert refused.status_code == 422 and _user(sqlite_app, "boss").disabled_at is None
         assert admin.post(f"/console/users/{me.id}/role", data={"role": "pos", "csrf": token}).status_code == 422
         assert admin.post("/console/users/999/disable", data={"csrf": token}).status_code == 404
         assert admin.post(f"/console/users/{wang.id}/role", data={"role": "root", "csrf": token}).status_code == 422
@@ -358,9 +346,6 @@ def test_user_admin_page(site):
 
 # CLI ------------------------------------------------------------------------------------------------------
 
-JIFEN = [sys.executable, "-c", "from jifen.cli import main; main()"]
-
-
 @pytest.fixture
 def cli_db(tmp_path, sqlite_template):
     path = tmp_path / "cli.db"
@@ -368,10 +353,6 @@ def cli_db(tmp_path, sqlite_template):
     return path
 
 
-def jifen(db, *args, stdin: str | None = None):
-    env = os.environ | {"JIFEN_DATABASE_URL": f"sqlite:///{db}", "COLUMNS": "200"}
-    return subprocess.run(JIFEN + list(args), env=env, input=stdin if stdin is not None else "", capture_output=True,
-                          text=True, timeout=120)
 
 
 def _cli_users(db) -> list[tuple]:

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,8 +31,8 @@ from jifen.risk.models import MemberDevice
 from jifen.security import pii
 from tests.conftest import Ledger, api_key, m
 from tests.intake import configure
+from tests.test_cli import JIFEN
 
-JIFEN = [sys.executable, "-c", "from jifen.cli import main; main()"]
 ALICE = {"member_id": "alice", "name": "歐陽小紅", "phone": "13912345678", "email": "xiaohong@example.com",
          "birthday": "1988-07-14"}
 ADDRESS = {"name": "歐陽小紅", "phone": "13912345678", "province": "廣東省", "city": "深圳市",

@@ -65,7 +65,7 @@ def scan_risk_graphs(factory: sessionmaker[Session], now: dt.datetime) -> int:
     """Hourly: each programme's account graph scanned, new findings' members into the review queue."""
     from jifen.risk.scan import scan_due
 
-    return _each_program(factory, lambda s, p: (run := scan_due(s, p, now)) is not None and run.cases_opened)
+    return _each_program(factory, lambda s, p: scan_due(s, p, now))
 
 
 def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> JobReport:

@@ -180,3 +180,11 @@ def list_cases(session: Session, program_id: int, status: str | None = "open", l
     if status:
         q = q.where(RiskCase.status == status)
     return [view(c, mid) for c, mid in session.execute(q)]
+
+
+def recent_decisions(session: Session, program_id: int, limit: int = 20) -> list[dict]:
+    """The last decided cases, newest decision first."""
+    q = (select(RiskCase, Member.member_id).join(Member, Member.id == RiskCase.member_pk)
+         .where(RiskCase.program_id == program_id, RiskCase.status != "open")
+         .order_by(RiskCase.decided_at.desc(), RiskCase.id.desc()).limit(limit))
+    return [view(c, mid) for c, mid in session.execute(q)]

@@ -149,13 +149,14 @@ def open_cases(session: Session, program: Program, findings: list[Finding], now:
     return opened
 
 
-def scan_due(session: Session, program: Program, now: dt.datetime) -> RiskScan | None:
-    """The job runner's hourly scan: findings of the last 90 days into the review queue."""
+def scan_due(session: Session, program: Program, now: dt.datetime) -> int:
+    """The job runner's hourly scan: findings of the last 90 days into the review queue; the cases opened
+    (0 when the last scan is under an hour old)."""
     last = session.scalar(select(func.max(RiskScan.at)).where(RiskScan.program_id == program.id))
     if last is not None and now - last < SCAN_EVERY:
-        return None
+        return 0
     findings = scan(session, program, now - dt.timedelta(days=90))
     run = RiskScan(program_id=program.id, at=now, findings=len(findings),
                    cases_opened=open_cases(session, program, findings, now))
     session.add(run)
-    return run
+    return run.cases_opened

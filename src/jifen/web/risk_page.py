@@ -33,9 +33,8 @@ def risk(request: Request, who: Reader):
                          .where(MemberRestriction.program_id == program.id, MemberRestriction.status != "lifted")
                          .order_by(MemberRestriction.status, MemberRestriction.id.desc()).limit(100))
         in_force = [v for v in (restrictions.view(r, mid, now) for r, mid in rows) if v["in_force"]]
-        decided = [c for c in cases.list_cases(s, program.id, status=None, limit=500) if c["status"] != "open"][-20:]
         return render(request, "risk.html", who=who, tz=program.timezone, open_cases=cases.list_cases(s, program.id),
-                      decided=decided[::-1], restrictions=in_force, findings=scan.scan(s, program),
+                      decided=cases.recent_decisions(s, program.id), restrictions=in_force, findings=scan.scan(s, program),
                       can_review=who.role in PERMISSIONS["risk:review"],
                       done=request.query_params.get("done"), problem=request.query_params.get("error"))
 
