@@ -182,3 +182,15 @@ def sqlite_app(sqlite_template, tmp_path):
 def api_key(app, role):
     """A fresh API key of the role for the default programme."""
     return run_in_transaction(app.state.sessions, lambda s: create_api_key(s, get_program(s, "default"), role, role))[1]
+
+
+def keyed(client):
+    """The test client gives each /v1 write sent without an Idempotency-Key a fresh one, as a well-behaved app
+    does (the server requires one on every write); a test of the key itself sets its own."""
+    def add_key(request):
+        if (request.method in ("POST", "PUT", "DELETE", "PATCH") and request.url.path.startswith("/v1/")
+                and "idempotency-key" not in request.headers):
+            request.headers["Idempotency-Key"] = uuid.uuid4().hex
+
+    client.event_hooks["request"].append(add_key)
+    return client

@@ -3,6 +3,7 @@ changes nothing."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from jifen.api import create_app
+from jifen.openapi import api_routes
 from tests.conftest import Ledger, api_key
 
 _counter = iter(range(10**9))
@@ -254,3 +256,53 @@ def test_ids_beyond_64_bits_are_bad_input_not_a_crash(api):
                  "/v1/redemptions/754570911812597693764754029538181120"):
         r = api.get(path)
         assert r.status_code == 422 and error_code(r) == "out_of_range", (path, r.text)
+
+
+def test_every_write_requires_an_idempotency_key(sqlite_app):
+    """From the route table: every POST / PUT / DELETE under /v1 that changes state refuses a request without a
+    key (400, before the body is even read), and its document says the header is required. Events carry
+    their key in the body (event_id); a simulation and a member token change nothing."""
+    exempt = {("POST", "/v1/events"), ("POST", "/v1/events/batch"), ("POST", "/v1/rules/simulate"),
+              ("POST", "/v1/members/{member_id}/token")}
+    spec = sqlite_app.openapi()
+    writes = sorted((m, r.path) for r in api_routes(sqlite_app.routes) if r.path.startswith("/v1")
+                    for m in r.methods if m in ("POST", "PUT", "DELETE"))
+    assert len(writes) > 55
+    with TestClient(sqlite_app) as client:
+        admin = {"Authorization": f"Bearer {api_key(sqlite_app, 'admin')}"}
+        for method, path in writes:
+            r = client.request(method, re.sub(r"\{[^}]+\}", "1", path), headers=admin, json={})
+            header = [p for p in spec["paths"][path][method.lower()].get("parameters", [])
+                      if p["name"] == "Idempotency-Key"]
+            if (method, path) in exempt:
+                assert r.status_code != 400 and header == [], (method, path)
+            else:
+                assert (r.status_code, error_code(r)) == (400, "idempotency_key_required"), (method, path)
+                assert header and header[0]["required"] is True, (method, path)
+
+
+def test_a_405_allows_every_method_of_the_path(api):
+    r = api.client.request("PATCH", "/v1/program", headers=api.headers)
+    assert (r.status_code, error_code(r)) == (405, "method_not_allowed")
+    assert r.headers["Allow"] == "GET, PUT"  # two routes share the path: both are named
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/points/award", {"member_id": "alice", "points": 5, "occurred_at": 1767225600}),  # a number is no date
+    ("/v1/teams", {"member_id": "alice", "name": "t", "goal": False}),  # false is not 0
+    ("/v1/teams", {"member_id": "alice", "name": "t", "goal": "5"}),  # "5" is not 5
+    ("/v1/members/alice/restrictions", {"kind": "freeze", "permanent": 0, "reason": "x"}),  # 0 is not false
+    ("/v1/members/alice/check-in", {"day": 20260101}),
+])
+def test_bodies_are_read_as_the_json_types_the_document_gives(members, path, body):
+    r = members.post(path, body)
+    assert (r.status_code, error_code(r)) == (422, "invalid_request"), r.json()
+    assert members.get("/v1/members/alice/restrictions").json() == []
+    assert members.get("/v1/members/alice/ledger").json()["items"] == []
+
+
+def test_an_integral_json_number_is_an_integer(members):
+    r = members.post("/v1/points/award", {"member_id": "alice", "points": 5.0})  # JSON Schema: 5.0 is an integer
+    assert r.status_code == 200 and r.json()["points"] == 5
+    assert members.post("/v1/points/award", {"member_id": "alice", "points": 5.5}).status_code == 422
+    assert balance(members, "alice")["available"] == 5

@@ -5,6 +5,7 @@ says so — whatever else the request gets wrong (404, 422 …) comes after."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -68,3 +69,15 @@ def test_role_by_route_matrix(sqlite_app):
         anonymous = [(m, p) for m, p, _ in routes
                      if client.request(m, re.sub(r"\{[^}]+\}", "1", p), json={}).status_code != 401]
         assert anonymous == []  # no /v1 route answers without a key
+
+
+def test_the_documented_permission_table_is_the_codes():
+    """docs/security.md's table is read by people deciding who gets which key: it must be PERMISSIONS exactly."""
+    text = (Path(__file__).parents[1] / "docs" / "security.md").read_text(encoding="utf-8")
+    section = text.split("## Roles and permissions")[1].split("\n## ")[0]
+    header, _, *rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in section.splitlines()
+                        if line.startswith("|")]
+    assert header[1:] == list(ROLES)
+    table = {row[0].strip("`"): frozenset(r for r, mark in zip(ROLES, row[1:], strict=True) if mark == "✓")
+             for row in rows}
+    assert table == PERMISSIONS

@@ -15,7 +15,7 @@ from jifen.engagement import checkin, referrals
 from jifen.errors import JifenError
 from jifen.members.service import get_member
 from jifen.programs.service import get_program
-from tests.conftest import Ledger, api_key
+from tests.conftest import Ledger, api_key, keyed
 from tests.intake import SEED_001, add_members, configure, send_one
 from tests.racing import outcomes, race
 
@@ -34,7 +34,7 @@ REFERRAL_RULES = {"rules": SEED_001["rules"] | {"rules": [
 def api(app, factory):
     configure(factory, {"pending_days": {}} | REFERRAL_RULES, now=utcnow() - dt.timedelta(days=30))
     add_members(factory, "alice", "bob", "carol", "dave")
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         yield client, {"Authorization": f"Bearer {api_key(app, 'admin')}"}
 
 
@@ -317,7 +317,7 @@ def test_teams_boost_progress_and_board(app, factory):
          "award": {"multiplier": "1.3"}}]}}
     configure(factory, {"pending_days": {}} | boost, now=utcnow() - dt.timedelta(days=1))
     add_members(factory, "cap", "m2", "m3", "solo")
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         team = client.post("/v1/teams", json={"member_id": "cap", "name": "三人行", "goal": 1000}, headers=admin).json()
         code = team["code"]

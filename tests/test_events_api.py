@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import NOW, api_key
+from tests.conftest import NOW, api_key, keyed
 from tests.intake import SEED_001, configure
 from tests.test_api import error_code
 
@@ -31,7 +31,7 @@ class Client:
 @pytest.fixture
 def http(app, factory):
     configure(factory, now=NOW)
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = Client(client, api_key(app, "admin"))
         for mid in ("alice", "bob"):
             assert admin.client.post("/v1/members", json={"member_id": mid, "birthday": "1990-11-02"},
@@ -146,3 +146,31 @@ def test_program_put_and_tier_evaluation(http):
     ev = api.post("/v1/tiers/evaluate")
     assert ev.status_code == 200 and ev.json()["members"] == 2
     assert role("customer_service").post("/v1/tiers/evaluate").status_code == 403
+
+
+def test_an_empty_rule_set_is_published_only_when_asked(http):
+    """`POST /v1/rules` with `{}` used to publish a version without rules: every earning rule gone."""
+    api, _ = http
+    no_key = TestClient(api.client.app).post("/v1/rules", json={}, headers=api.headers)  # (a client adding no key)
+    assert (no_key.status_code, error_code(no_key)) == (400, "idempotency_key_required")
+    empty = api.post("/v1/rules", {})
+    assert (empty.status_code, error_code(empty)) == (422, "empty_rule_set")
+    wipe = api.put("/v1/program", SEED_001 | {"rules": {"rules": []}})
+    assert (wipe.status_code, error_code(wipe)) == (422, "empty_rule_set")
+    assert [v["version"] for v in api.get("/v1/rules/versions").json()] == [1]
+    assert api.get("/v1/program").json()["name"] == SEED_001["name"]  # the refused PUT changed nothing
+    meant = api.post("/v1/rules", {"rules": [], "allow_empty": True})
+    assert meant.status_code == 201 and meant.json()["version"] == 2 and meant.json()["rules"]["rules"] == []
+
+
+def test_a_keyed_rules_publication_replays(http):
+    api, _ = http
+    draft = {"rules": [{"code": "base", "events": ["purchase"], "award": {"per_yuan": 2}}]}
+    headers = api.headers | {"Idempotency-Key": "publish-1"}
+    first = api.client.post("/v1/rules", json=draft, headers=headers)
+    again = api.client.post("/v1/rules", json=draft, headers=headers)
+    assert first.status_code == again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = api.client.post("/v1/rules", json=draft | {"note": "x"}, headers=headers)
+    assert (other.status_code, error_code(other)) == (409, "idempotency_key_reused")
+    assert [v["version"] for v in api.get("/v1/rules/versions").json()] == [1, 2]

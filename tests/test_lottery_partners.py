@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from jifen.db import utcnow
 from jifen.mall.lottery import pick
-from tests.conftest import api_key
+from tests.conftest import api_key, keyed
 from tests.intake import add_members, configure
 from tests.test_mall import ADDRESS, balance, fund, mall, post  # noqa: F401 - the catalogue fixture
 
@@ -47,7 +47,7 @@ def shop(app, factory):
     configure(factory, {"pending_days": {}}, now=utcnow() - dt.timedelta(days=1))
     add_members(factory, "alice", "bob")
     fund(factory, "alice", 100_000)
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         yield client, {"Authorization": f"Bearer {api_key(app, 'admin')}"}
 
 

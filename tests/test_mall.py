@@ -14,7 +14,7 @@ from jifen.errors import JifenError
 from jifen.ledger import operations as ops
 from jifen.mall import service
 from jifen.programs.service import get_program, get_wallet
-from tests.conftest import Ledger, api_key, m
+from tests.conftest import Ledger, api_key, keyed, m
 from tests.console_login import console_as
 from tests.intake import add_members, configure
 from tests.racing import outcomes
@@ -32,7 +32,7 @@ def mall(app, factory):
     add_members(factory, "alice", "bob", "goldie")
     fund(factory, "alice", 10_000)
     fund(factory, "bob", 100)
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         soon = (utcnow() + dt.timedelta(hours=24)).isoformat()
         for body in (

@@ -8,14 +8,14 @@ import jwt
 from fastapi.testclient import TestClient
 
 from jifen.security import member_tokens
-from tests.conftest import api_key
+from tests.conftest import api_key, keyed
 
 
 def test_a_member_token_reaches_only_its_own_member(app, factory):
     from tests.intake import configure
 
     configure(factory, {"pending_days": {}})
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         for mid in ("alice", "bob"):
             client.post("/v1/members", json={"member_id": mid, "phone": "13800001111"},

@@ -19,7 +19,7 @@ from jifen.members.service import get_member
 from jifen.notify import dispatcher, service
 from jifen.notify.models import Delivery, OutboxMessage
 from jifen.programs.service import get_program
-from tests.conftest import NOW, Ledger, m
+from tests.conftest import NOW, Ledger, keyed, m
 from tests.intake import add_members, configure, send_one
 from tests.receivers import HttpReceiver, SmtpReceiver
 
@@ -236,7 +236,7 @@ def test_webhook_and_inbox_api(app, factory):
     configure(factory, {"pending_days": {}})
     add_members(factory, "alice")
     receiver = HttpReceiver().start()
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         bad = client.post("/v1/webhooks", json={"url": "ftp://x.example/hook", "topics": ["*"]}, headers=admin)
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_url"
@@ -350,7 +350,7 @@ def test_console_notifications_page_and_replay(factory, app):
     with factory() as s:
         (dead,) = s.scalars(select(Delivery).where(Delivery.status == "dead")).all()
         assert s.scalar(select(func.count()).select_from(WebhookSubscription)) == 1
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         token = console_as(client, app, "operator")
         page = client.get("/console/notifications").text
         assert f"jd_{dead.id}" in page and "points.awarded" in page and receiver.url in page
@@ -359,3 +359,28 @@ def test_console_notifications_page_and_replay(factory, app):
         assert r.status_code == 303
     with factory() as s:
         assert s.get(Delivery, dead.id).status == "pending"
+
+
+def test_a_webhook_subscription_is_a_keyed_write_whose_secret_is_not_stored_twice(app, factory):
+    from fastapi.testclient import TestClient
+
+    from jifen.ledger.models import IdempotencyRecord
+    from jifen.notify.models import WebhookSubscription
+    from tests.conftest import api_key
+
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
+        body = {"url": "https://crm.example.com/hook", "topics": ["*"]}
+        missing = client.post("/v1/webhooks", json=body, headers=admin)
+        assert (missing.status_code, missing.json()["error"]["code"]) == (400, "idempotency_key_required")
+        first = client.post("/v1/webhooks", json=body, headers=admin | {"Idempotency-Key": "hook-1"})
+        again = client.post("/v1/webhooks", json=body, headers=admin | {"Idempotency-Key": "hook-1"})
+        assert first.status_code == again.status_code == 201 and again.json() == first.json()
+        assert (first.headers["Idempotent-Replayed"], again.headers["Idempotent-Replayed"]) == ("false", "true")
+        other = client.post("/v1/webhooks", json=body | {"topics": ["points.awarded"]},
+                            headers=admin | {"Idempotency-Key": "hook-1"})
+        assert (other.status_code, other.json()["error"]["code"]) == (409, "idempotency_key_reused")
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(WebhookSubscription)) == 1
+        stored = s.scalars(select(IdempotencyRecord.response)).all()
+    assert stored == [first.json()["id"]]  # the id, not the signing secret

@@ -29,7 +29,7 @@ from jifen.notify.outbox import emit
 from jifen.programs.service import get_program
 from jifen.risk.models import MemberDevice
 from jifen.security import pii
-from tests.conftest import Ledger, api_key, m
+from tests.conftest import Ledger, api_key, keyed, m
 from tests.intake import configure
 from tests.test_cli import JIFEN
 
@@ -52,7 +52,7 @@ def bearer(secret: str) -> dict:
 def world(app, factory):
     """A programme with alice (personal data, 10 000 points) and bob, a kettle and a coupon in the mall."""
     configure(factory, {"pending_days": {}}, now=utcnow() - dt.timedelta(days=1))
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = bearer(api_key(app, "admin"))
         assert post(client, admin, "/v1/members", ALICE).status_code == 201
         assert post(client, admin, "/v1/members", {"member_id": "bob", "phone": "13700001111"}).status_code == 201
@@ -122,7 +122,7 @@ def test_rotation_re_encrypts_birthdays_addresses_and_stored_responses(world, fa
 
 
 def test_the_idempotency_record_of_a_member_keeps_no_personal_data(app, factory):
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = bearer(api_key(app, "admin"))
         headers = admin | {"Idempotency-Key": "reg-1"}
         first = client.post("/v1/members", json=ALICE, headers=headers)
@@ -162,7 +162,7 @@ def test_consents_by_member_token_and_by_key_append_only(world, app, factory):
                        "duplicate_purpose")):
         r = post(client, admin, "/v1/members/alice/consents", bad)
         assert (r.status_code, r.json()["error"]["code"]) == (422, code)
-    assert client.post("/v1/members/alice/consents", json=body, headers=admin).json()["error"]["code"] == \
+    assert TestClient(app).post("/v1/members/alice/consents", json=body, headers=admin).json()["error"]["code"] == \
         "idempotency_key_required"
     assert post(client, token, "/v1/members/bob/consents", body).status_code == 403
     assert client.get("/v1/members/bob/consents", headers=token).status_code == 403
@@ -413,7 +413,7 @@ def test_no_plaintext_personal_data_in_a_pg_dump(pg_only_url, tmp_path):
     app = create_app(pg_only_url)
     factory = app.state.sessions
     try:
-        with TestClient(app) as client:
+        with keyed(TestClient(app)) as client:
             admin = bearer(api_key(app, "admin"))
             assert post(client, admin, "/v1/members", ALICE | {"attributes": {"lang": "zh"}}).status_code == 201
             post(client, admin, "/v1/points/award", {"member_id": "alice", "points": 9000})

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from jifen.db import utcnow
 from jifen.ledger import operations as ops
 from jifen.notify.models import OutboxMessage
-from tests.conftest import Ledger, api_key, m
+from tests.conftest import Ledger, api_key, keyed, m
 from tests.intake import SEED_001, add_members, configure, send_one
 
 FARM_RULES = {"rules": SEED_001["rules"] | {"rules": SEED_001["rules"]["rules"] + [
@@ -44,7 +44,7 @@ def test_a_burst_of_redemptions_waits_in_review(app, factory):
     configure(factory, {"pending_days": {}}, now=utcnow() - dt.timedelta(days=1))
     add_members(factory, "alice")
     Ledger(factory, now=utcnow()).run(lambda sc, s: ops.award(sc, m(sc, "alice"), 5000))
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         client.post("/v1/rewards", json={"code": "c5", "name": "5元券", "kind": "coupon", "points": 100,
                                          "coupon": {"threshold": 50, "discount": 5}}, headers=admin)

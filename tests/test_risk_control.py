@@ -18,7 +18,7 @@ from jifen.programs.config import ProgramConfig, RiskConfig
 from jifen.programs.service import get_program
 from jifen.risk import cases, restrictions
 from jifen.risk.models import MemberDevice, RiskCase
-from tests.conftest import Ledger, api_key, m
+from tests.conftest import Ledger, api_key, keyed, m
 from tests.intake import SEED_001, add_members, configure, event, send, send_one
 from tests.test_risk import FARM_RULES, alerts
 
@@ -105,7 +105,7 @@ def test_a_blocked_event_leaves_nothing_but_its_case(app, factory):
     shared = {"device_id": "one-phone"}
     for who in ("bob", "carol"):
         send_one(factory, who, "check_in", at=now, now=now, attributes=shared)
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         headers = admin_headers(app)
         r = client.post("/v1/events", json={"event_id": "d1", "member_id": "dave", "type": "check_in",
                                             "occurred_at": now.isoformat(), "attributes": shared}, headers=headers)
@@ -124,7 +124,7 @@ def test_redemption_burst_and_honeypot_go_to_the_review_queue(app, factory):
     configure(factory, {"pending_days": {}}, now=utcnow() - dt.timedelta(days=1))
     add_members(factory, "alice", "mallory")
     Ledger(factory, now=utcnow()).run(lambda sc, s: [ops.award(sc, m(sc, x), 5000) for x in ("alice", "mallory")])
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         for code, honeypot in (("c5", False), ("gold_bar", True)):
             client.post("/v1/rewards", json={"code": code, "name": code, "kind": "coupon", "points": 100,
@@ -170,7 +170,7 @@ def test_a_blacklisted_member_cannot_earn_spend_give_or_redeem_until_lifted(app,
     add_members(factory, "eve", "bob")
     Ledger(factory, now=utcnow()).run(lambda sc, s: [ops.award(sc, m(sc, x), 1000) for x in ("eve", "bob")])
     now = utcnow()
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         r = client.post("/v1/members/eve/restrictions", json={"kind": "blacklist", "reason": "card fraud"},
                         headers=admin | {"Idempotency-Key": "bl"}).json()
@@ -242,7 +242,7 @@ def test_a_spend_in_review_is_a_hold_until_decided(app, factory):
               now=utcnow() - dt.timedelta(days=1))
     add_members(factory, "newbie", joined_at=utcnow() - dt.timedelta(hours=1))
     Ledger(factory, now=utcnow()).run(lambda sc, s: ops.award(sc, m(sc, "newbie"), 500))
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         r = client.post("/v1/points/spend", json={"member_id": "newbie", "points": 200},
                         headers=admin | {"Idempotency-Key": "sp"}).json()

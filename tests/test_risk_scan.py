@@ -19,7 +19,7 @@ from jifen.programs.service import get_program
 from jifen.risk import cases
 from jifen.risk.models import MemberDevice, RiskCase, RiskScan
 from jifen.risk.scan import scan
-from tests.conftest import NOW, Ledger, api_key, m
+from tests.conftest import NOW, Ledger, api_key, keyed, m
 from tests.intake import add_members, configure
 
 
@@ -105,7 +105,7 @@ def test_many_members_redeeming_to_one_address_are_reported_by_its_hash(app, fac
     add_members(factory, "a1", "a2", "a3", "home1", "home2")
     for mid in ("a1", "a2", "a3", "home1", "home2"):
         Ledger(factory, now=utcnow()).run(lambda sc, s, mid=mid: ops.award(sc, m(sc, mid), 1000))
-    with TestClient(app) as client:
+    with keyed(TestClient(app)) as client:
         admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
         assert client.post("/v1/rewards", json={"code": "mug", "name": "馬克杯", "kind": "physical", "points": 100},
                            headers=admin).status_code == 201

@@ -24,6 +24,8 @@ from jifen.ledger.api import router as ledger_router
 from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
+from jifen.openapi import api_routes
+from jifen.openapi import install as install_openapi
 from jifen.risk.api import router as risk_router
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
@@ -38,8 +40,8 @@ from jifen.web.signin import router as signin_router
 from jifen.web.users_page import router as users_page_router
 
 
-def error(status: int, code: str, message: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+def error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, list]:
@@ -59,9 +61,11 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app = FastAPIOffline(
         title="Jifen",
         version=__version__,
-        description="Membership points (積分) and loyalty platform. Every POST takes an `Idempotency-Key`; "
-        "errors are `{\"error\": {\"code\", \"message\"}}`.",
+        description="Membership points (積分) and loyalty platform. Every write (a POST, PUT or DELETE that changes "
+        "state) takes an `Idempotency-Key`, except events, whose `event_id` is their key; errors are "
+        "`{\"error\": {\"code\", \"message\"}}` (the `Error` schema), listed on each operation that can give them.",
     )
+    install_openapi(app)
     app.state.engine = make_engine(database_url or get_settings().database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.read_sessions = make_read_sessionmaker(app.state.engine)
@@ -89,11 +93,15 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.add_exception_handler(console.Refused, console.refused_page)  # the console's 403 page
 
     @app.exception_handler(HTTPException)
-    def _http(_: Request, exc: HTTPException):
+    def _http(request: Request, exc: HTTPException):
         if 300 <= exc.status_code < 400:  # the console sends signed-out visitors to its sign-in page
             return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error(exc.status_code, code, str(exc.detail))
+        headers = exc.headers
+        if exc.status_code == 405:  # Allow (RFC 9110) names every route's methods, not only the first route's
+            methods = {m for r in api_routes(app.routes) if r.path_regex.match(request.url.path) for m in r.methods}
+            headers = {"Allow": ", ".join(sorted(methods))} if methods else headers
+        return error(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.middleware("http")
     async def _audit(request: Request, call_next):

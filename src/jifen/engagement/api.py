@@ -6,20 +6,23 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from jifen.config import get_settings
-from jifen.db import run_in_transaction, utcnow
+from jifen.db import utcnow
 from jifen.engagement import boards, checkin, credit, friends, gifts, leaderboard, pools, red_packets, referrals, tasks, teams
 from jifen.events.service import ingest
-from jifen.ledger.api import Key, member, write
+from jifen.ledger.api import member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import service as mall_service
 from jifen.members.service import get_member
+from jifen.openapi import errors
 from jifen.programs.models import Program
 from jifen.rules.schema import CODE
 from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.strict import Strict
+from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["engagement"])
 Sender = Annotated[Principal, Depends(require("events:write"))]
@@ -27,10 +30,6 @@ Reader = Annotated[Principal, Depends(require("members:read"))]
 Writer = Annotated[Principal, Depends(require("members:write"))]
 Manager = Annotated[Principal, Depends(require("mall:manage"))]
 Corrector = Annotated[Principal, Depends(require("points:correct"))]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CheckInIn(Strict):
@@ -53,9 +52,9 @@ def _member(s, who: Principal, member_id: str):
 
 
 @router.post("/members/{member_id}/check-in", status_code=201, summary="Today's check-in (or a make-up day)")
-def check_in(member_id: str, body: CheckInIn, request: Request, who: Sender):
-    return run_in_transaction(request.app.state.sessions, lambda s: checkin.check_in(
-        s, *_member(s, who, member_id), utcnow(), day=body.day, channel=body.channel))
+def check_in(member_id: str, body: CheckInIn, request: Request, who: Sender, key: Key):
+    return keyed(request, who, key, f"check_in:{member_id}", body, lambda s: checkin.check_in(
+        s, *_member(s, who, member_id), utcnow(), day=body.day, channel=body.channel), status=201)
 
 
 @router.get("/members/{member_id}/check-ins", summary="Days checked in during a month, streak, make-up cards")
@@ -67,29 +66,31 @@ def check_ins(member_id: str, request: Request, who: Reader, month: str | None =
 
 
 @router.post("/members/{member_id}/makeup-cards", summary="Give a member make-up cards")
-def grant_cards(member_id: str, body: CardsIn, request: Request, who: Manager):
-    return run_in_transaction(request.app.state.sessions, lambda s: {"makeup_cards": checkin.grant_cards(
+def grant_cards(member_id: str, body: CardsIn, request: Request, who: Manager, key: Key):
+    return keyed(request, who, key, f"makeup_cards:{member_id}", body, lambda s: {"makeup_cards": checkin.grant_cards(
         s, _member(s, who, member_id)[1], body.cards)})
 
 
 @router.post("/members/{member_id}/invite-code", summary="The member's invite code (made on first ask)")
-def invite_code(member_id: str, request: Request, who: Writer):
-    return run_in_transaction(request.app.state.sessions, lambda s: {"code": referrals.invite_code(
+def invite_code(member_id: str, request: Request, who: Writer, key: Key):
+    return keyed(request, who, key, f"invite_code:{member_id}", None, lambda s: {"code": referrals.invite_code(
         s, *_member(s, who, member_id), utcnow())})
 
 
-@router.post("/referrals", status_code=201, summary="A new member joins with an invite code: both sides rewarded")
-def accept_referral(body: ReferralIn, request: Request, who: Writer):
-    def tx(s):
+@router.post("/referrals", status_code=201, responses=errors(404),
+             summary="A new member joins with an invite code: both sides rewarded")
+def accept_referral(body: ReferralIn, request: Request, who: Writer, key: Key):
+    def work(s):
         program, member = _member(s, who, body.member_id)
         now = utcnow()
         events = referrals.accept(s, program, member, body.code, now)
         return {"results": ingest(s, program, events, now=now, actor=who.actor)}
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "referrals.accept", body, work, status=201)
 
 
-@router.get("/leaderboards/points", summary="Members by points, ¥ spent or activity in a period, and a member's own rank")
+@router.get("/leaderboards/points", responses=errors(404),
+            summary="Members by points, ¥ spent or activity in a period, and a member's own rank")
 def points_board(request: Request, who: Reader, period: Literal["day", "week", "month", "quarter"] = "week",
                  member_id: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20,
                  metric: Literal["points", "spend", "activity"] = "points"):
@@ -116,12 +117,12 @@ class TaskIn(Strict):
 
 
 @router.post("/tasks", status_code=201, summary="A task or mission: events, condition, target, points, badge")
-def create_task(body: TaskIn, request: Request, who: Manager):
-    def tx(s):
+def create_task(body: TaskIn, request: Request, who: Manager, key: Key):
+    def work(s):
         task = tasks.create_task(s, s.get(Program, who.program_id), body.model_dump())
         return {"code": task.code, "period": task.period, "target": task.target, "requires": task.requires}
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "tasks.create", body, work, status=201)
 
 
 @router.get("/members/{member_id}/tasks", summary="The member's progress on every task this period")
@@ -149,7 +150,8 @@ class ClaimIn(Strict):
     member_id: MemberId
 
 
-@router.post("/red-packets", status_code=201, summary="Send a red packet: points split into shares, held till claimed")
+@router.post("/red-packets", status_code=201, responses=errors(404),
+             summary="Send a red packet: points split into shares, held till claimed")
 def send_red_packet(body: RedPacketIn, request: Request, who: Sender, key: Key):
     return write(request, who, key, "red_packets.send", body, lambda sc: red_packets.view(sc.session, red_packets.send(
         sc, member(sc, body.member_id), body.points, body.shares, body.split, dt.timedelta(hours=body.expires_hours),
@@ -195,19 +197,20 @@ def entry_result(e) -> dict:
     return {"entry_id": e.id, "type": e.type, "points": e.points}
 
 
-@router.post("/gifts", status_code=201, summary="Give points to a friend (daily limits)")
+@router.post("/gifts", status_code=201, responses=errors(404), summary="Give points to a friend (daily limits)")
 def give(body: GiftIn, request: Request, who: Sender, key: Key):
     return write(request, who, key, "gifts.create", body, lambda sc: entry_result(gifts.gift(
         sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points, body.message)), status=201)
 
 
 @router.post("/members/{member_id}/award-budget", summary="Grant a member an award budget for UGC rewards")
-def award_budget(member_id: str, body: BudgetIn, request: Request, who: Manager):
-    return run_in_transaction(request.app.state.sessions, lambda s: gifts.grant_budget(
+def award_budget(member_id: str, body: BudgetIn, request: Request, who: Manager, key: Key):
+    return keyed(request, who, key, f"award_budget:{member_id}", body, lambda s: gifts.grant_budget(
         s, _member(s, who, member_id)[1], body.points))
 
 
-@router.post("/ugc-awards", status_code=201, summary="A member with a budget rewards another (50–200 points)")
+@router.post("/ugc-awards", status_code=201, responses=errors(404),
+             summary="A member with a budget rewards another (50–200 points)")
 def ugc_award(body: UgcAwardIn, request: Request, who: Sender, key: Key):
     return write(request, who, key, "ugc.award", body, lambda sc: entry_result(gifts.ugc_award(
         sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points, body.reason)), status=201)
@@ -223,35 +226,36 @@ class TeamMemberIn(Strict):
     member_id: MemberId
 
 
-@router.post("/teams", status_code=201, summary="Open a team (the member is its captain) with a points goal")
-def create_team(body: TeamIn, request: Request, who: Writer):
-    def tx(s):
+@router.post("/teams", status_code=201, responses=errors(404),
+             summary="Open a team (the member is its captain) with a points goal")
+def create_team(body: TeamIn, request: Request, who: Writer, key: Key):
+    def work(s):
         program, captain = _member(s, who, body.member_id)
         return teams.view(s, program, teams.create(s, program, captain, body.name, body.goal, utcnow()))
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "teams.create", body, work, status=201)
 
 
 @router.post("/teams/{code}/join", summary="Join a team with its code")
-def join_team(code: str, body: TeamMemberIn, request: Request, who: Writer):
-    def tx(s):
+def join_team(code: str, body: TeamMemberIn, request: Request, who: Writer, key: Key):
+    def work(s):
         program, m = _member(s, who, body.member_id)
         team = teams.get_team(s, program, code)
         teams.join(s, team, m, utcnow())
         return teams.view(s, program, team)
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, f"teams.join:{code}", body, work)
 
 
 @router.post("/teams/{code}/leave", summary="Leave a team (the captain last)")
-def leave_team(code: str, body: TeamMemberIn, request: Request, who: Writer):
-    def tx(s):
+def leave_team(code: str, body: TeamMemberIn, request: Request, who: Writer, key: Key):
+    def work(s):
         program, m = _member(s, who, body.member_id)
         team = teams.get_team(s, program, code)
         teams.leave(s, team, m)
         return teams.view(s, program, team)
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, f"teams.leave:{code}", body, work)
 
 
 @router.get("/teams/{code}", summary="A team: members, points since it formed, progress to its goal")
@@ -286,13 +290,13 @@ class ContributionIn(Strict):
 
 
 @router.post("/members/{member_id}/friends", status_code=201, summary="Befriend another member (both ways)")
-def add_friend(member_id: str, body: FriendIn, request: Request, who: Writer):
-    def tx(s):
+def add_friend(member_id: str, body: FriendIn, request: Request, who: Writer, key: Key):
+    def work(s):
         program, m = _member(s, who, member_id)
         friends.befriend(s, m, get_member(s, program, body.friend_id), utcnow())
         return friends.friends(s, m)
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, f"friends.add:{member_id}", body, work, status=201)
 
 
 @router.get("/members/{member_id}/friends", summary="Friends, their latest activity, and this week's board among them")
@@ -303,7 +307,7 @@ def list_friends(member_id: str, request: Request, who: Reader, limit: Annotated
                 "board": friends.board(s, program, m, utcnow())}
 
 
-@router.post("/pools", status_code=201, summary="Open a pool for a reward that friends help pay for")
+@router.post("/pools", status_code=201, responses=errors(404), summary="Open a pool for a reward that friends help pay for")
 def open_pool(body: PoolIn, request: Request, who: Sender, key: Key):
     return write(request, who, key, "pools.open", body, lambda sc: pools.view(sc.session, pools.open_pool(
         sc, member(sc, body.member_id), mall_service.get_reward(sc.session, sc.program, body.reward), body.hours)),
@@ -329,6 +333,6 @@ class CreditIn(Strict):
 
 
 @router.put("/members/{member_id}/credit", summary="Set a member's credit score (below 80 it lowers their earning)")
-def put_credit(member_id: str, body: CreditIn, request: Request, who: Corrector):
-    return run_in_transaction(request.app.state.sessions, lambda s: credit.set_credit(
+def put_credit(member_id: str, body: CreditIn, request: Request, who: Corrector, key: Key):
+    return keyed(request, who, key, f"credit.put:{member_id}", body, lambda s: credit.set_credit(
         s, _member(s, who, member_id)[1], body.score, body.reason, utcnow()))

@@ -5,25 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from jifen.rules.schema import EVENT_TYPE
+from jifen.strict import Strict
 
 MAX_BATCH = 1000
 
 
-class OrderLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrderLine(Strict):
     sku: str | None = Field(None, max_length=64)
     category: str | None = Field(None, max_length=64)
     amount: Decimal = Field(ge=0, le=10**10, decimal_places=2)
     quantity: int = Field(1, ge=1, le=10**6)
 
 
-class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventIn(Strict):
     event_id: str = Field(min_length=1, max_length=128)
     member_id: str = Field(min_length=1, max_length=64)
     type: str = Field(pattern=EVENT_TYPE)
@@ -42,7 +39,5 @@ class EventIn(BaseModel):
         return v.astimezone(dt.UTC)
 
 
-class EventBatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventBatchIn(Strict):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)

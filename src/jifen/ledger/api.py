@@ -10,23 +10,24 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from jifen.db import run_in_transaction, utcnow
-from jifen.idempotency import idempotent
+from jifen.db import utcnow
 from jifen.ledger import operations as ops
 from jifen.ledger.schemas import AdjustIn, AwardIn, FreezeIn, HoldIn, ReverseIn, SpendIn, TransferIn
 from jifen.ledger.views import entry_view, hold_view
 from jifen.members.service import get_member
+from jifen.openapi import errors
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
 from jifen.risk import cases as risk_cases
 from jifen.risk.devices import sightings_of
 from jifen.risk.scoring import RiskBlocked, Tx, assess_one
 from jifen.security import ratelimit
-from jifen.security.deps import idempotency_key, require
+from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.writes import Key, keyed
 
-router = APIRouter(prefix="/v1", tags=["points"])
-Key = Annotated[str, Depends(idempotency_key)]
+# Every points route names a member, an entry or a hold that may not exist.
+router = APIRouter(prefix="/v1", tags=["points"], responses=errors(404))
 Writer = Annotated[Principal, Depends(require("points:write"))]
 Corrector = Annotated[Principal, Depends(require("points:correct"))]
 Reader = Annotated[Principal, Depends(require("ledger:read"))]
@@ -39,19 +40,13 @@ def scope(session: Session, who: Principal, wallet: str | None = None) -> ops.Sc
 
 def write(request: Request, who: Principal, key: str, operation: str, body: BaseModel,
           work: Callable[[ops.Scope], dict], status: int = 200) -> JSONResponse:
-    """One idempotent write in one transaction; a replay answers with the first result."""
+    """One keyed write (jifen/writes.py) through the ledger's scope: the programme, the body's wallet, now."""
     wallet = getattr(body, "wallet", None)
-
-    def tx(session: Session):
-        sc = scope(session, who, wallet)
-        return idempotent(session, who.program_id, key, operation, body.model_dump(mode="json"), lambda: work(sc))
-
     try:
-        result, replayed = run_in_transaction(request.app.state.sessions, tx)
+        return keyed(request, who, key, operation, body, lambda session: work(scope(session, who, wallet)), status)
     except RiskBlocked as exc:  # nothing of the request stays; its case and alert do, in a transaction of their own
         risk_cases.record_refusal(request.app.state.sessions, who.program_id, exc)
         raise
-    return JSONResponse(result, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
 def member(sc: ops.Scope, member_id: str):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, Field, StrictInt
 
 from jifen.ledger.operations import MAX_POINTS
+from jifen.strict import Strict
 
 MemberId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 Points = Annotated[StrictInt, Field(gt=0, le=MAX_POINTS, description="whole points, 1 to 10^12")]
@@ -17,8 +18,7 @@ Reference = Annotated[str | None, Field(default=None, max_length=200, descriptio
 Reason = Annotated[str | None, Field(default=None, max_length=500)]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Body = Strict
 
 
 class AwardIn(Body):

@@ -9,32 +9,31 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
-from jifen.db import run_in_transaction, utcnow
+from jifen.db import utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
-from jifen.ledger.api import Key, member, write
+from jifen.ledger.api import member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import lottery, partners, service
 from jifen.mall.models import KINDS, Coupon, LotteryDraw, LotteryPool, LotteryPrize, Partner, Redemption, Reward
 from jifen.mall.reports import supplier_settlement
 from jifen.members.models import Member
 from jifen.members.service import get_member
+from jifen.openapi import errors
 from jifen.programs.models import Program
 from jifen.rules.schema import CODE
 from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.strict import Strict
+from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["mall"])
 Manager = Annotated[Principal, Depends(require("mall:manage"))]
 Buyer = Annotated[Principal, Depends(require("points:write"))]
 Reader = Annotated[Principal, Depends(require("members:read"))]
 Till = Annotated[Principal, Depends(require("coupons:redeem"))]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CouponTerms(Strict):
@@ -110,8 +109,8 @@ def coupon_view(c: Coupon) -> dict:
 
 
 @router.post("/rewards", status_code=201, summary="Add a reward to the catalogue")
-def create_reward(body: RewardIn, request: Request, who: Manager):
-    def tx(s):
+def create_reward(body: RewardIn, request: Request, who: Manager, key: Key):
+    def work(s):
         if s.scalar(select(Reward.id).where(Reward.program_id == who.program_id, Reward.code == body.code)):
             raise Conflict(f"reward {body.code!r} exists", code="reward_exists")
         if (body.cash_points is None) != (body.cash is None):
@@ -126,10 +125,11 @@ def create_reward(body: RewardIn, request: Request, who: Manager):
         s.flush()
         return reward_view(r) | {"honeypot": r.honeypot}  # the catalogue (members' view) never says so
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "rewards.create", body, work, status=201)
 
 
-@router.get("/rewards", summary="The catalogue: category prefix, keyword, sort; a member sees what they may redeem")
+@router.get("/rewards", responses=errors(404),
+            summary="The catalogue: category prefix, keyword, sort; a member sees what they may redeem")
 def list_rewards(request: Request, who: Reader, category: str | None = None, q: str | None = None,
                  sort: Literal["points", "newest", "popular"] = "popular", member_id: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50):
@@ -160,7 +160,8 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
         return shown[:limit]
 
 
-@router.post("/redemptions", status_code=201, summary="Redeem: hold the points and reserve the stock together")
+@router.post("/redemptions", status_code=201, responses=errors(404),
+             summary="Redeem: hold the points and reserve the stock together")
 def create_redemption(body: RedemptionIn, request: Request, who: Buyer, key: Key):
     return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, service.redeem(
         sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward), body.quantity,
@@ -199,8 +200,8 @@ router.post("/redemptions/{redemption_id}/reject", summary="Review: refuse an or
 
 
 @router.post("/coupons/{code}/redeem", summary="Write off (核銷) a coupon at a till: once, before it expires")
-def redeem_coupon(code: str, body: WriteOffIn, request: Request, who: Till):
-    return run_in_transaction(request.app.state.sessions, lambda s: coupon_view(service.write_off(
+def redeem_coupon(code: str, body: WriteOffIn, request: Request, who: Till, key: Key):
+    return keyed(request, who, key, f"coupons.redeem:{code}", body, lambda s: coupon_view(service.write_off(
         s, s.get(Program, who.program_id), code, body.merchant, body.store, utcnow())))
 
 
@@ -250,6 +251,9 @@ def _period(start: dt.datetime, end: dt.datetime) -> None:
         raise InvalidRequest("give from and to with a timezone, to after from", code="invalid_period")
 
 
+CSV = {200: {"description": "JSON rows, or CSV with format=csv", "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
 def table(rows: list[dict], fmt: str):
     """JSON rows, or the same as CSV for spreadsheets."""
     if fmt != "csv":
@@ -263,8 +267,8 @@ def table(rows: list[dict], fmt: str):
 
 
 @router.post("/lotteries", status_code=201, summary="A lottery / blind box: cost per draw, weighted prizes")
-def create_lottery(body: LotteryIn, request: Request, who: Manager):
-    def tx(s):
+def create_lottery(body: LotteryIn, request: Request, who: Manager, key: Key):
+    def work(s):
         if s.scalar(select(LotteryPool.id).where(LotteryPool.program_id == who.program_id,
                                                  LotteryPool.code == body.code)):
             raise Conflict(f"lottery {body.code!r} exists", code="lottery_exists")
@@ -275,7 +279,7 @@ def create_lottery(body: LotteryIn, request: Request, who: Manager):
         s.add_all(LotteryPrize(pool_id=pool.id, **p.model_dump()) for p in body.prizes)
         return {"code": pool.code, "cost": pool.cost, "prizes": len(body.prizes)}
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "lotteries.create", body, work, status=201)
 
 
 def draw_view(session, d: LotteryDraw) -> dict:
@@ -302,14 +306,14 @@ def verify_draw(code: str, draw_id: int, request: Request, who: Reports):
 
 
 @router.post("/partners", status_code=201, summary="A partner programme with exchange rates and limits")
-def create_partner(body: PartnerIn, request: Request, who: Manager):
-    def tx(s):
+def create_partner(body: PartnerIn, request: Request, who: Manager, key: Key):
+    def work(s):
         if s.scalar(select(Partner.id).where(Partner.program_id == who.program_id, Partner.code == body.code)):
             raise Conflict(f"partner {body.code!r} exists", code="partner_exists")
         s.add(Partner(program_id=who.program_id, **body.model_dump()))
         return body.model_dump()
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "partners.create", body, work, status=201)
 
 
 @router.post("/partners/{code}/exchanges", status_code=201, summary="Points out to the partner, or units in")
@@ -322,7 +326,8 @@ def partner_exchange(code: str, body: ExchangeIn, request: Request, who: Buyer, 
     return write(request, who, key, f"partners.exchange:{code}", body, work, status=201)
 
 
-@router.get("/partners/{code}/reconciliation", summary="Every exchange with a partner in a period (JSON or CSV)")
+@router.get("/partners/{code}/reconciliation", responses=CSV,
+            summary="Every exchange with a partner in a period (JSON or CSV)")
 def partner_reconciliation(code: str, request: Request, who: Reports, start: Annotated[dt.datetime, Query(alias="from")],
                            end: Annotated[dt.datetime, Query(alias="to")], format: Literal["json", "csv"] = "json"):
     _period(start, end)
@@ -330,7 +335,8 @@ def partner_reconciliation(code: str, request: Request, who: Reports, start: Ann
         return table(partners.reconciliation(s, partners.get_partner(s, who.program_id, code), start, end), format)
 
 
-@router.get("/reports/suppliers", summary="Supplier settlement: units, points and cost per supplier (JSON or CSV)")
+@router.get("/reports/suppliers", responses=CSV,
+            summary="Supplier settlement: units, points and cost per supplier (JSON or CSV)")
 def suppliers_report(request: Request, who: Reports, start: Annotated[dt.datetime, Query(alias="from")],
                      end: Annotated[dt.datetime, Query(alias="to")], format: Literal["json", "csv"] = "json"):
     _period(start, end)

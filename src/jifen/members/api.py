@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from jifen.db import utcnow
@@ -25,6 +25,7 @@ from jifen.security import member_tokens
 from jifen.security.deps import require
 from jifen.security.pii import mask
 from jifen.security.service import Principal
+from jifen.strict import Strict
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 Reader = Annotated[Principal, Depends(require("members:read"))]
@@ -120,16 +121,12 @@ def member_token(member_id: str, request: Request, who: Writer):
 
 # ---- privacy: consents, export, erasure (members/consent.py, members/privacy.py) -----------------------
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DecisionIn(Strict):
     purpose: str = Field(max_length=32)
     granted: bool
 
 
-class ConsentsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ConsentsIn(Strict):
     decisions: list[DecisionIn] = Field(min_length=1, max_length=len(consent.PURPOSES))
     policy_version: str = Field(min_length=1, max_length=32)  # the privacy policy the member was shown
     source: str | None = Field(None, max_length=16)  # app, web, console, api, pos, paper, import

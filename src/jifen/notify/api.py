@@ -6,10 +6,10 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 
-from jifen.db import owned, run_in_transaction, utcnow
+from jifen.db import owned, utcnow
 from jifen.errors import Conflict
 from jifen.members.service import get_member
 from jifen.notify import dispatcher, service
@@ -17,6 +17,8 @@ from jifen.notify.models import Delivery, InboxItem, WebhookSubscription
 from jifen.programs.models import Program
 from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.strict import Strict
+from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 Manager = Annotated[Principal, Depends(require("webhooks:manage"))]
@@ -24,22 +26,16 @@ Reader = Annotated[Principal, Depends(require("members:read"))]
 Writer = Annotated[Principal, Depends(require("members:write"))]
 
 
-class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubscriptionIn(Strict):
     url: str = Field(min_length=8, max_length=500)
     topics: list[str] = Field(min_length=1, max_length=50)
 
 
-class RotateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RotateIn(Strict):
     grace_hours: int = Field(24, ge=0, le=24 * 30)
 
 
-class OptOutsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OptOutsIn(Strict):
     channels: list[str] = Field(max_length=4)
 
 
@@ -61,9 +57,11 @@ def inbox_view(item: InboxItem) -> dict:
 
 
 @router.post("/webhooks", status_code=201, summary="Subscribe a URL to topics (the signing secret is shown once)")
-def create_webhook(body: SubscriptionIn, request: Request, who: Manager):
-    return run_in_transaction(request.app.state.sessions, lambda s: subscription_view(
-        service.subscribe(s, who.program_id, body.url, body.topics, utcnow()), secret=True))
+def create_webhook(body: SubscriptionIn, request: Request, who: Manager, key: Key):
+    # The idempotency record keeps the id only; the signing secret is read afresh for the answer (and a replay).
+    return keyed(request, who, key, "webhooks.create", body,
+                 lambda s: service.subscribe(s, who.program_id, body.url, body.topics, utcnow()).id, status=201,
+                 view=lambda s, sub_id: subscription_view(service.get_subscription(s, who.program_id, sub_id), secret=True))
 
 
 @router.get("/webhooks", summary="Webhook subscriptions")
@@ -74,23 +72,27 @@ def list_webhooks(request: Request, who: Manager):
 
 
 @router.delete("/webhooks/{sub_id}", summary="Stop a subscription (its delivery log stays)")
-def delete_webhook(sub_id: int, request: Request, who: Manager):
-    def tx(s):
+def delete_webhook(sub_id: int, request: Request, who: Manager, key: Key):
+    def work(s):
         sub = service.get_subscription(s, who.program_id, sub_id)
         sub.active = False
         return subscription_view(sub)
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, f"webhooks.delete:{sub_id}", None, work)
 
 
 @router.post("/webhooks/{sub_id}/rotate", summary="New signing secret; the old one also signs during the grace")
-def rotate_webhook(sub_id: int, body: RotateIn, request: Request, who: Manager):
-    def tx(s):
+def rotate_webhook(sub_id: int, body: RotateIn, request: Request, who: Manager, key: Key):
+    def work(s):
         sub = service.get_subscription(s, who.program_id, sub_id)
         service.rotate(s, sub, utcnow(), dt.timedelta(hours=body.grace_hours))
+        return sub.id
+
+    def view(s, stored: int) -> dict:
+        sub = service.get_subscription(s, who.program_id, stored)
         return subscription_view(sub, secret=True) | {"previous_valid_until": sub.previous_until.isoformat()}
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, f"webhooks.rotate:{sub_id}", body, work, view=view)
 
 
 @router.get("/webhooks/{sub_id}/deliveries", summary="Delivery log of a subscription, newest first")
@@ -103,8 +105,8 @@ def webhook_deliveries(sub_id: int, request: Request, who: Manager, status: str 
 
 
 @router.post("/deliveries/{delivery_id}/replay", summary="Send a dead-lettered delivery again")
-def replay_delivery(delivery_id: int, request: Request, who: Manager):
-    def tx(s):
+def replay_delivery(delivery_id: int, request: Request, who: Manager, key: Key):
+    def work(s):
         d = owned(s, Delivery, delivery_id, who.program_id, "delivery", "unknown_delivery")
         if d.status != "dead":
             raise Conflict(f"delivery {delivery_id} is {d.status}, not dead", code="not_dead")
@@ -112,7 +114,7 @@ def replay_delivery(delivery_id: int, request: Request, who: Manager):
         s.refresh(d)
         return delivery_view(d)
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, f"deliveries.replay:{delivery_id}", None, work)
 
 
 @router.get("/members/{member_id}/inbox", summary="A member's in-app messages, newest first")
@@ -125,12 +127,12 @@ def member_inbox(member_id: str, request: Request, who: Reader, unread: bool = F
 
 
 @router.post("/members/{member_id}/inbox/{item_id}/read", summary="Mark an in-app message read")
-def read_item(member_id: str, item_id: int, request: Request, who: Writer):
-    return run_in_transaction(request.app.state.sessions, lambda s: inbox_view(service.mark_read(
+def read_item(member_id: str, item_id: int, request: Request, who: Writer, key: Key):
+    return keyed(request, who, key, f"inbox.read:{member_id}:{item_id}", None, lambda s: inbox_view(service.mark_read(
         s, get_member(s, s.get(Program, who.program_id), member_id), item_id, utcnow())))
 
 
 @router.put("/members/{member_id}/opt-outs", summary="Channels the member does not want messages on")
-def put_opt_outs(member_id: str, body: OptOutsIn, request: Request, who: Writer):
-    return run_in_transaction(request.app.state.sessions, lambda s: {"channels": service.set_opt_outs(
+def put_opt_outs(member_id: str, body: OptOutsIn, request: Request, who: Writer, key: Key):
+    return keyed(request, who, key, f"opt_outs.put:{member_id}", body, lambda s: {"channels": service.set_opt_outs(
         s, get_member(s, s.get(Program, who.program_id), member_id), body.channels, utcnow())})

@@ -104,6 +104,16 @@ class TierConfig(Strict):
 class RulesConfig(RuleSetDoc):
     effective_from: dt.datetime | None = None  # now when absent
     note: str | None = None
+    # A version without rules stops all earning: only when asked in so many words (a `{}` sent by mistake
+    # would otherwise remove every earning rule).
+    allow_empty: bool = False
+
+    def doc(self) -> RuleSetDoc:
+        """The rule set to publish; refused (422 empty_rule_set) when it has no rules and allow_empty is not set."""
+        if not self.rules and not self.allow_empty:
+            raise InvalidRequest("the rule set has no rules, which would stop all earning; send allow_empty: true "
+                                 "to publish it all the same", code="empty_rule_set")
+        return RuleSetDoc.model_validate(self.model_dump(exclude={"effective_from", "note", "allow_empty"}))
 
 
 class ShowcaseReward(Strict):

@@ -13,7 +13,6 @@ from jifen.ledger.models import MEMBER_KINDS, SYSTEM_KINDS, Account, ChainHead
 from jifen.members.models import Member
 from jifen.programs.config import ProgramConfig
 from jifen.programs.models import Program, Wallet
-from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import publish
 
 DEFAULT_PROGRAM = "default"
@@ -117,7 +116,6 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
     session.flush()
     version = None
     if cfg.rules is not None:
-        doc = RuleSetDoc.model_validate(cfg.rules.model_dump(exclude={"effective_from", "note"}))
-        version = publish(session, program, doc, effective_from=cfg.rules.effective_from or now, now=now,
+        version = publish(session, program, cfg.rules.doc(), effective_from=cfg.rules.effective_from or now, now=now,
                           note=cfg.rules.note, actor=actor)
     return {"program": program.code, "created": created, "rule_version": version.version if version else None}

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from jifen.db import utcnow
@@ -21,16 +21,13 @@ from jifen.risk.models import MemberRestriction
 from jifen.risk.scoring import risk_config
 from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.strict import Strict
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 Reader = Annotated[Principal, Depends(require("risk:read"))]
 Reviewer = Annotated[Principal, Depends(require("risk:review"))]
 MemberReader = Annotated[Principal, Depends(require("members:read"))]
 Appellant = Annotated[Principal, Depends(require("members:write"))]  # customer service, or the member's own token
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class DecisionIn(Strict):

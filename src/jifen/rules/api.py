@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
-from jifen.db import run_in_transaction, utcnow
+from jifen.db import utcnow
 from jifen.errors import InvalidRequest
 from jifen.programs import tiers
 from jifen.programs.config import ProgramConfig, RulesConfig
@@ -20,6 +20,8 @@ from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import in_force, publish, versions
 from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.strict import Strict
+from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 Reader = Annotated[Principal, Depends(require("rules:read"))]
@@ -48,14 +50,14 @@ def show_program(request: Request, who: Reader):
 
 
 @router.put("/program", summary="Apply a whole configuration document (the YAML of `jifen program apply`)")
-def put_program(body: ProgramConfig, request: Request, who: Writer):
-    def tx(session):
+def put_program(body: ProgramConfig, request: Request, who: Writer, key: Key):
+    def work(session):
         program = session.get(Program, who.program_id)
         if body.code != program.code:
             raise InvalidRequest(f"code: this key belongs to programme {program.code!r}", code="invalid_config")
         return apply_config(session, body, now=utcnow(), actor=who.actor)
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "program.put", body, work)
 
 
 @router.get("/rules", summary="Rules in force now, and announced versions that start later")
@@ -74,20 +76,17 @@ def rule_versions(request: Request, who: Reader):
 
 
 @router.post("/rules", status_code=201, summary="Publish a new version of the rules from an effective date")
-def publish_rules(body: RulesConfig, request: Request, who: Writer):
-    def tx(session):
+def publish_rules(body: RulesConfig, request: Request, who: Writer, key: Key):
+    def work(session):
         now = utcnow()
-        doc = RuleSetDoc.model_validate(body.model_dump(exclude={"effective_from", "note"}))
-        rs = publish(session, session.get(Program, who.program_id), doc, effective_from=body.effective_from or now,
+        rs = publish(session, session.get(Program, who.program_id), body.doc(), effective_from=body.effective_from or now,
                      now=now, note=body.note, actor=who.actor)
         return version_view(rs) if rs else {"version": None, "unchanged": True}
 
-    return run_in_transaction(request.app.state.sessions, tx)
+    return keyed(request, who, key, "rules.publish", body, work, status=201)
 
 
-class Range(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Range(Strict):
     from_: AwareDatetime = Field(alias="from")
     to: AwareDatetime
 
@@ -115,15 +114,12 @@ class RecomputeIn(Range):
 
 
 @router.post("/rules/recompute", summary="Correct past awards under the rules in force (dry run unless apply)")
-def recompute(body: RecomputeIn, request: Request, who: Writer):
-    def tx(session):
-        return replay.recompute(session, session.get(Program, who.program_id), body.from_, body.to, now=utcnow(),
-                                actor=who.actor, apply=body.apply)
-
-    return run_in_transaction(request.app.state.sessions, tx)
+def recompute(body: RecomputeIn, request: Request, who: Writer, key: Key):
+    return keyed(request, who, key, "rules.recompute", body, lambda s: replay.recompute(
+        s, s.get(Program, who.program_id), body.from_, body.to, now=utcnow(), actor=who.actor, apply=body.apply))
 
 
 @router.post("/tiers/evaluate", summary="Periodic tier evaluation: grace, retention, downgrades")
-def evaluate_tiers(request: Request, who: Writer):
-    return run_in_transaction(request.app.state.sessions,
-                              lambda s: tiers.evaluate(s, s.get(Program, who.program_id), utcnow()))
+def evaluate_tiers(request: Request, who: Writer, key: Key):
+    return keyed(request, who, key, "tiers.evaluate", None, lambda s: tiers.evaluate(
+        s, s.get(Program, who.program_id), utcnow()))

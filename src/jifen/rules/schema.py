@@ -7,19 +7,16 @@ import re
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from jifen.rules.expressions import ExpressionError, compile_condition
+from jifen.strict import Strict
 
 LAYERS = ("base", "campaign", "tier")
 Layer = Literal["base", "campaign", "tier"]
 Rounding = Literal["down", "half_up", "up"]
 CODE = r"^[a-z][a-z0-9_]{0,63}$"
 EVENT_TYPE = r"^[a-z][a-z0-9_]{0,31}$"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Award(Strict):

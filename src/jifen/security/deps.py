@@ -55,7 +55,7 @@ def require(permission: str):
 
 def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
     if not idempotency_key:
-        raise JifenError("every POST needs an Idempotency-Key header", code="idempotency_key_required")
+        raise JifenError("every write needs an Idempotency-Key header", code="idempotency_key_required")
     if len(idempotency_key) > 255:
         raise JifenError("Idempotency-Key is longer than 255 characters", code="invalid_idempotency_key")
     return idempotency_key
