@@ -78,6 +78,7 @@ class Intake:
     wallets: dict[str | None, Wallet]
     measures: dict[int, Decimal] = field(default_factory=dict)  # tier measures known in this batch
     credits: dict[int, int] = field(default_factory=dict)
+    failed: dict[str, list[dict]] = field(default_factory=dict)  # rules skipped per event id (rules/engine.fire)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -299,8 +300,7 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
     rows = []
     for (i, lines, version, tier_then), (_, points, _, tier_now), paid in zip(priced, saves, entries, strict=True):
         ev = events[i]
-        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then, **tier_now,
-                  **_risk_result(ctx, txs[i], verdicts.get(i), ev)}
+        result = {**_rules_result(ctx, ev, lines, paid, tier_then), **tier_now, **_risk_result(ctx, txs[i], verdicts.get(i), ev)}
         rows.append({"pk": stored[ev.event_id], "version": version, "points": points, "result": result})
         results[i] = view(ev.event_id, ev.member_id, ev.type, "processed", version, points, result)
     if rows:
@@ -359,8 +359,7 @@ def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
         save_usage(ctx.session, ctx.program.id, book)
         points = sum(line.points for line in lines)
         (paid,) = post(ctx, [(ev, member, lines)])
-        result = {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then,
-                  **_risk_result(ctx, txs[0], verdicts.get(0), ev)}
+        result = {**_rules_result(ctx, ev, lines, paid, tier_then), **_risk_result(ctx, txs[0], verdicts.get(0), ev)}
     result |= _tier_step(ctx, ev, member, points)
     ctx.session.execute(_SAVE, {"pk": pk, "version": version, "points": points, "result": result})
     if ev.type != "refund":
@@ -396,6 +395,13 @@ def _risk_score(risk: Assessor, txs: dict[int, Tx], priced: list[tuple]) -> dict
         txs[i].points = sum(line.points for line in lines)
     verdicts = risk.score([txs[i] for i in order], [txs[i].points > 0 for i in order])
     return {i: v for i, v in zip(order, verdicts, strict=True) if v is not None}
+
+
+def _rules_result(ctx: Intake, ev: EventIn, lines: list[AwardLine], paid: list[dict], tier_then) -> dict:
+    """What the rules gave an event; `rule_errors` names rules skipped because their condition failed."""
+    failed = ctx.failed.pop(ev.event_id, None)
+    return {"rules": [line.as_dict() for line in lines], "entries": paid, "member_tier": tier_then,
+            **({"rule_errors": failed} if failed else {})}
 
 
 def _risk_result(ctx: Intake, tx: Tx, verdict: Verdict | None, ev: EventIn) -> dict:
@@ -434,7 +440,8 @@ def evaluate(ctx: Intake, ev: EventIn, member: Member, pk: int, book: UsageBook)
     doc = doc_of(rule_set)
     facts = EventFacts(type=ev.type, occurred_at=ev.occurred_at, amount=ev.amount, channel=ev.channel,
                        order_id=ev.order_id, lines=[li.model_dump() for li in ev.lines], attributes=ev.attributes)
-    fired = fire(doc, facts, who, db_counters(ctx.session, member.id, pk, ev.occurred_at, ctx.tz), ctx.tz)
+    failed = ctx.failed[ev.event_id] = []  # afresh: a batch may evaluate an event again
+    fired = fire(doc, facts, who, db_counters(ctx.session, member.id, pk, ev.occurred_at, ctx.tz), ctx.tz, failed)
     return price(doc, fired, facts, who, ctx.tz, book), rule_set.version, who.tier
 
 

@@ -8,6 +8,8 @@ and budgets through a UsageBook that the caller has loaded (and locked) for the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -15,9 +17,10 @@ from zoneinfo import ZoneInfo
 
 import cel
 
-from jifen.rules.expressions import compile_condition, evaluate
+from jifen.rules.expressions import ConditionError, ExpressionError, compile_condition, evaluate
 from jifen.rules.schema import Rule, RuleSetDoc
 
+log = logging.getLogger("jifen.rules")
 _ROUNDING = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
 
 
@@ -62,9 +65,25 @@ class Counters:
     days_since: Callable[[str], int]
     team_size: Callable[[], int] = lambda: 0  # members of the member's team, the member included
 
+    failure: BaseException | None = None  # what a counter raised (the database): not the condition's fault
+
     def functions(self) -> dict:
-        return {"count": self.count, "amount": self.amount, "streak": self.streak, "days_since": self.days_since,
-                "team_size": self.team_size}
+        return {name: self._watched(fn) for name, fn in (("count", self.count), ("amount", self.amount),
+                ("streak", self.streak), ("days_since", self.days_since), ("team_size", self.team_size))}
+
+    def _watched(self, fn: Callable) -> Callable:
+        """CEL turns a function's exception into its own error; keep the original to raise it again."""
+        def call(*args):
+            try:
+                return fn(*args)
+            except BaseException as exc:
+                self.failure = exc
+                raise
+        return call
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
 
 @dataclass
@@ -126,13 +145,42 @@ def applies(rule: Rule, ev: EventFacts) -> bool:
     return not (rule.ends_at and ev.occurred_at >= rule.ends_at)
 
 
-def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counters, tz: ZoneInfo) -> list[Rule]:
-    """The rules whose filters and condition hold, in stacking order."""
+def holds(condition: str, context: cel.Context, counters: Counters) -> bool:
+    """Whether a stored condition holds. One that fails (ExpressionError: beyond today's bounds;
+    ConditionError: division by zero, overflow…) raises for the caller to skip and report; a counter's own
+    failure (the database) is raised as it is."""
+    if condition.strip() == "true":
+        return True
+    try:
+        return evaluate(compile_condition(condition), context)
+    finally:
+        counters.raise_failure()
+
+
+def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counters, tz: ZoneInfo,
+         failed: list[dict] | None = None) -> list[Rule]:
+    """The rules whose filters and condition hold, in stacking order. A rule whose condition fails is
+    skipped (the member's event goes on under the other rules) and listed in `failed`."""
     candidates = [r for r in doc.ordered() if applies(r, ev)]
     if not candidates:
         return []
     context = cel.Context(variables=event_variables(ev, member, tz), functions=counters.functions())
-    return [r for r in candidates if r.condition.strip() == "true" or evaluate(compile_condition(r.condition), context)]
+    fired = []
+    for rule in candidates:
+        try:
+            if holds(rule.condition, context, counters):
+                fired.append(rule)
+        except (ExpressionError, ConditionError) as exc:
+            report_failure(rule.code, str(exc))
+            if failed is not None:
+                failed.append({"rule": rule.code, "error": str(exc)})
+    return fired
+
+
+@functools.lru_cache(maxsize=1024)
+def report_failure(rule: str, error: str) -> None:
+    """Log a failing rule once per process and error (every purchase would repeat it)."""
+    log.warning("rule %s skipped: its condition failed: %s", rule, error)
 
 
 class UsageBook:

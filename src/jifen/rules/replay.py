@@ -34,6 +34,7 @@ class Replayed:
     member: Member
     lines: list  # AwardLine under the replayed rules
     kept: Decimal  # share of the order not refunded (1 for events without an amount)
+    failed: list  # rules skipped because their condition failed ({rule, error})
 
     def net(self, wallet_of) -> dict[str, int]:
         """Points per wallet after the refunds the event has had (rounded as refunds round)."""
@@ -55,16 +56,16 @@ def replay(session: Session, program: Program, start: dt.datetime, end: dt.datet
     for row in session.scalars(q):
         doc = doc_for(row)
         member = members.get(row.member_pk) or members.setdefault(row.member_pk, session.get(Member, row.member_pk))
-        lines = []
+        lines, failed = [], []
         if doc is not None:
             facts = EventFacts(type=row.type, occurred_at=row.occurred_at, amount=row.amount, channel=row.channel,
                                order_id=row.order_id, lines=row.data.get("lines", []),
                                attributes=row.data.get("attributes", {}))
             who = member_facts(program, member, row.result.get("member_tier"))
-            fired = fire(doc, facts, who, db_counters(session, member.id, row.id, row.occurred_at, tz), tz)
+            fired = fire(doc, facts, who, db_counters(session, member.id, row.id, row.occurred_at, tz), tz, failed)
             lines = price(doc, fired, facts, who, tz, book)
         kept = Decimal(1) - (row.refunded_amount / row.amount if row.amount else Decimal(0))
-        yield Replayed(row, member, lines, kept)
+        yield Replayed(row, member, lines, kept, failed)
 
 
 def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.datetime, end: dt.datetime) -> dict:
@@ -82,6 +83,7 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
     totals = {"baseline": 0, "draft": 0}
     by_rule: dict[str, Counter] = defaultdict(Counter)
     by_sponsor: dict[str, Counter] = defaultdict(Counter)
+    failures: dict[str, Counter] = defaultdict(Counter)  # rule -> error -> events (the draft's)
     affected: set[int] = set()
     events = 0
     draft_rows = replay(session, program, start, end, lambda row: draft)
@@ -97,6 +99,8 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
                 by_rule[line.rule][which] += line.points
                 if line.sponsor:
                     by_sponsor[line.sponsor][which] += line.sponsored
+        for f in new.failed:
+            failures[f["rule"]][f["error"]] += 1
     value = program.point_value
     top = sorted(by_rule.items(), key=lambda kv: (-abs(kv[1]["draft"] - kv[1]["baseline"]), kv[0]))[:10]
     return {
@@ -108,6 +112,8 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
                        "difference": c["draft"] - c["baseline"]} for code, c in top],
         "sponsored_points": {name: {"baseline": c["baseline"], "draft": c["draft"]}
                              for name, c in sorted(by_sponsor.items())},
+        "rule_errors": [{"rule": rule, "error": error, "events": n} for rule, c in sorted(failures.items())
+                        for error, n in c.most_common()],
     }
 
 

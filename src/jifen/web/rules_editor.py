@@ -29,7 +29,7 @@ SIMULATED_DAYS = 30
 
 def draft_text(doc: dict) -> str:
     """A rule set as the YAML an operator edits: defaults left out, keys in a readable order."""
-    compact = RuleSetDoc.model_validate(doc).model_dump(mode="json", exclude_defaults=True)
+    compact = RuleSetDoc.model_validate(doc, context={"stored": True}).model_dump(mode="json", exclude_defaults=True)
     return yaml.safe_dump(compact, allow_unicode=True, sort_keys=False, width=110)
 
 
