@@ -7,9 +7,9 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from jifen.db import run_in_transaction
+from jifen.flows.replay import recompute, simulate
 from jifen.ledger.models import JournalEntry
 from jifen.programs.service import get_program
-from jifen.rules.replay import recompute, simulate
 from jifen.rules.schema import RuleSetDoc
 from tests.conftest import NOW, Ledger
 from tests.intake import SEED_001, add_members, configure, send_one

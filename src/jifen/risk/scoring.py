@@ -20,14 +20,11 @@ from jifen.errors import Forbidden
 from jifen.events.models import Event
 from jifen.mall.models import Redemption
 from jifen.members.models import Member
-from jifen.programs.config import RiskConfig
+from jifen.programs.config import RISK_WEIGHTS, RiskConfig
 from jifen.programs.models import Program
 from jifen.risk import anomaly, devices, restrictions
 from jifen.risk.anomaly import Timeline, row, window_features
 
-# Score points each reason adds (a programme may change them: risk.weights).
-WEIGHTS = {"earn_per_minute": 400, "redemptions_per_hour": 400, "shared_device": 350, "shared_ip": 150,
-           "new_account": 150, "restricted_before": 200, "honeypot": 500}  # the model's: risk.anomaly_weight
 ACTIONS = ("allow", "flag", "review", "block")
 RANK = {a: n for n, a in enumerate(ACTIONS)}
 
@@ -162,7 +159,7 @@ class Assessor:
         return out
 
     def _verdict(self, t: Tx, f: dict, anomalous: int) -> Verdict:
-        cfg, weights = self.cfg, WEIGHTS | self.cfg.weights
+        cfg, weights = self.cfg, RISK_WEIGHTS | self.cfg.weights
         reasons: list[dict] = []
 
         def fire(code: str, action: str | None = None, **details) -> None:

@@ -10,11 +10,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InvalidRequest
+from jifen.flows import replay
 from jifen.programs import tiers
 from jifen.programs.config import ProgramConfig, RulesConfig
 from jifen.programs.models import Program
 from jifen.programs.service import apply_config
-from jifen.rules import replay
 from jifen.rules.models import RuleSet
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import in_force, publish, versions

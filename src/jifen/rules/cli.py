@@ -71,9 +71,9 @@ def rules_simulate(draft: Annotated[Path, typer.Argument(help="YAML with the dra
                    start: FromOpt, end: ToOpt, program: ProgramOpt = "default",
                    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False):
     """Replay stored events under draft rules: points and ¥ liability beside the rules in force."""
+    from jifen.flows.replay import simulate
     from jifen.programs.config import load_rules_yaml
     from jifen.programs.service import get_program
-    from jifen.rules.replay import simulate
 
     doc = load_rules_yaml(draft)
     with sessions()() as s:
@@ -104,8 +104,8 @@ def rules_recompute(start: FromOpt, end: ToOpt, program: ProgramOpt = "default",
                     apply: Annotated[bool, typer.Option("--apply", help="post the corrections (default: dry run)")]
                     = False):
     """Re-evaluate past events under the rules in force now; post differences as correcting entries."""
+    from jifen.flows.replay import recompute
     from jifen.programs.service import get_program
-    from jifen.rules.replay import recompute
 
     def work(s):
         prog = get_program(s, program)

@@ -20,6 +20,7 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
+from jifen.analytics.overview import overview, points_by_rule
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import NotFound
 from jifen.events.models import Event
@@ -35,7 +36,6 @@ from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
 from jifen.web.i18n import LANGUAGES, translator
-from jifen.web.stats import overview, points_by_rule
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

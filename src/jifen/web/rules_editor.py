@@ -14,9 +14,9 @@ from fastapi.responses import RedirectResponse
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InvalidRequest, JifenError
+from jifen.flows.replay import simulate
 from jifen.programs.config import parse
 from jifen.programs.models import Program
-from jifen.rules.replay import simulate
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import in_force, publish
 from jifen.security.service import PERMISSIONS

@@ -1,4 +1,5 @@
-"""Figures for the console overview, computed in SQL over the ledger (no loops over members)."""
+"""Figures for the programme overview (the console's first page and the KPI answer), computed in SQL
+over the ledger (no loops over members)."""
 
 from __future__ import annotations
 
