@@ -445,7 +445,8 @@ def test_redis_leaderboards_count_each_award_once(api, factory, monkeypatch):
         from sqlalchemy import select
 
         from jifen.members.models import Member
-        from jifen.notify.models import Delivery, OutboxMessage
+        from jifen.notify.models import Delivery
+        from jifen.outbox import OutboxMessage
 
         program = get_program(s, "default")
         for d, m in s.execute(select(Delivery, OutboxMessage).join(OutboxMessage).where(Delivery.channel == "board")):

@@ -17,7 +17,8 @@ from jifen.db import run_in_transaction
 from jifen.ledger import operations as ops
 from jifen.members.service import get_member
 from jifen.notify import dispatcher, service
-from jifen.notify.models import Delivery, OutboxMessage
+from jifen.notify.models import Delivery
+from jifen.outbox import OutboxMessage
 from jifen.programs.service import get_program
 from tests.conftest import NOW, Ledger, m
 from tests.intake import add_members, configure, send_one
@@ -174,7 +175,7 @@ def test_sms_quiet_hours_daily_cap_and_opt_out(factory):
         program = get_program(s, "default")
         service.set_opt_outs(s, get_member(s, program, "bob"), ["sms"], NOW)
         for member in ("alice", "alice", "alice", "bob"):
-            from jifen.notify.outbox import emit
+            from jifen.outbox import emit
 
             emit(s, program.id, "points.expiring", {"points": 1520, "date": "2026-12-31", "stage": "1m",
                                                     "reward": {"name": "電烤箱", "value": "89"}},

@@ -24,8 +24,8 @@ from jifen.members import privacy, retention
 from jifen.members.models import Consent, Member, RetentionRun
 from jifen.members.service import get_member
 from jifen.notify import dispatcher
-from jifen.notify.models import Delivery, ExpiryReminder, InboxItem, OutboxMessage
-from jifen.notify.outbox import emit
+from jifen.notify.models import Delivery, ExpiryReminder, InboxItem
+from jifen.outbox import OutboxMessage, emit
 from jifen.programs.service import get_program
 from jifen.risk.models import MemberDevice
 from jifen.security import pii

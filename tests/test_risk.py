@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from jifen.db import utcnow
 from jifen.ledger import operations as ops
-from jifen.notify.models import OutboxMessage
+from jifen.outbox import OutboxMessage
 from tests.conftest import Ledger, api_key, m
 from tests.intake import SEED_001, add_members, configure, send_one
 

@@ -18,7 +18,7 @@ from jifen.demo import FARM, RING, seed_demo
 from jifen.events.models import Event
 from jifen.members.models import Member
 from jifen.notify import service
-from jifen.notify.models import OutboxMessage
+from jifen.outbox import OutboxMessage
 from jifen.programs.service import get_program
 from jifen.risk import anomaly, scan
 from jifen.risk.models import MemberDevice, MemberRestriction, RiskCase

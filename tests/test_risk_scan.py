@@ -14,7 +14,7 @@ from jifen.engagement import referrals
 from jifen.ledger import operations as ops
 from jifen.members.models import Member
 from jifen.members.service import get_member
-from jifen.notify.models import OutboxMessage
+from jifen.outbox import OutboxMessage
 from jifen.programs.service import get_program
 from jifen.risk import cases
 from jifen.risk.models import MemberDevice, RiskCase, RiskScan

@@ -17,7 +17,7 @@ from jifen.errors import Conflict, InvalidRequest
 from jifen.events.counters import db_counters
 from jifen.ledger import operations as ops
 from jifen.members.models import Member
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs.models import Program
 from jifen.rules.engine import EventFacts, event_variables, holds, period_keys, report_failure
 from jifen.rules.expressions import ConditionError, ExpressionError, check_condition

@@ -18,7 +18,7 @@ from jifen.ledger import operations as ops
 from jifen.ledger.engine import UNSEALED, system_account
 from jifen.ledger.models import AVAILABLE, DEBT, ISSUANCE, PENDING, Account, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
-from jifen.notify.outbox import emit_entries
+from jifen.outbox import emit_entries
 from jifen.programs.expiry import expiry_for
 from jifen.risk.restrictions import ensure_unrestricted
 

@@ -20,7 +20,7 @@ from jifen.errors import InsufficientPoints
 from jifen.ledger.chain import entry_hash
 from jifen.ledger.models import AVAILABLE, DEBT, LOT_KINDS, Account, ChainHead, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
-from jifen.notify.outbox import emit_entries
+from jifen.outbox import emit_entries
 from jifen.programs.models import Program, Wallet
 
 

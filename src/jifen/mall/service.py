@@ -22,7 +22,7 @@ from jifen.ledger.engine import lock_members, member_accounts
 from jifen.ledger.models import AVAILABLE, Hold
 from jifen.mall.models import Coupon, Redemption, Reward
 from jifen.members.models import Member
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs import tiers
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases

@@ -16,7 +16,8 @@ from jifen.errors import InvalidRequest
 from jifen.events.models import Event
 from jifen.ledger.models import IdempotencyRecord
 from jifen.members.models import RetentionRun
-from jifen.notify.models import Delivery, ExpiryReminder, InboxItem, OutboxMessage
+from jifen.notify.models import Delivery, ExpiryReminder, InboxItem
+from jifen.outbox import OutboxMessage
 
 EVIDENCE_MIN_DAYS = 3 * 365  # seed 001: points evidence kept at least three years
 FINISHED = ("delivered", "skipped", "dead")

@@ -20,7 +20,8 @@ from standardwebhooks.webhooks import Webhook
 from jifen.config import Settings
 from jifen.db import utcnow
 from jifen.members.models import Member
-from jifen.notify.models import Delivery, OutboxMessage, WebhookSubscription
+from jifen.notify.models import Delivery, WebhookSubscription
+from jifen.outbox import OutboxMessage
 from jifen.programs.models import Program
 
 

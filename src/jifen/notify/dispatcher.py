@@ -22,8 +22,9 @@ from jifen.db import run_in_transaction, utcnow
 from jifen.members import consent
 from jifen.members.models import Member
 from jifen.notify.channels import DeliveryError, NoAddress, Outgoing, send
-from jifen.notify.models import Delivery, InboxItem, OptOut, OutboxMessage, WebhookSubscription
+from jifen.notify.models import Delivery, InboxItem, OptOut, WebhookSubscription
 from jifen.notify.templates import MARKETING_TOPICS, TEMPLATES, channels_for, render
+from jifen.outbox import OutboxMessage
 from jifen.programs.models import Program
 
 LEASE = dt.timedelta(seconds=60)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from jifen.ledger.models import AVAILABLE, Account, Lot
 from jifen.members.models import Member
 from jifen.notify.models import ExpiryReminder
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs.expiry import add_months
 from jifen.programs.models import Program, Wallet
 

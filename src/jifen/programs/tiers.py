@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from jifen.events.models import Event
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs.config import TierConfig, TierLevel
 from jifen.programs.models import Program
 

@@ -20,7 +20,7 @@ from jifen.events.models import Event
 from jifen.ledger import operations as ops
 from jifen.ledger.models import Lot
 from jifen.members.models import Member
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs.models import Wallet
 from jifen.risk import restrictions
 from jifen.risk.models import RiskCase

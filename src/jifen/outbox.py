@@ -1,12 +1,30 @@
-"""Writing to the outbox: inside the caller's transaction, one row per message, nothing else."""
+"""The transactional outbox: messages written in the caller's transaction, one row each, nothing else.
+Everything that reports a change writes here (the ledger included); notify/ delivers what is written."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
+import datetime as dt
 
-from jifen.db import utcnow
-from jifen.notify.models import OutboxMessage
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from jifen.db import Base, BigId, UTCDateTime, utcnow
+
+
+class OutboxMessage(Base):
+    """Written in the same transaction as the change it reports: no change, no message; no message lost."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_new", "fanned_out", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    topic: Mapped[str] = mapped_column(String(64))  # points.awarded, points.expiring, tier.changed …
+    member_pk: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict] = mapped_column(JSON)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
 
 _INSERT = insert(OutboxMessage)
 # Ledger entry types as the topics receivers subscribe to.
