@@ -22,7 +22,6 @@ from jifen.errors import InsufficientPoints, JifenError
 from jifen.events.schemas import EventIn
 from jifen.events.service import ingest
 from jifen.ledger import operations as ops
-from jifen.ledger.engine import member_accounts
 from jifen.ledger.jobs import settle_due
 from jifen.mall import service as mall
 from jifen.mall.models import Reward
@@ -223,7 +222,7 @@ def add_catalogue(s: Session, program, now) -> None:
 def _redeem(sc, rng, report, member, fake, where: dict) -> None:
     """Redeem the dearest reward the member can afford through the mall; physical goods ship (or the
     order is cancelled) — the same service as POST /v1/redemptions."""
-    available = member_accounts(sc.session, member.id, sc.wallet.id)["available"].balance
+    available = ops.available(sc.session, member, sc.wallet)
     affordable = [r for r in REWARDS if r[4] <= available]
     if not affordable:
         return

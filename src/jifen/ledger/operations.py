@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from jifen.db import total
 from jifen.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
+from jifen.ledger.chain import GENESIS
 from jifen.ledger.engine import AccountRef, EntryBuilder, lock_members, member_accounts, system_account
 from jifen.ledger.models import (
     ADJUSTMENT,
@@ -24,9 +25,12 @@ from jifen.ledger.models import (
     FROZEN,
     HELD,
     ISSUANCE,
+    MEMBER_KINDS,
     PENDING,
     REDEMPTION,
+    SYSTEM_KINDS,
     Account,
+    ChainHead,
     Hold,
     JournalEntry,
     Lot,
@@ -80,6 +84,26 @@ def check_points(points, *, allow_negative: bool = False) -> int:
     if abs(points) > MAX_POINTS:
         raise InvalidRequest(f"points must be at most {MAX_POINTS}", code="invalid_points")
     return points
+
+
+def open_chain(session: Session, program: Program) -> None:
+    """A new programme's hash chain: nothing sealed yet."""
+    session.add(ChainHead(program_id=program.id, seq=0, hash=GENESIS))
+
+
+def open_accounts(session: Session, wallet_ids, member_pks=(), *, system: bool = False) -> None:
+    """Zero accounts in these wallets: every state of each member, and with `system` the programme's own
+    (issuance, redemption, expiry, adjustment) for a new wallet."""
+    session.add_all([Account(wallet_id=w, member_pk=None, kind=k, balance=0) for w in wallet_ids for k in SYSTEM_KINDS]
+                    if system else [])
+    session.add_all(Account(wallet_id=w, member_pk=pk, kind=k, balance=0)
+                    for w in wallet_ids for pk in member_pks for k in MEMBER_KINDS)
+    session.flush()
+
+
+def available(session: Session, member: Member, wallet: Wallet) -> int:
+    """The member's spendable points in the wallet, as stored (not settled: a quick look, not a promise)."""
+    return member_accounts(session, member.id, wallet.id)[AVAILABLE].balance
 
 
 def open_members(sc: Scope, wallet: Wallet, *members: Member) -> list[dict[str, AccountRef]]:
@@ -264,6 +288,22 @@ def unfreeze_lots(sc: Scope, member: Member, parts: dict[int, int], *, reason: s
                   reference: str | None = None):
     """Give back up to `parts[lot]` frozen points of each lot (what `freeze_lots` froze)."""
     return _lots_aside(sc, member, parts, FROZEN, AVAILABLE, "unfreeze", reason, reference)
+
+
+@atomic
+def forfeit(sc: Scope, member: Member, wallet: Wallet, *, reason: str) -> JournalEntry | None:
+    """Take all of the member's available and pending points in the wallet into its expiry account (an
+    erased member's points cannot stay with nobody). None when there is nothing to take."""
+    (accounts,) = open_members(sc, wallet, member)
+    amount = accounts[AVAILABLE].balance + accounts[PENDING].balance
+    if amount == 0:
+        return None
+    b = sc.builder("forfeit", amount, wallet, member_pk=member.id, reason=reason)
+    for kind in (AVAILABLE, PENDING):
+        if accounts[kind].balance:
+            b.take(accounts[kind], accounts[kind].balance)
+    b.post(system_account(sc.session, wallet.id, EXPIRY), amount)
+    return b.finish()
 
 
 # ---- holds: two-phase spend ------------------------------------------------------------------

@@ -18,8 +18,8 @@ from jifen.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest
 from jifen.events.schemas import EventIn
 from jifen.events.service import ingest
 from jifen.ledger import operations as ops
-from jifen.ledger.engine import lock_members, member_accounts
-from jifen.ledger.models import AVAILABLE, Hold
+from jifen.ledger.engine import lock_members
+from jifen.ledger.models import Hold
 from jifen.mall.models import Coupon, Redemption, Reward
 from jifen.members.models import Member
 from jifen.outbox import emit
@@ -109,7 +109,7 @@ def _eligible(sc: ops.Scope, reward: Reward, member: Member) -> bool:
 
 def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
     """When a redemption fails for points or stock: what the member could take instead."""
-    available = member_accounts(sc.session, member.id, sc.wallet.id)[AVAILABLE].balance
+    available = ops.available(sc.session, member, sc.wallet)
     top = reward.category.split("/")[0]
     others = sc.session.scalars(select(Reward).where(
         Reward.program_id == sc.program.id, Reward.active.is_(True), Reward.id != reward.id,

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.errors import Conflict, NotFound
-from jifen.ledger.models import MEMBER_KINDS, SYSTEM_KINDS, Account, ChainHead
+from jifen.ledger import operations as ops
 from jifen.members.models import Member
 from jifen.programs.config import ProgramConfig
 from jifen.programs.models import Program, Wallet
@@ -43,7 +43,7 @@ def create_program(
     )
     session.add(program)
     session.flush()
-    session.add(ChainHead(program_id=program.id, seq=0, hash="0" * 64))
+    ops.open_chain(session, program)
     for i, (wcode, wname) in enumerate(wallets):
         add_wallet(session, program, wcode, wname, is_default=(i == 0))
     return program
@@ -54,12 +54,8 @@ def add_wallet(session: Session, program: Program, code: str, name: str, is_defa
     wallet = Wallet(program_id=program.id, code=code, name=name, is_default=is_default)
     session.add(wallet)
     session.flush()
-    session.add_all(Account(wallet_id=wallet.id, member_pk=None, kind=k, balance=0) for k in SYSTEM_KINDS)
     member_pks = session.scalars(select(Member.id).where(Member.program_id == program.id)).all()
-    session.add_all(
-        Account(wallet_id=wallet.id, member_pk=pk, kind=k, balance=0) for pk in member_pks for k in MEMBER_KINDS
-    )
-    session.flush()
+    ops.open_accounts(session, [wallet.id], member_pks, system=True)
     return wallet
 
 
