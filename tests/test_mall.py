@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
 from jifen.errors import JifenError
+from jifen.flows.redeem import redeem
 from jifen.ledger import operations as ops
 from jifen.mall import service
 from jifen.programs.service import get_program, get_wallet
@@ -187,7 +188,7 @@ def test_flash_sale_never_oversells_on_postgresql(pg_only_url):
         def tx(s):
             program = get_program(s, "default")
             sc = ops.Scope(s, program, get_wallet(s, program, None), utcnow())
-            return service.redeem(sc, m(sc, mid), service.get_reward(s, program, "flash"), 1).id
+            return redeem(sc, m(sc, mid), service.get_reward(s, program, "flash"), 1).id
 
         run_in_transaction(factory, tx)
 
@@ -219,7 +220,7 @@ def test_racing_tills_write_a_coupon_off_once_on_postgresql(pg_only_url):
                      active=True, coupon={"valid_days": 7}, created_at=utcnow()))
         s.flush()
         sc = ops.Scope(s, program, get_wallet(s, program, None), utcnow())
-        r = service.redeem(sc, m(sc, "alice"), service.get_reward(s, program, "c5"), 1)
+        r = redeem(sc, m(sc, "alice"), service.get_reward(s, program, "c5"), 1)
         from jifen.mall.models import Coupon
 
         return s.query(Coupon).filter_by(redemption_id=r.id).one().code

@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import Forbidden, InsufficientPoints, InvalidRequest
 from jifen.events.models import Event
+from jifen.flows import review
 from jifen.ledger import operations as ops
 from jifen.ledger.models import JournalEntry
 from jifen.programs.config import ProgramConfig, RiskConfig
 from jifen.programs.service import get_program
-from jifen.risk import cases, restrictions
+from jifen.risk import restrictions
 from jifen.risk.models import MemberDevice, RiskCase
 from tests.conftest import Ledger, api_key, m
 from tests.intake import SEED_001, add_members, configure, event, send, send_one
@@ -69,7 +70,7 @@ def test_a_point_farm_on_one_device_waits_in_review_with_nothing_spendable(facto
             program = get_program(s, "default")
             sc = ops.Scope(s, program, program.wallets[0], now, actor="reviewer")
             for c in s.scalars(select(RiskCase).where(RiskCase.member_pk == pk, RiskCase.status == "open")):
-                cases.decide(sc, c, decision, "checked the device logs")
+                review.decide(sc, c, decision, "checked the device logs")
         run_in_transaction(factory, tx)
 
     decide("bot0", "approve")

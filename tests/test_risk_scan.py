@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from jifen import jobs
 from jifen.db import run_in_transaction, utcnow
 from jifen.engagement import referrals
+from jifen.flows import review
 from jifen.ledger import operations as ops
 from jifen.members.models import Member
 from jifen.members.service import get_member
 from jifen.outbox import OutboxMessage
 from jifen.programs.service import get_program
-from jifen.risk import cases
 from jifen.risk.models import MemberDevice, RiskCase, RiskScan
 from jifen.risk.scan import scan
 from tests.conftest import NOW, Ledger, api_key, m
@@ -142,7 +142,7 @@ def test_the_hourly_scan_puts_each_ring_member_in_the_review_queue_once(factory)
     assert {subject for _, subject, *_ in queue} == {"referral_cycle:r1"} and alerted == ["r1", "r2", "r3"]
     assert jobs.scan_risk_graphs(factory, now + dt.timedelta(minutes=30)) == 0  # not due yet
     # A reviewer clears r2; the next scans neither reopen it nor duplicate the others.
-    Ledger(factory, now=now).run(lambda sc, s: cases.decide(sc, s.scalar(select(RiskCase).join(
+    Ledger(factory, now=now).run(lambda sc, s: review.decide(sc, s.scalar(select(RiskCase).join(
         Member, Member.id == RiskCase.member_pk).where(Member.member_id == "r2")), "approve", "siblings, checked"))
     assert jobs.scan_risk_graphs(factory, now + dt.timedelta(hours=2)) == 0
     with factory() as s:

@@ -21,6 +21,7 @@ from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints, JifenError
 from jifen.events.schemas import EventIn
 from jifen.events.service import ingest
+from jifen.flows.redeem import redeem
 from jifen.ledger import operations as ops
 from jifen.ledger.jobs import settle_due
 from jifen.mall import service as mall
@@ -230,7 +231,7 @@ def _redeem(sc, rng, report, member, fake, where: dict) -> None:
     reward = mall.get_reward(sc.session, sc.program, code)
     address = {"name": member.name, "line": fake.address()} if reward.kind == "physical" else None
     try:
-        order = mall.redeem(sc, member, reward, 1, address, device_id=where.get("device_id"), ip=where.get("ip"))
+        order = redeem(sc, member, reward, 1, address, device_id=where.get("device_id"), ip=where.get("ip"))
     except JifenError:  # out of stock, say
         report.count("refused_redemption")
         return

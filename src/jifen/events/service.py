@@ -38,6 +38,7 @@ from jifen.events.models import Event
 from jifen.events.refunds import refund
 from jifen.events.schemas import EventIn
 from jifen.events.usage import load_usage, save_usage
+from jifen.flows.review import hold_earnings
 from jifen.idempotency import request_hash
 from jifen.ledger import operations as ops
 from jifen.ledger.bulk import AwardItem, award_many
@@ -418,7 +419,7 @@ def _risk_hold(ctx: Intake, events: list[EventIn], verdicts: dict[int, Verdict],
     for i, v in verdicts.items():
         if v.action == "review" and v.case_id:
             case = ctx.session.get(risk_cases.RiskCase, v.case_id)
-            risk_cases.hold_earnings(ctx.scope(None), case, members[events[i].member_id], [events[i].event_id])
+            hold_earnings(ctx.scope(None), case, members[events[i].member_id], [events[i].event_id])
 
 
 def stored_view(row: Event, member_id: str, status: str = "processed") -> dict:

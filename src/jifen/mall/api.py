@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
+from jifen.flows.redeem import redeem
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import lottery, partners, service
@@ -162,7 +163,7 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
 
 @router.post("/redemptions", status_code=201, summary="Redeem: hold the points and reserve the stock together")
 def create_redemption(body: RedemptionIn, request: Request, who: Buyer, key: Key):
-    return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, service.redeem(
+    return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, redeem(
         sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward), body.quantity,
         body.address, body.pay, body.device_id, body.ip)), status=201)
 

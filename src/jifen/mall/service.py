@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session
 
 from jifen.db import owned
 from jifen.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest, NotFound
-from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.ledger.models import Hold
@@ -26,8 +24,6 @@ from jifen.outbox import emit
 from jifen.programs import tiers
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
-from jifen.risk.devices import sightings_of
-from jifen.risk.scoring import Tx, assess_one
 
 _RESERVE = (update(Reward).where(Reward.id == bindparam("reward"),
                                  Reward.stock.is_(None) | (Reward.stock >= bindparam("qty")))
@@ -126,22 +122,23 @@ def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
     return out
 
 
-@ops.atomic
-def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
-           pay: str = "points", device_id: str | None = None, ip: str | None = None) -> Redemption:
-    """Hold the points and reserve the stock together; coupons and virtual goods are fulfilled at once.
-    Risk control scores the order first: blocked (403 risk_blocked), or placed in `review` (points held,
-    stock reserved) — a sixth order within the hour, a honeypot reward, a high score."""
+def quote(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
+          pay: str = "points") -> tuple[int, Decimal]:
+    """An order checked before anything is held: (points, cash) per unit."""
     if not 1 <= quantity <= 100:
         raise InvalidRequest("quantity must be 1 to 100", code="invalid_quantity")
     check_eligible(sc.program, reward, member, sc.now)
     if reward.kind == "physical" and not address:
         raise InvalidRequest("a physical reward needs a delivery address", code="address_required")
-    points, cash = unit_price(sc.program, reward, sc.now, pay)
-    lock_members(sc.session, [member.id])
-    tx = Tx(member, "redeem", sc.now, points=points * quantity, sightings=sightings_of(None, device_id, ip),
-            honeypot=reward.honeypot)
-    verdict = assess_one(sc.session, sc.program, sc.now, tx, "redemption")
+    return unit_price(sc.program, reward, sc.now, pay)
+
+
+def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: tuple[int, Decimal],
+          address: dict | None = None, *, review: bool = False) -> Redemption:
+    """Hold the points and reserve the stock together (the caller holds the member's lock); coupons and
+    virtual goods are fulfilled at once. An order risk control sent to `review` waits for a person, its
+    points held and its stock reserved (flows/redeem.py)."""
+    points, cash = price
     _check_limits(sc, member, reward, quantity)
     if not reserve_stock(sc.session, reward, quantity):
         raise Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
@@ -155,21 +152,13 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
                    address=address or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
-    risk_cases.record(sc.session, sc.program.id, (member.id, member.member_id), sc.now, verdict, "redemption",
-                      str(r.id), sc.now)
-    r.risk = verdict.view()
-    if verdict.action == "review":
+    if review:
         r.status = "review"  # points held and stock reserved; a person approves or rejects
         _announce(sc, r, reward)
     elif reward.kind in IMMEDIATE and not cash:
         fulfil(sc, r)
     else:  # physical goods ship later; a cash part is paid first
         _announce(sc, r, reward)
-    # The redemption is a member event too: tasks and badges (a charity-donation badge), rules.
-    ingest(sc.session, sc.program, [EventIn(
-        event_id=f"redeem:{r.id}", member_id=member.member_id, type="redeem", occurred_at=sc.now,
-        attributes={"reward": reward.code, "kind": reward.kind, "category": reward.category, "quantity": quantity,
-                    "points": r.points})], now=sc.now, actor=sc.actor)
     return r
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from jifen.db import utcnow
 from jifen.errors import NotFound
+from jifen.flows import review
 from jifen.ledger import operations as ops
 from jifen.ledger.api import Key, write
 from jifen.members.models import Member
@@ -65,7 +66,7 @@ def show_case(case_id: int, request: Request, who: Reader):
 def _decision(decision: str):
     def endpoint(case_id: int, body: DecisionIn, request: Request, who: Reviewer, key: Key):
         def work(sc: ops.Scope) -> dict:
-            case = cases.decide(sc, cases.get_case(sc.session, sc.program.id, case_id), decision, body.reason)
+            case = review.decide(sc, cases.get_case(sc.session, sc.program.id, case_id), decision, body.reason)
             return cases.view(case, sc.session.get(Member, case.member_pk).member_id)
 
         return write(request, who, key, f"risk.{decision}:{case_id}", body, work)
