@@ -10,6 +10,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from jifen.api import create_app
+from jifen.db import utcnow
+from jifen.programs.service import get_program
+from jifen.security import member_tokens
 from jifen.security.service import PERMISSIONS, ROLES
 from tests.conftest import api_key
 
@@ -68,3 +71,23 @@ def test_role_by_route_matrix(sqlite_app):
         anonymous = [(m, p) for m, p, _ in routes
                      if client.request(m, re.sub(r"\{[^}]+\}", "1", p), json={}).status_code != 401]
         assert anonymous == []  # no /v1 route answers without a key
+
+
+def test_member_token_by_route(sqlite_app):
+    """A member token is refused (403) on every /v1 route but those MEMBER_ROUTES lists, and on those too
+    when the path names another member; a route added later stays closed to it until listed."""
+    routes = v1_routes(sqlite_app)
+    assert member_tokens.MEMBER_ROUTES <= {(m, p) for m, p, _ in routes}  # no stale entry
+    with sqlite_app.state.read_sessions() as s:
+        token = member_tokens.issue(get_program(s, "default").id, "1", utcnow())["token"]  # for member "1"
+    with TestClient(sqlite_app) as client:
+        wrong = []
+        for method, path, _ in routes:
+            for member, open_to_it in (("1", (method, path) in member_tokens.MEMBER_ROUTES), ("2", False)):
+                url = re.sub(r"\{[^}]+\}", "1", path.replace("{member_id}", member))
+                r = client.request(method, url, json={}, headers={"Authorization": f"Bearer {token}",
+                                                                  "Idempotency-Key": f"m{member}-{method}-{path}"})
+                refused = r.status_code == 403 and r.json()["error"]["code"] in ("forbidden", "member_token_cannot_mint")
+                if refused == open_to_it:
+                    wrong.append((member, method, path, r.status_code))
+        assert wrong == []

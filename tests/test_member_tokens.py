@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import jwt
+import pytest
 from fastapi.testclient import TestClient
 
 from jifen.security import member_tokens
@@ -48,3 +51,55 @@ def test_a_member_token_reaches_only_its_own_member(app, factory):
         guess = "a guessed secret, long enough: 32+ bytes"
         forged = jwt.encode({"iss": "jifen", "sub": "bob", "prg": 1, "exp": 9999999999}, guess, algorithm="HS256")
         assert client.get("/v1/members/bob", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def alice(app):
+    """A client, the admin key's headers, and alice's member token (bob is another member)."""
+    with TestClient(app) as client:
+        admin = bearer(api_key(app, "admin"))
+        for mid in ("alice", "bob"):
+            assert client.post("/v1/members", json={"member_id": mid}, headers=admin | {"Idempotency-Key": mid}
+                               ).status_code == 201
+        yield client, admin, bearer(client.post("/v1/members/alice/token", headers=admin).json()["token"])
+
+
+def test_a_member_token_cannot_mint_tokens(alice):
+    """Issue 19 (6): with its own token a member got a fresh one, and so on: the 15 minutes had no end."""
+    client, admin, token = alice
+    renewed = client.post("/v1/members/alice/token", headers=token)
+    assert renewed.status_code == 403 and renewed.json()["error"]["code"] == "member_token_cannot_mint"
+    assert "token" not in renewed.json()
+    assert client.post("/v1/members/bob/token", headers=token).status_code == 403
+    assert client.post("/v1/members/alice/token", headers=admin).status_code == 200  # the brand's backend can
+
+
+def test_what_else_members_write_opened_to_a_member_token(alice):
+    """Each route a member token reached through its permissions, decided: its invite code and its
+    restrictions are its own business; befriending someone (both ways, opening each one's feed) is not."""
+    client, admin, token = alice
+    code = client.post("/v1/members/alice/invite-code", headers=token)
+    assert code.status_code == 200
+    assert client.post("/v1/members/alice/invite-code", headers=admin).json() == code.json()  # one code, kept
+    assert client.post("/v1/members/bob/invite-code", headers=token).status_code == 403
+    imposed = client.post("/v1/members/alice/restrictions", json={"kind": "freeze", "reason": "shared device"},
+                          headers=admin | {"Idempotency-Key": "f"}).json()
+    mine = client.get("/v1/members/alice/restrictions", headers=token)
+    assert mine.status_code == 200 and [r["id"] for r in mine.json()] == [imposed["id"]]  # what to appeal
+    assert client.get("/v1/members/bob/restrictions", headers=token).status_code == 403
+    befriend = client.post("/v1/members/alice/friends", json={"friend_id": "bob"}, headers=token)
+    assert befriend.status_code == 403 and befriend.json()["error"]["code"] == "forbidden"
+    assert client.get("/v1/members/bob/friends", headers=admin).json()["friends"] == []  # nothing changed
+    assert client.get("/v1/members/alice/friends", headers=token).status_code == 200
+
+
+def test_the_routes_open_to_a_member_token_are_documented():
+    """docs/security.md lists exactly MEMBER_ROUTES (the matrix test checks them against the app)."""
+    text = (Path(__file__).parents[1] / "docs" / "security.md").read_text(encoding="utf-8")
+    section = text[text.index("## Member tokens"):text.index("## Rate limits")]
+    listed = " ".join(line.split("|")[1] for line in section.splitlines() if line.startswith("| `"))  # 1st column
+    assert set(re.findall(r"`(GET|POST|PUT|DELETE) (/v1/[^`]+)`", listed)) == member_tokens.MEMBER_ROUTES

@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from jifen.db import run_in_transaction
+from fastapi.testclient import TestClient
+
+from jifen.db import run_in_transaction, utcnow
 from jifen.members.service import get_member
 from jifen.programs import tiers
 from jifen.programs.config import TierConfig
 from jifen.programs.service import get_program
-from tests.conftest import NOW
+from tests.conftest import NOW, api_key
+from tests.console_login import console_as
 from tests.intake import add_members, configure, send_one
 
 DAY = dt.timedelta(days=1)
@@ -161,3 +164,30 @@ def test_the_job_runner_evaluates_once_per_period(factory):
     assert tier_of(factory, "alice")[0] == "silver"  # still in grace (until 20 July)
     assert evaluate_tiers_due(factory, dt.datetime(2026, 10, 1, tzinfo=dt.UTC)) == 1
     assert tier_of(factory, "alice") == ("normal", None)  # grace over at the next quarter's evaluation
+
+
+def test_a_registration_replayed_after_the_evaluation_answers_like_the_first(app, factory):
+    """Issue 19 (5): the member view carried `tier.since` as a datetime; a replay of POST /v1/members, sent
+    as it is (JSONResponse), was a 500 once an upgrade or evaluation had set it."""
+    configure(factory, {"pending_days": {}}, now=utcnow() - DAY)
+    at = (utcnow() - dt.timedelta(hours=1)).isoformat()
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
+
+        def register():
+            return client.post("/v1/members", json={"member_id": "alice"}, headers=admin | {"Idempotency-Key": "r"})
+
+        assert register().status_code == 201
+        for type_, amount in (("purchase", "1200"), ("refund", "600")):  # silver, then below its retention
+            assert client.post("/v1/events", headers=admin, json={
+                "event_id": type_, "member_id": "alice", "type": type_, "amount": amount, "order_id": "A",
+                "occurred_at": at}).status_code == 201
+        assert client.post("/v1/tiers/evaluate", headers=admin | {"Idempotency-Key": "e"}).json()["grace_started"] == 1
+        again = register()
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        tier = again.json()["tier"]
+        assert tier["code"] == "silver"
+        assert dt.datetime.fromisoformat(tier["since"]) <= utcnow() < dt.datetime.fromisoformat(tier["grace_until"])
+        assert again.json() == client.get("/v1/members/alice", headers=admin).json()
+        console_as(client, app, "admin")  # the console's member page shows the grace from the same view
+        assert "寬限至" in client.get("/console/members/alice").text

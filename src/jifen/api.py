@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError, StatementError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 from jifen import __version__
@@ -40,6 +41,38 @@ from jifen.web.users_page import router as users_page_router
 
 def error(status: int, code: str, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+# The largest body a client needs is a batch of 1,000 events (POST /v1/events/batch): about 1 MiB as sent by
+# tills and apps, and 16 MiB leaves room for every event to carry attributes at their 16 KiB bound
+# (jifen/freejson.py). A larger body is refused before it is parsed (parsed, it takes several times its size).
+MAX_BODY = 16 * 1024 * 1024
+
+
+class BodyLimit:
+    """413 `body_too_large` for a body over `limit` bytes: at once when its Content-Length says so, else
+    (chunked, or a Content-Length that lies) as soon as the chunks received pass the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.message = app, limit, f"request body larger than {limit} bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await error(413, "body_too_large", self.message)(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:  # the route reading the body fails with it; _http answers
+                raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, list]:
@@ -92,8 +125,17 @@ def create_app(database_url: str | None = None) -> FastAPI:
     def _http(_: Request, exc: HTTPException):
         if 300 <= exc.status_code < 400:  # the console sends signed-out visitors to its sign-in page
             return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, UnicodeDecodeError)):
+            # FastAPI could not decode the body: nested deeper than Python's JSON parser goes (about
+            # 1,000 levels: a RecursionError), or not UTF-8.
+            why = "nested too deeply" if isinstance(exc.__cause__, RecursionError) else "not UTF-8"
+            return error(400, "malformed_json", f"request body is not valid JSON ({why})")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return error(exc.status_code, code, str(exc.detail))
+
+    # Added first, so inside _audit: its refusal must reach the route reading the body as it is (a
+    # BaseHTTPMiddleware between them hands receive() over through a task group, wrapping the exception).
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     @app.middleware("http")
     async def _audit(request: Request, call_next):

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
 from jifen.flows.redeem import redeem
+from jifen.freejson import FreeJson
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import lottery, partners, service
@@ -74,7 +75,7 @@ class RedemptionIn(Strict):
     member_id: MemberId
     reward: str = Field(min_length=1, max_length=64)
     quantity: int = Field(1, ge=1, le=100)
-    address: dict | None = None
+    address: FreeJson | None = None
     pay: Literal["points", "points_cash"] = "points"
     # Where the order was placed from (risk control's device / IP graph); optional.
     device_id: str | None = Field(None, min_length=1, max_length=128)

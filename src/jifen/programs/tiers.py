@@ -201,8 +201,10 @@ def progress(session: Session, program: Program, member: Member, now: dt.datetim
     level, rank = current_level(cfg, member), cfg.rank(member.tier)
     nxt = cfg.levels[rank + 1] if rank + 1 < len(cfg.levels) else None
     factor = thresholds_factor(cfg, now)
-    return {
-        "code": level.code, "name": level.name, "since": member.tier_since, "grace_until": member.tier_grace_until,
+    since, grace = member.tier_since, member.tier_grace_until
+    return {  # JSON-ready, like every view: it is sent as it is (JSONResponse) and exported
+        "code": level.code, "name": level.name, "since": since.isoformat() if since else None,
+        "grace_until": grace.isoformat() if grace else None,
         "earn_multiplier": str(level.earn_multiplier), "benefits": level.benefits,
         "basis": cfg.basis, "window_days": cfg.window_days, "measure": str(value), "retain": str(level.keep_at),
         "next": None if nxt is None else {

@@ -43,7 +43,7 @@ def principal(request: Request,
 def require(permission: str):
     def check(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.member_id is not None:  # a member token: its own member, through the member's own routes
-            member_tokens.check(who.member_id, permission, request.path_params.get("member_id"))
+            member_tokens.check(who.member_id, request)
             return who
         if not who.may(permission):
             raise Forbidden(f"role {who.role!r} may not {permission}")
