@@ -11,7 +11,7 @@ import yaml
 
 from jifen.db import run_in_transaction
 from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.members.service import create_member
 from jifen.programs.config import EXAMPLES, ProgramConfig
 from jifen.programs.service import apply_config, get_program

@@ -140,7 +140,7 @@ def test_concurrent_check_ins_and_referrals_on_postgresql(pg_only_url):
     def join(code):
         def tx(s):
             program = get_program(s, "default")
-            from jifen.events.service import ingest
+            from jifen.flows.intake import ingest
 
             events = referrals.accept(s, program, get_member(s, program, "new"), code, utcnow())
             ingest(s, program, events, now=utcnow())

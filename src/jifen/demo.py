@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints, JifenError
 from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.flows.redeem import redeem
 from jifen.ledger import operations as ops
 from jifen.ledger.jobs import settle_due

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jifen.config import get_settings
 from jifen.db import run_in_transaction, utcnow
 from jifen.engagement import boards, checkin, credit, friends, gifts, leaderboard, pools, red_packets, referrals, tasks, teams
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import service as mall_service

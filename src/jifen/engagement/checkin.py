@@ -16,7 +16,7 @@ from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
 from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.programs.models import Program

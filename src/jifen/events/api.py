@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.events.schemas import EventBatchIn, EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
 from jifen.risk.scoring import RiskBlocked

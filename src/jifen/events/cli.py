@@ -44,7 +44,7 @@ def events_send(file: Annotated[Path, typer.Argument(help="JSON Lines: one event
                 batch: Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="events per transaction")] = MAX_BATCH,
                 rejects: Annotated[Path | None, typer.Option(help="write refused events and their errors here")] = None):
     """Send a file of events through the rules; prints what was processed, replayed and refused."""
-    from jifen.events.service import ingest
+    from jifen.flows.intake import ingest
     from jifen.programs.service import get_program
 
     events = read_events(file)

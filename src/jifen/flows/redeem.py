@@ -5,7 +5,7 @@ for a flagged order (risk), and the redemption as a member event for tasks, badg
 from __future__ import annotations
 
 from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.mall import service as mall

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jifen.events.context import open_intake
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
-from jifen.events.service import member_facts, open_intake
+from jifen.events.pricing import member_facts
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member

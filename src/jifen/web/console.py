@@ -24,7 +24,7 @@ from jifen.analytics.overview import overview, points_by_rule
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import NotFound
 from jifen.events.models import Event
-from jifen.events.service import stored_view
+from jifen.events.store import stored_view
 from jifen.ledger.models import ChainHead, JournalEntry, Posting
 from jifen.ledger.views import balance_view, entry_views
 from jifen.members.models import Member
