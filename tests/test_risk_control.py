@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import Forbidden, InsufficientPoints, InvalidRequest
 from jifen.events.models import Event
-from jifen.flows import review
+from jifen.flows import points, review
 from jifen.ledger import operations as ops
 from jifen.ledger.models import JournalEntry
 from jifen.programs.config import ProgramConfig, RiskConfig
@@ -230,11 +230,11 @@ def test_a_freeze_lasts_ninety_days(factory):
     assert until == now + dt.timedelta(days=90)
     for later in (now + dt.timedelta(days=1), now + dt.timedelta(days=89)):
         with pytest.raises(Forbidden, match="blacklisted or frozen"):
-            Ledger(factory, now=later).run(lambda sc, s: ops.award(sc, m(sc, "frank"), 10))
+            Ledger(factory, now=later).run(lambda sc, s: points.award(sc, m(sc, "frank"), 10))
         assert send(factory, event("frank", "check_in", at=later), now=later, strict=False)[0]["error"]["code"] == \
             "member_restricted"
     later = now + dt.timedelta(days=91)
-    Ledger(factory, now=later).run(lambda sc, s: ops.award(sc, m(sc, "frank"), 10))
+    Ledger(factory, now=later).run(lambda sc, s: points.award(sc, m(sc, "frank"), 10))
     assert send(factory, event("frank", "check_in", at=later), now=later)[0]["points"] == 5
 
 
@@ -320,3 +320,43 @@ def test_a_batch_spread_over_a_month_reads_only_the_hours_around_its_events():
     assert spans(times) == [(t - hour, t + dt.timedelta(minutes=70)), (t + dt.timedelta(days=9) - hour,
                                                                         t + dt.timedelta(days=9))]
     assert spans([]) == []
+
+
+def test_every_way_points_move_refuses_a_restricted_member(app, factory):
+    """The ledger does not check restrictions (it knows no risk decision): each caller does. One request
+    per way points move at a client's request, each naming the blacklisted member, each refused."""
+    configure(factory, {"pending_days": {}}, now=utcnow() - dt.timedelta(days=1))
+    add_members(factory, "eve", "bob")
+    Ledger(factory, now=utcnow()).run(lambda sc, s: [ops.award(sc, m(sc, x), 5000) for x in ("eve", "bob")])
+    with TestClient(app) as client:
+        keys = iter(range(1000))
+
+        def post(path, body):
+            return client.post(path, json=body, headers=admin_headers(app, f"k{next(keys)}"))
+
+        for path, body in (("/v1/lotteries", {"code": "spin", "name": "轉盤", "cost": 50, "prizes": [
+                               {"name": "謝謝參與", "weight": 1}]}),
+                           ("/v1/partners", {"code": "air", "name": "航空", "unit": "里程", "points_per_unit_out": 100,
+                                             "points_per_unit_in": 50, "min_units": 1, "max_units_per_day": 500}),
+                           ("/v1/rewards", {"code": "tv", "name": "電視", "kind": "virtual", "points": 1500}),
+                           ("/v1/members/bob/award-budget", {"points": 300}),
+                           ("/v1/members/bob/friends", {"friend_id": "eve"})):
+            assert post(path, body).status_code in (200, 201), path
+        pool = post("/v1/pools", {"member_id": "bob", "reward": "tv"}).json()
+        packet = post("/v1/red-packets", {"member_id": "bob", "points": 100, "shares": 2, "split": "equal"}).json()
+        assert post("/v1/members/eve/restrictions", {"kind": "blacklist", "reason": "card fraud"}).status_code == 201
+        for path, body in (
+                ("/v1/points/award", {"member_id": "eve", "points": 10}),
+                ("/v1/holds", {"member_id": "eve", "points": 10}),
+                ("/v1/gifts", {"from_member_id": "bob", "to_member_id": "eve", "points": 10}),
+                ("/v1/ugc-awards", {"from_member_id": "bob", "to_member_id": "eve", "points": 60, "reason": "好評"}),
+                ("/v1/red-packets", {"member_id": "eve", "points": 100, "shares": 2, "split": "equal"}),
+                (f"/v1/red-packets/{packet['id']}/claim", {"member_id": "eve"}),
+                (f"/v1/pools/{pool['id']}/contribute", {"member_id": "eve", "points": 100}),
+                ("/v1/lotteries/spin/draw", {"member_id": "eve"}),
+                ("/v1/partners/air/exchanges", {"member_id": "eve", "direction": "in", "units": 2, "reference": "MU-1"}),
+                ("/v1/partners/air/exchanges", {"member_id": "eve", "direction": "out", "units": 2, "reference": "MU-2"})):
+            r = post(path, body)
+            assert (r.status_code, r.json()["error"]["code"]) == (403, "member_restricted"), (path, r.json())
+    assert Ledger(factory).balances("eve")["available"] == 5000
+    assert Ledger(factory).verify() == []

@@ -15,6 +15,7 @@ from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 GIFTS_PER_DAY, GIFT_POINTS_PER_DAY = 10, 2_000
 UGC_MIN, UGC_MAX = 50, 200
@@ -32,6 +33,7 @@ def gift(sc: ops.Scope, giver: Member, friend: Member, points: int, message: str
     if count >= GIFTS_PER_DAY or total + points > GIFT_POINTS_PER_DAY:
         raise Conflict(f"at most {GIFTS_PER_DAY} gifts and {GIFT_POINTS_PER_DAY} points a day",
                        code="limit_reached")
+    ensure_unrestricted(sc.session, [giver.id, friend.id], sc.now)
     return ops.transfer(sc, giver, friend, points, reference=GIFT, reason=message or "好友贈送積分")
 
 
@@ -58,4 +60,5 @@ def ugc_award(sc: ops.Scope, creator: Member, to: Member, points: int, reason: s
         .values(used=AwardBudget.used + points)).rowcount  # a conditional update: two awards at once cannot overdraw
     if not taken:
         raise Conflict(f"{creator.member_id}'s award budget does not cover {points} points", code="budget_exhausted")
+    ensure_unrestricted(sc.session, [to.id], sc.now)
     return ops.award(sc, to, points, reference=f"ugc:{creator.member_id}", reason=reason)

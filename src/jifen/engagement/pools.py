@@ -17,6 +17,7 @@ from jifen.ledger.engine import lock_members
 from jifen.mall import service as mall
 from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 MAX_HOURS = 72
 
@@ -52,6 +53,7 @@ def contribute(sc: ops.Scope, pool: Pool, member: Member, points: int) -> Pool:
     need = pool.target - raised(sc.session, pool)
     if not 1 <= points <= need:
         raise InvalidRequest(f"the pool needs 1 to {need} more points", code="invalid_points")
+    ensure_unrestricted(sc.session, [member.id], sc.now)
     hold = ops.hold(sc, member, points, reference=f"pool {pool.id}")
     sc.session.add(PoolContribution(pool_id=pool.id, member_pk=member.id, points=points, hold_id=hold.id,
                                     created_at=sc.now))

@@ -16,6 +16,7 @@ from jifen.errors import Conflict, InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 MAX_SHARES = 100
 DAILY_POINTS = 10_000  # most points one member may send in red packets per 24 hours
@@ -53,6 +54,7 @@ def send(sc: ops.Scope, sender: Member, points: int, shares: int, how: str, expi
                        message=message, status="open", expires_at=sc.now + expires_in, created_at=sc.now)
     sc.session.add(packet)
     sc.session.flush()
+    ensure_unrestricted(sc.session, [sender.id], sc.now)
     for i, part in enumerate(split(points, shares, how)):
         hold = ops.hold(sc, sender, part, reference=f"red packet {packet.id}")
         sc.session.add(RedPacketShare(packet_id=packet.id, position=i, points=part, hold_id=hold.id))
@@ -83,6 +85,7 @@ def claim(sc: ops.Scope, packet: RedPacket, member: Member) -> RedPacketShare:
         raise Conflict(f"red packet {packet.id} is empty", code="packet_empty")
     ops.release(sc, share.hold_id)
     sender = sc.session.get(Member, packet.sender_pk)
+    ensure_unrestricted(sc.session, [sender.id, member.id], sc.now)
     entry = ops.transfer(sc, sender, member, share.points, reference=f"red packet {packet.id}",
                          reason=packet.message or "紅包")
     share.claimed_by, share.claimed_at, share.transfer_entry_id = member.id, sc.now, entry.id

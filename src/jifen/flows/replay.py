@@ -24,6 +24,7 @@ from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.programs.models import Program
+from jifen.risk.restrictions import ensure_unrestricted
 from jifen.rules.engine import EventFacts, UsageBook, fire, price
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import doc_of
@@ -171,6 +172,7 @@ def _correct(intake, r: Replayed, diff: dict[str, int], version: int) -> None:
         reason = f"recompute under rules v{version}"
         if d > 0:
             days = intake.program.pending_days.get(row.type)
+            ensure_unrestricted(sc.session, [member.id], sc.now)
             entry = ops.award(sc, member, d, occurred_at=row.occurred_at, reference=f"event:{row.event_id}",
                               reason=reason, pending_until=row.occurred_at + dt.timedelta(days=days) if days else None)
             corrections.append({"wallet": wallet, "entry_id": entry.id, "points": d, "rule_version": version})

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from jifen.db import run_in_transaction, utcnow
+from jifen.flows import points
 from jifen.idempotency import idempotent
 from jifen.ledger import operations as ops
 from jifen.ledger.schemas import AdjustIn, AwardIn, FreezeIn, HoldIn, ReverseIn, SpendIn, TransferIn
@@ -19,8 +20,7 @@ from jifen.members.service import get_member
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
 from jifen.risk import cases as risk_cases
-from jifen.risk.devices import sightings_of
-from jifen.risk.scoring import RiskBlocked, Tx, assess_one
+from jifen.risk.scoring import RiskBlocked
 from jifen.security import ratelimit
 from jifen.security.deps import idempotency_key, require
 from jifen.security.service import Principal
@@ -62,7 +62,7 @@ def member(sc: ops.Scope, member_id: str):
 
 @router.post("/points/award", summary="Award points (available now, or pending until a date)")
 def award(body: AwardIn, request: Request, who: Writer, key: Key):
-    return write(request, who, key, "points.award", body, lambda sc: entry_view(sc.session, ops.award(
+    return write(request, who, key, "points.award", body, lambda sc: entry_view(sc.session, points.award(
         sc, member(sc, body.member_id), body.points, occurred_at=body.occurred_at, expires_at=body.expires_at,
         pending_until=body.pending_until, reference=body.reference, reason=body.reason)))
 
@@ -70,25 +70,14 @@ def award(body: AwardIn, request: Request, who: Writer, key: Key):
 @router.post("/points/spend", summary="Spend points, earliest-expiring lots first (risk-scored: a spend in review is "
              "a hold until decided)")
 def spend(body: SpendIn, request: Request, who: Writer, key: Key):
-    def work(sc: ops.Scope) -> dict:
-        m = member(sc, body.member_id)
-        tx = Tx(m, "spend", sc.now, points=body.points, sightings=sightings_of(None, body.device_id, body.ip))
-        verdict = assess_one(sc.session, sc.program, sc.now, tx, "spend")
-        risk = {"risk": verdict.view()} if verdict.score or verdict.action != "allow" else {}
-        if verdict.action == "review":  # the points wait in a hold: approving the case captures it
-            h = ops.hold(sc, m, body.points, reference=body.reference or "spend in risk review")
-            risk_cases.record(sc.session, sc.program.id, (m.id, m.member_id), sc.now, verdict, "spend", str(h.id), sc.now)
-            return hold_view(sc.session, h) | {"status": "review", "risk": verdict.view()}
-        entry = ops.spend(sc, m, body.points, reference=body.reference, reason=body.reason)
-        risk_cases.record(sc.session, sc.program.id, (m.id, m.member_id), sc.now, verdict, "spend", str(entry.id), sc.now)
-        return entry_view(sc.session, entry) | risk
-
-    return write(request, who, key, "points.spend", body, work)
+    return write(request, who, key, "points.spend", body, lambda sc: points.spend(
+        sc, member(sc, body.member_id), body.points, reference=body.reference, reason=body.reason,
+        device_id=body.device_id, ip=body.ip))
 
 
 @router.post("/points/transfer", summary="Give points to another member (the expiry dates travel along)")
 def transfer(body: TransferIn, request: Request, who: Writer, key: Key):
-    return write(request, who, key, "points.transfer", body, lambda sc: entry_view(sc.session, ops.transfer(
+    return write(request, who, key, "points.transfer", body, lambda sc: entry_view(sc.session, points.transfer(
         sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points,
         reference=body.reference, reason=body.reason)))
 
@@ -119,7 +108,7 @@ def unfreeze(body: FreezeIn, request: Request, who: Corrector, key: Key):
 
 @router.post("/holds", status_code=201, summary="Reserve points for an order (two-phase spend)")
 def create_hold(body: HoldIn, request: Request, who: Writer, key: Key):
-    return write(request, who, key, "holds.create", body, lambda sc: hold_view(sc.session, ops.hold(
+    return write(request, who, key, "holds.create", body, lambda sc: hold_view(sc.session, points.hold(
         sc, member(sc, body.member_id), body.points, reference=body.reference, expires_at=body.expires_at)),
         status=201)
 

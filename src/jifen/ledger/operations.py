@@ -40,7 +40,6 @@ from jifen.ledger.models import (
 from jifen.members.models import Member
 from jifen.programs.expiry import expiry_for
 from jifen.programs.models import Program, Wallet
-from jifen.risk.restrictions import ensure_unrestricted
 
 
 def atomic(fn):
@@ -167,8 +166,6 @@ def award(
         raise InvalidRequest("expires_at must be after occurred_at", code="invalid_expiry")
     if pending_until is not None and expires is not None and pending_until >= expires:
         raise InvalidRequest("pending_until must be before expires_at", code="invalid_pending")
-    if type == "award":  # a person's correction (adjust) still goes through
-        ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     b = sc.builder(type, points, member_pk=member.id, occurred_at=earned, reference=reference, reason=reason)
     b.post(system_account(sc.session, sc.wallet.id, source), -points)
@@ -194,8 +191,6 @@ def spend(
     sink: str = REDEMPTION,
 ) -> JournalEntry:
     check_points(points)
-    if type == "spend":
-        ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     b = sc.builder(type, points, member_pk=member.id, occurred_at=occurred_at, reference=reference, reason=reason)
     b.take(accounts[AVAILABLE], points)
@@ -225,7 +220,6 @@ def transfer(
     check_points(points)
     if giver.id == receiver.id:
         raise InvalidRequest("cannot transfer points to the same member", code="same_member")
-    ensure_unrestricted(sc.session, [giver.id, receiver.id], sc.now)
     acc_giver, acc_receiver = open_members(sc, sc.wallet, giver, receiver)
     b = sc.builder("transfer", points, member_pk=giver.id, counterparty_pk=receiver.id, reference=reference,
                    reason=reason)
@@ -315,7 +309,6 @@ def hold(
     check_points(points)
     if expires_at is not None and expires_at <= sc.now:
         raise InvalidRequest("expires_at must be in the future", code="invalid_expiry")
-    ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     h = Hold(program_id=sc.program.id, wallet_id=sc.wallet.id, member_pk=member.id, points=points,
              status="open", reference=reference, expires_at=expires_at, created_at=sc.now)

@@ -14,6 +14,7 @@ from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.mall.models import Partner, PartnerExchange
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 
 def get_partner(session: Session, program_id: int, code: str) -> Partner:
@@ -46,6 +47,7 @@ def exchange(sc: ops.Scope, member: Member, partner: Partner, direction: str, un
                            code="limit_reached")
     points = units * rate
     why = f"{partner.name}: {units} {partner.unit} ({reference})"
+    ensure_unrestricted(sc.session, [member.id], sc.now)
     entry = (ops.spend(sc, member, points, reference=f"partner {partner.code}", reason=why) if direction == "out"
              else ops.award(sc, member, points, reference=f"partner {partner.code}", reason=why))
     record = PartnerExchange(partner_id=partner.id, member_pk=member.id, direction=direction, units=units,

@@ -24,6 +24,7 @@ from jifen.outbox import emit
 from jifen.programs import tiers
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
+from jifen.risk.restrictions import ensure_unrestricted
 
 _RESERVE = (update(Reward).where(Reward.id == bindparam("reward"),
                                  Reward.stock.is_(None) | (Reward.stock >= bindparam("qty")))
@@ -144,6 +145,7 @@ def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: t
         raise Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
     _check_tier_share(sc, member, reward, quantity)  # after the reward row is locked: shares are counted safely
     try:
+        ensure_unrestricted(sc.session, [member.id], sc.now)
         hold = ops.hold(sc, member, points * quantity, reference=f"redemption {reward.code} × {quantity}")
     except InsufficientPoints as exc:
         raise InsufficientPoints(exc.message, details=suggestions(sc, member, reward)) from None
