@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from jifen.analytics import clv, frames, kpis, rfm
 from jifen.ledger import operations as ops
+from jifen.members import segments
 from jifen.programs.service import get_program
 from tests.conftest import Ledger, api_key, m
 from tests.intake import add_members, configure, send_one
@@ -60,7 +61,8 @@ def test_rfm_segments_and_storage(factory):
     assert got == {"alice": (5, 2, "中價值"), "bob": (10, 1, "中價值"), "carol": (45, 1, "低頻")}
     assert {r["member_id"]: r["r"] for r in table}["alice"] == 5  # the most recent buyer scores highest
     with factory() as s, s.begin():
-        assert rfm.store_segments(s, rfm.rfm(frames.load(s, get_program(s, "default")), NOW)) == 3
+        table = rfm.rfm(frames.load(s, get_program(s, "default")), NOW)
+        assert segments.store(s, rfm.segment_of(table), rfm.SEGMENT_NAMES) == 3
     # Rules see the stored segment.
     configure(factory, {"pending_days": {}, "rules": {"rules": [
         {"code": "vip", "events": ["purchase"], "condition": '"中價值" in member.segments', "award": {"fixed": 7}}]}},

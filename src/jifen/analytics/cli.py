@@ -65,12 +65,13 @@ def analytics_rfm(program: ProgramOpt = "default", fmt: Format = "table",
     """RFM scores and seed 001's segments; --store saves them as member.segments for rules."""
     from jifen.analytics import frames, rfm
     from jifen.db import run_in_transaction
+    from jifen.members import segments
     from jifen.programs.service import get_program
 
     with sessions()() as s:
         table = rfm.rfm(frames.load(s, get_program(s, program)), utcnow())
     if store:
-        n = run_in_transaction(sessions(), lambda s: rfm.store_segments(s, table))
+        n = run_in_transaction(sessions(), lambda s: segments.store(s, rfm.segment_of(table), rfm.SEGMENT_NAMES))
         out.print(f"segments stored for {n} members")
     summary = table.group_by("segment").len().sort("segment").to_dicts()
     _emit(table.drop("member_pk").to_dicts() if fmt != "table" else summary, fmt)
