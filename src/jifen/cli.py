@@ -22,8 +22,9 @@ from jifen.errors import JifenError
 from jifen.events.cli import events_app
 from jifen.members.cli import add_member_commands, privacy_app
 from jifen.notify.cli import notify_app
+from jifen.programs.cli import program_app, tiers_app
 from jifen.risk.cli import risk_app
-from jifen.rules.cli import program_app, rules_app, tiers_app
+from jifen.rules.cli import rules_app
 from jifen.security.cli import demo_admin, user_app
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
