@@ -55,6 +55,7 @@ from jifen.programs import tiers
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
 from jifen.risk.devices import sightings_of
+from jifen.risk.models import RiskCase
 from jifen.risk.restrictions import refusal
 from jifen.risk.scoring import Assessor, RiskBlocked, Tx, Verdict
 from jifen.rules.engine import EventFacts
@@ -303,5 +304,5 @@ def _risk_hold(ctx: Intake, events: list[EventIn], verdicts: dict[int, Verdict],
     """Reviewed events: their points (and the member's burst of the last hour) frozen until decided."""
     for i, v in verdicts.items():
         if v.action == "review" and v.case_id:
-            case = ctx.session.get_one(risk_cases.RiskCase, v.case_id)
+            case = ctx.session.get_one(RiskCase, v.case_id)
             hold_earnings(ctx.scope(None), case, members[events[i].member_id], [events[i].event_id])
