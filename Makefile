@@ -15,6 +15,7 @@ run: $(STAMP)
 	$(VENV)/bin/jifen up
 
 test: $(STAMP)
+	$(VENV)/bin/mypy src/jifen
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)

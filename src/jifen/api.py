@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -119,12 +121,13 @@ def create_app(database_url: str | None = None) -> FastAPI:
             return error(422, "out_of_range", "a number in the request is out of range")
         raise exc
 
-    app.add_exception_handler(console.Refused, console.refused_page)  # the console's 403 page
+    # Starlette types a handler as taking any Exception; this one takes the exception class it is registered for.
+    app.add_exception_handler(console.Refused, console.refused_page)  # type: ignore[arg-type]  # the console's 403 page
 
     @app.exception_handler(HTTPException)
     def _http(_: Request, exc: HTTPException):
         if 300 <= exc.status_code < 400:  # the console sends signed-out visitors to its sign-in page
-            return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
+            return RedirectResponse(cast(Mapping[str, str], exc.headers)["Location"], status_code=exc.status_code)
         if exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, UnicodeDecodeError)):
             # FastAPI could not decode the body: nested deeper than Python's JSON parser goes (about
             # 1,000 levels: a RecursionError), or not UTF-8.
@@ -140,7 +143,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     @app.middleware("http")
     async def _audit(request: Request, call_next):
         writes = request.method not in ("GET", "HEAD", "OPTIONS")
-        collected = [] if writes else None  # what the request's transactions change (security/changes.py)
+        collected: list[Any] | None = [] if writes else None  # what the request's transactions change (security/changes.py)
         token = changes.current.set(collected)
         try:
             response = await call_next(request)
@@ -149,7 +152,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         who = getattr(request.state, "principal", None)
         if who is not None and writes:
             detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
-                      "changes": changes.summary(collected)}
+                      "changes": changes.summary(cast(list[Any], collected))}  # (a list: writes)
             await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(
                 s, program_id=who.program_id, actor=who.actor, role=who.role, method=request.method,
                 path=request.url.path, status=response.status_code, detail=detail))

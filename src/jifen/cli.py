@@ -172,14 +172,14 @@ def ledger_verify(expect_head: Annotated[str | None, typer.Option(
                   program: ProgramOpt = "default"):
     """Check every ledger invariant; exit 1 naming the first broken entry."""
     from jifen.ledger.models import ChainHead, JournalEntry
-    from jifen.ledger.verify import verify
+    from jifen.ledger.verify import Problem, verify
     from jifen.programs.service import get_program
 
     with sessions()() as s:
         total = s.scalar(select(func.count()).select_from(JournalEntry))
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("verifying hash chain", total=total)
-            problems = verify(s, progress=lambda n: bar.advance(task, n))
+            problems: list[Problem | str] = list(verify(s, progress=lambda n: bar.advance(task, n)))
         if expect_head:
             head = s.get(ChainHead, get_program(s, program).id)
             if not head or not head.hash.startswith(expect_head):

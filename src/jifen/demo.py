@@ -174,7 +174,8 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     done = 0
     for day, todays in itertools.groupby(events, key=lambda e: e[0].astimezone(TZ).date()):
         todays = list(todays)
-        run_in_transaction(factory, lambda s, b=todays: apply(s, b))
+        # mypy cannot infer a lambda with a default argument (binding the loop's batch) against Callable[[Session], T].
+        run_in_transaction(factory, lambda s, b=todays: apply(s, b))  # type: ignore[misc]
         # The nightly job: return windows that closed today release their pending points.
         settle_due(factory, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), TZ))
         done += len(todays)

@@ -16,7 +16,7 @@ these bounds keep reading as they are: the bounds apply to requests, never to wh
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
@@ -39,7 +39,7 @@ def _check_shape(value, levels: int = MAX_DEPTH) -> None:
         _check_shape(child, levels - 1)
 
 
-def _bounded(value: dict) -> dict:
+def _bounded(value: dict[Any, Any]) -> dict[Any, Any]:
     _check_shape(value)
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
     if size > MAX_BYTES:
@@ -47,4 +47,4 @@ def _bounded(value: dict) -> dict:
     return value
 
 
-FreeJson = Annotated[dict, AfterValidator(_bounded)]
+FreeJson = Annotated[dict[Any, Any], AfterValidator(_bounded)]  # dict[Any, Any]: pydantic's schema for a bare dict

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import numpy as np
 import typer
@@ -128,7 +128,7 @@ def _transactions(path: Path | None, program: str | None):
     from jifen.programs.service import get_program
 
     with sessions()() as s:
-        prog = get_program(s, program)
+        prog = get_program(s, cast(str, program))  # (no CSV file given: then a programme is)
         data = frames.load(s, prog)
     buys = data["events"].filter(data["events"]["type"] == "purchase").join(
         data["members"].select("member_pk", "member_id"), on="member_pk")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from jifen.config import get_settings
 from jifen.db import run_in_transaction, utcnow
@@ -15,6 +16,7 @@ from jifen.flows.intake import ingest
 from jifen.ledger.api import Key, member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import service as mall_service
+from jifen.members.models import Member
 from jifen.members.service import get_member
 from jifen.programs.models import Program
 from jifen.rules.schema import CODE
@@ -47,8 +49,8 @@ class ReferralIn(Strict):
     code: str = Field(min_length=4, max_length=16)
 
 
-def _member(s, who: Principal, member_id: str):
-    program = s.get(Program, who.program_id)
+def _member(s: Session, who: Principal, member_id: str) -> tuple[Program, Member]:
+    program = s.get_one(Program, who.program_id)
     return program, get_member(s, program, member_id)
 
 

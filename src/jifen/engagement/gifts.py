@@ -4,8 +4,9 @@ programme pays out of a budget granted to a member — a creator rewarding helpf
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,7 +45,7 @@ def grant_budget(session: Session, member: Member, points: int) -> dict:
     session.execute(stmt.on_conflict_do_update(index_elements=["member_pk"],
                                                set_={"budget": AwardBudget.budget + stmt.excluded.budget}),
                     {"member_pk": member.id, "budget": points, "used": 0})
-    row = session.get(AwardBudget, member.id)
+    row = session.get_one(AwardBudget, member.id)
     session.refresh(row)
     return {"budget": row.budget, "used": row.used, "left": row.budget - row.used}
 
@@ -55,9 +56,9 @@ def ugc_award(sc: ops.Scope, creator: Member, to: Member, points: int, reason: s
         raise InvalidRequest(f"an award is {UGC_MIN} to {UGC_MAX} points", code="invalid_points")
     if creator.id == to.id:
         raise Conflict("a creator cannot award themselves", code="self_award")
-    taken = sc.session.execute(update(AwardBudget).where(
+    taken = cast(CursorResult[Any], sc.session.execute(update(AwardBudget).where(
         AwardBudget.member_pk == creator.id, AwardBudget.used + points <= AwardBudget.budget)
-        .values(used=AwardBudget.used + points)).rowcount  # a conditional update: two awards at once cannot overdraw
+        .values(used=AwardBudget.used + points))).rowcount  # a conditional update: two awards at once cannot overdraw
     if not taken:
         raise Conflict(f"{creator.member_id}'s award budget does not cover {points} points", code="budget_exhausted")
     ensure_unrestricted(sc.session, [to.id], sc.now)

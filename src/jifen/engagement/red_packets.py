@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,8 +47,8 @@ def send(sc: ops.Scope, sender: Member, points: int, shares: int, how: str, expi
     if not 1 <= shares <= MAX_SHARES or points < shares:
         raise InvalidRequest(f"1 to {MAX_SHARES} shares of at least one point each", code="invalid_shares")
     lock_members(sc.session, [sender.id])
-    sent = sc.session.scalar(select(func.coalesce(func.sum(RedPacket.points), 0)).where(
-        RedPacket.sender_pk == sender.id, RedPacket.created_at > sc.now - dt.timedelta(days=1)))
+    sent = cast(int, sc.session.scalar(select(func.coalesce(func.sum(RedPacket.points), 0)).where(
+        RedPacket.sender_pk == sender.id, RedPacket.created_at > sc.now - dt.timedelta(days=1))))
     if sent + points > DAILY_POINTS:
         raise Conflict(f"at most {DAILY_POINTS} points in red packets a day", code="limit_reached")
     packet = RedPacket(program_id=sc.program.id, sender_pk=sender.id, points=points, shares=shares, split=how,
@@ -84,7 +85,7 @@ def claim(sc: ops.Scope, packet: RedPacket, member: Member) -> RedPacketShare:
     if share is None:
         raise Conflict(f"red packet {packet.id} is empty", code="packet_empty")
     ops.release(sc, share.hold_id)
-    sender = sc.session.get(Member, packet.sender_pk)
+    sender = sc.session.get_one(Member, packet.sender_pk)
     ensure_unrestricted(sc.session, [sender.id, member.id], sc.now)
     entry = ops.transfer(sc, sender, member, share.points, reference=f"red packet {packet.id}",
                          reason=packet.message or "紅包")

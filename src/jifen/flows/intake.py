@@ -19,7 +19,9 @@ verdict is kept in the event's result (`risk`) when it is not a plain allow with
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any, cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -53,13 +55,18 @@ from jifen.programs import tiers
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
 from jifen.risk.devices import sightings_of
+from jifen.risk.models import RiskCase
 from jifen.risk.restrictions import refusal
 from jifen.risk.scoring import Assessor, RiskBlocked, Tx, Verdict
 from jifen.rules.engine import EventFacts
 
+Reject = Callable[[int, JifenError], None]
+# One result dict per event, None until it has one. Any, not `dict | None`: mypy does not narrow results[i].
+Results = list[Any]
+
 
 def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt.datetime,
-           actor: str | None = None, strict: bool = True) -> list[dict]:
+           actor: str | None = None, strict: bool = True) -> list[dict[str, Any]]:
     """Process events; one result per event, in the order given. strict: the first error is raised
     (a single event); otherwise a bad event's result carries its error and the others go on."""
     ctx = open_intake(session, program, now, actor)
@@ -75,7 +82,7 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
     # events once they are stored: such members have their events taken one by one.
     cfg = tiers.tier_config(program)
     one_by_one = {e.member_id for e in events if e.type == "refund" or (cfg is not None and cfg.basis == "score")}
-    results: list[dict | None] = [None] * len(events)
+    results: Results = [None] * len(events)
 
     def reject(i: int, exc: JifenError) -> None:
         if strict:
@@ -101,7 +108,7 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
         ingest(session, program, follow, now=now, actor=actor, strict=False)
     return results
 
-def _advance_tasks(ctx: Intake, events: list[EventIn], order: list[int], results: list,
+def _advance_tasks(ctx: Intake, events: list[EventIn], order: list[int], results: Results,
                    members: dict[str, Member]) -> None:
     """Processed events count towards the members' tasks, in the order they occurred."""
     done = [i for i in order if results[i] and results[i]["status"] == "processed" and events[i].type != "refund"]
@@ -119,16 +126,19 @@ def _advance_tasks(ctx: Intake, events: list[EventIn], order: list[int], results
         if finished:
             results[i]["tasks_completed"] = finished
 
-def _follow_ups(ctx: Intake, events: list[EventIn], results: list, members: dict[str, Member]):
+def _follow_ups(ctx: Intake, events: list[EventIn], results: Results, members: dict[str, Member]) -> list[EventIn]:
     """Referral, attribution and group-buying events that these purchases lead to."""
     bought = [(ev, members[ev.member_id]) for ev, r in zip(events, results, strict=True)
               if ev.type == "purchase" and r and r["status"] == "processed"]
     return follow_ups(ctx.session, ctx.program, bought)
 
 def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: dict[str, Member],
-                results: list, reject) -> None:
+                results: Results, reject: Reject) -> None:
     """The set-oriented path (see the module's docstring)."""
     s = ctx.session
+    fresh: list[int]
+    digests: dict[int, str]
+    firsts: dict[str, int]
     fresh, digests, firsts = [], {}, {}
     for i in chosen:
         ev = events[i]
@@ -143,7 +153,8 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
         firsts[ev.event_id] = i
         fresh.append(i)
     known = {r.event_id: r for r in s.scalars(KNOWN, {"program": ctx.program.id, "ids": list(firsts)})} if firsts else {}
-    orders = {events[i].order_id for i in fresh if events[i].type == "purchase" and events[i].order_id}
+    # (no None: the condition drops it, but mypy does not narrow events[i].order_id)
+    orders = cast(set[str], {events[i].order_id for i in fresh if events[i].type == "purchase" and events[i].order_id})
     taken = set(s.scalars(ORDERS_TAKEN, {"program": ctx.program.id, "orders": sorted(orders)})) if orders else set()
     todo = []
     for i in fresh:
@@ -212,21 +223,23 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
         except JifenError as exc:
             reject(i, exc)
 
-def _tier_step(ctx: Intake, ev: EventIn, member: Member, points: int) -> dict:
+def _tier_step(ctx: Intake, ev: EventIn, member: Member, points: int) -> dict[str, Any]:
     """Real-time upgrade after an event; the tier the member has now, and whether it just rose."""
-    raised = {}
+    raised: dict[int, str] = {}
     if tiers.moves_measure(ctx.program, ev.type, points) or member.tier is None:
         raised = tiers.upgrade(ctx.session, ctx.program, [member], ctx.now, ctx.measure_after(member, ev, points))
     return {"tier": member.tier, **({"tier_upgraded": raised[member.id]} if raised else {})}
 
-def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
+def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict[str, Any]:
     """One event on its own (members with a refund in the batch), inside the caller's savepoint."""
     check_event(ctx, ev, member)
+    assert member is not None  # check_event refuses an unknown member
     risk, txs, kept = _risk_gate(ctx, [ev], [0], {ev.member_id: member}, _raise)
     digest = event_digest(ev)
     stored = ctx.claim([event_row(ctx, ev, member, digest)])
     if ev.event_id not in stored:
-        row = ctx.session.scalar(KNOWN, {"program": ctx.program.id, "ids": [ev.event_id]})
+        # Stored by a concurrent request since: it is there.
+        row = cast(Event, ctx.session.scalar(KNOWN, {"program": ctx.program.id, "ids": [ev.event_id]}))
         return replay(row, ev, digest)
     pk = stored[ev.event_id]
     if ev.type == "refund":
@@ -255,7 +268,8 @@ def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict:
 def _raise(_i: int, exc: JifenError) -> None:
     raise exc
 
-def _risk_gate(ctx: Intake, events: list[EventIn], idx: list[int], members: dict[str, Member], reject):
+def _risk_gate(ctx: Intake, events: list[EventIn], idx: list[int], members: dict[str, Member],
+               reject: Reject) -> tuple[Assessor, dict[int, Tx], list[int]]:
     """Before the events are stored: sightings recorded, restricted members' events refused. Returns the
     assessor, each event's transaction, and the events that go on."""
     txs = {i: Tx(members[events[i].member_id], "earn", events[i].occurred_at, event_type=events[i].type,
@@ -270,7 +284,7 @@ def _risk_gate(ctx: Intake, events: list[EventIn], idx: list[int], members: dict
             kept.append(i)
     return risk, txs, kept
 
-def _risk_score(risk: Assessor, txs: dict[int, Tx], priced: list[tuple]) -> dict[int, Verdict]:
+def _risk_score(risk: Assessor, txs: dict[int, Tx], priced: list[tuple[Any, ...]]) -> dict[int, Verdict]:
     """{event index: verdict} for the events that earn points (the others count in the windows only)."""
     order = [i for i, *_ in priced]
     for i, lines, *_ in priced:
@@ -278,7 +292,7 @@ def _risk_score(risk: Assessor, txs: dict[int, Tx], priced: list[tuple]) -> dict
     verdicts = risk.score([txs[i] for i in order], [txs[i].points > 0 for i in order])
     return {i: v for i, v in zip(order, verdicts, strict=True) if v is not None}
 
-def _risk_result(ctx: Intake, tx: Tx, verdict: Verdict | None, ev: EventIn) -> dict:
+def _risk_result(ctx: Intake, tx: Tx, verdict: Verdict | None, ev: EventIn) -> dict[str, Any]:
     """The verdict as kept in the event's result (with the case a review opened)."""
     if verdict is None or (verdict.score == 0 and verdict.action == "allow"):
         return {}
@@ -290,5 +304,5 @@ def _risk_hold(ctx: Intake, events: list[EventIn], verdicts: dict[int, Verdict],
     """Reviewed events: their points (and the member's burst of the last hour) frozen until decided."""
     for i, v in verdicts.items():
         if v.action == "review" and v.case_id:
-            case = ctx.session.get(risk_cases.RiskCase, v.case_id)
+            case = ctx.session.get_one(RiskCase, v.case_id)
             hold_earnings(ctx.scope(None), case, members[events[i].member_id], [events[i].event_id])

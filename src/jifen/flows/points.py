@@ -33,7 +33,7 @@ def hold(sc: ops.Scope, member: Member, points: int, **kw: Any) -> Hold:
 
 
 def spend(sc: ops.Scope, member: Member, points: int, *, reference: str | None = None, reason: str | None = None,
-          device_id: str | None = None, ip: str | None = None) -> dict:
+          device_id: str | None = None, ip: str | None = None) -> dict[str, Any]:
     """The entry's view, with the risk verdict unless it is a plain allow; in review, the hold's view."""
     tx = Tx(member, "spend", sc.now, points=points, sightings=sightings_of(None, device_id, ip))
     verdict = assess_one(sc.session, sc.program, sc.now, tx, "spend")

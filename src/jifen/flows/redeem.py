@@ -4,6 +4,8 @@ for a flagged order (risk), and the redemption as a member event for tasks, badg
 
 from __future__ import annotations
 
+from typing import Any
+
 from jifen.events.schemas import EventIn
 from jifen.flows.intake import ingest
 from jifen.ledger import operations as ops
@@ -17,7 +19,7 @@ from jifen.risk.scoring import Tx, assess_one
 
 
 @ops.atomic
-def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
+def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict[str, Any] | None = None,
            pay: str = "points", device_id: str | None = None, ip: str | None = None) -> Redemption:
     """Blocked by risk control (403 risk_blocked), or placed — in `review` when risk control asks for a
     person (a sixth order within the hour, a honeypot reward, a high score)."""

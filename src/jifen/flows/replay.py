@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jifen.events.context import open_intake
+from jifen.events.context import Intake, open_intake
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
 from jifen.events.pricing import member_facts
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
+from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
 from jifen.programs.models import Program
 from jifen.risk.restrictions import ensure_unrestricted
-from jifen.rules.engine import EventFacts, UsageBook, fire, price
+from jifen.rules.engine import AwardLine, EventFacts, UsageBook, fire, price
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import doc_of
 
@@ -34,11 +36,11 @@ from jifen.rules.service import doc_of
 class Replayed:
     row: Event
     member: Member
-    lines: list  # AwardLine under the replayed rules
+    lines: list[AwardLine]  # AwardLine under the replayed rules
     kept: Decimal  # share of the order not refunded (1 for events without an amount)
-    failed: list  # rules skipped because their condition failed ({rule, error})
+    failed: list[dict[str, Any]]  # rules skipped because their condition failed ({rule, error})
 
-    def net(self, wallet_of) -> dict[str, int]:
+    def net(self, wallet_of: Callable[[str | None], str]) -> dict[str, int]:
         """Points per wallet after the refunds the event has had (rounded as refunds round)."""
         out: dict[str, int] = defaultdict(int)
         for line in self.lines:
@@ -47,7 +49,7 @@ class Replayed:
 
 
 def replay(session: Session, program: Program, start: dt.datetime, end: dt.datetime,
-           doc_for) -> Iterator[Replayed]:
+           doc_for: Callable[[Event], RuleSetDoc | None]) -> Iterator[Replayed]:
     """Every earning event in [start, end) in the order it happened, priced by doc_for(event row)."""
     tz = ZoneInfo(program.timezone)
     book = UsageBook(lambda keys: {})
@@ -57,7 +59,9 @@ def replay(session: Session, program: Program, start: dt.datetime, end: dt.datet
          .execution_options(yield_per=1000))
     for row in session.scalars(q):
         doc = doc_for(row)
-        member = members.get(row.member_pk) or members.setdefault(row.member_pk, session.get(Member, row.member_pk))
+        member = members.get(row.member_pk) or members.setdefault(row.member_pk, session.get_one(Member, row.member_pk))
+        lines: list[AwardLine]
+        failed: list[dict[str, Any]]
         lines, failed = [], []
         if doc is not None:
             facts = EventFacts(type=row.type, occurred_at=row.occurred_at, amount=row.amount, channel=row.channel,
@@ -70,22 +74,23 @@ def replay(session: Session, program: Program, start: dt.datetime, end: dt.datet
         yield Replayed(row, member, lines, kept, failed)
 
 
-def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.datetime, end: dt.datetime) -> dict:
+def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.datetime,
+             end: dt.datetime) -> dict[str, Any]:
     """Points and ¥ liability the draft would have given over [start, end), beside the rules in force."""
     intake = open_intake(session, program, end, None)
     default = intake.wallets[None].code
 
-    def wallet_of(code):
+    def wallet_of(code: str | None) -> str:
         return code or default
 
-    def in_force(row: Event):
+    def in_force(row: Event) -> RuleSetDoc | None:
         rs = intake.version_at(row.occurred_at)
         return doc_of(rs) if rs else None
 
     totals = {"baseline": 0, "draft": 0}
-    by_rule: dict[str, Counter] = defaultdict(Counter)
-    by_sponsor: dict[str, Counter] = defaultdict(Counter)
-    failures: dict[str, Counter] = defaultdict(Counter)  # rule -> error -> events (the draft's)
+    by_rule: dict[str, Counter[str]] = defaultdict(Counter)
+    by_sponsor: dict[str, Counter[str]] = defaultdict(Counter)
+    failures: dict[str, Counter[str]] = defaultdict(Counter)  # rule -> error -> events (the draft's)
     affected: set[int] = set()
     events = 0
     draft_rows = replay(session, program, start, end, lambda row: draft)
@@ -120,7 +125,7 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
 
 
 def recompute(session: Session, program: Program, start: dt.datetime, end: dt.datetime, *, now: dt.datetime,
-              actor: str | None, apply: bool = False) -> dict:
+              actor: str | None, apply: bool = False) -> dict[str, Any]:
     """Re-evaluate [start, end) under the rules in force now and post each difference as a correcting
     entry (an award for points owed, a reversal of the event's own award for points overpaid).
     Without `apply`, nothing is written and the summary says what would be."""
@@ -162,7 +167,7 @@ def _current_net(row: Event) -> dict[str, int]:
     return {w: p for w, p in net.items() if p}
 
 
-def _correct(intake, r: Replayed, diff: dict[str, int], version: int) -> None:
+def _correct(intake: Intake, r: Replayed, diff: dict[str, int], version: int) -> None:
     row, member = r.row, r.member
     lock_members(intake.session, [member.id])
     corrections = list(row.result.get("corrections", []))
@@ -183,7 +188,7 @@ def _correct(intake, r: Replayed, diff: dict[str, int], version: int) -> None:
     row.result = {**row.result, "corrections": corrections}
 
 
-def _claw_back(sc: ops.Scope, row: Event, wallet: str, n: int, reason: str) -> list:
+def _claw_back(sc: ops.Scope, row: Event, wallet: str, n: int, reason: str) -> list[JournalEntry]:
     """Take points back by reversing the event's own awards (its correcting awards first, then the
     original), so the points leave the lots they were put in."""
     sources = [c for c in reversed(row.result.get("corrections", [])) if c["wallet"] == wallet and c["points"] > 0]

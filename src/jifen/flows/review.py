@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from typing import cast
 
 from sqlalchemy import select
 
@@ -41,7 +42,7 @@ def hold_earnings(sc: ops.Scope, case: RiskCase, member: Member, event_ids: list
         by_wallet[wallet_id].append((lot_id, entry_id))
     frozen = []
     for wallet_id, items in sorted(by_wallet.items()):
-        scope = ops.Scope(s, sc.program, s.get(Wallet, wallet_id), sc.now, actor="risk")
+        scope = ops.Scope(s, sc.program, s.get_one(Wallet, wallet_id), sc.now, actor="risk")
         _, moved = ops.freeze_lots(scope, member, [lot for lot, _ in items], reason=f"risk case {case.id}",
                                    reference=f"risk:{case.id}")
         frozen += [[lot, moved[lot], entry, wallet_id] for lot, entry in items if lot in moved]
@@ -52,7 +53,7 @@ def decide(sc: ops.Scope, case: RiskCase, decision: str, note: str) -> RiskCase:
     """approve | reject | freeze_member (reject, and the member frozen for the programme's freeze_days)."""
     mark_decided(case, decision, note, sc.actor, sc.now)
     s = sc.session
-    member = s.get(Member, case.member_pk)
+    member = s.get_one(Member, case.member_pk)
     s.flush()
     approve = decision == "approve"
     if case.action == "review":
@@ -69,18 +70,19 @@ def _settle(sc: ops.Scope, case: RiskCase, member: Member, approve: bool) -> Non
     s = sc.session
     if case.subject_kind == "event":
         for lot_id, points, entry_id, wallet_id in case.details.get("frozen", []):
-            scope = ops.Scope(s, sc.program, s.get(Wallet, wallet_id), sc.now, actor=sc.actor)
+            scope = ops.Scope(s, sc.program, s.get_one(Wallet, wallet_id), sc.now, actor=sc.actor)
             if approve:
                 ops.unfreeze_lots(scope, member, {lot_id: points}, reason=f"risk case {case.id} approved",
                                   reference=f"risk:{case.id}")
             else:
-                frozen = s.get(Lot, lot_id).frozen
+                frozen = s.get_one(Lot, lot_id).frozen
                 if min(points, frozen, ops.reversible(scope, entry_id)) > 0:
                     ops.reverse(scope, entry_id, min(points, frozen, ops.reversible(scope, entry_id)),
                                 reason=f"risk case {case.id} rejected")
+    # subject_id is None only for a refusal's case (action "block"), never for one under review.
     elif case.subject_kind == "redemption":
-        r = mall.get_redemption(s, sc.program, int(case.subject_id))
+        r = mall.get_redemption(s, sc.program, int(cast(str, case.subject_id)))
         if r.status == "review":  # (unless decided through /v1/redemptions/{id}/approve|reject already)
             (mall.approve if approve else mall.reject)(sc, r)
     elif case.subject_kind == "spend":
-        (ops.capture if approve else ops.release)(sc, int(case.subject_id))
+        (ops.capture if approve else ops.release)(sc, int(cast(str, case.subject_id)))

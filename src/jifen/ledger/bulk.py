@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -68,10 +69,10 @@ def award_many(sc: ops.Scope, items: list[AwardItem]) -> list[JournalEntry]:
     if fast:
         for n, entry in zip((n for n, _ in fast), _write(sc, [i for _, i in fast], accounts), strict=True):
             entries[n] = entry
-    return entries
+    return cast(list[JournalEntry], entries)  # every slot is filled by one of the two paths above
 
 
-def _write(sc: ops.Scope, items: list[AwardItem], accounts) -> list[JournalEntry]:
+def _write(sc: ops.Scope, items: list[AwardItem], accounts: dict[int, dict[str, tuple[int, int]]]) -> list[JournalEntry]:
     s, wallet = sc.session, sc.wallet
     plan = []
     for item in items:
@@ -92,6 +93,10 @@ def _write(sc: ops.Scope, items: list[AwardItem], accounts) -> list[JournalEntry
          "available": 0 if pending else i.points, "pending": i.points if pending else 0, "held": 0, "frozen": 0}
         for e, (i, expires, pending) in zip(entries, plan, strict=True)]).scalars().all()
     issuance = system_account(s, wallet.id, ISSUANCE).id
+    moves: list[dict[str, Any]]
+    postings: list[dict[str, Any]]
+    deltas: defaultdict[int, int]
+    sealed: list[tuple[JournalEntry, list[tuple[int, int]], list[tuple[int, int, int]]]]
     moves, postings, deltas, sealed = [], [], defaultdict(int), []
     for e, lot_id, (i, _, pending) in zip(entries, lot_ids, plan, strict=True):
         account = accounts[i.member.id][PENDING if pending else AVAILABLE][0]

@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 import io
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -88,7 +88,8 @@ class WriteOffIn(Strict):
 
 
 def reward_view(r: Reward, program: Program | None = None, now: dt.datetime | None = None) -> dict:
-    price = {"price_now": service.unit_price(program, r, now)[0]} if program is not None else {}
+    # (callers that pass the programme pass the time too)
+    price = {"price_now": service.unit_price(program, r, cast(dt.datetime, now))[0]} if program is not None else {}
     return {"code": r.code, "name": r.name, "kind": r.kind, "category": r.category, "points": r.points, **price,
             "cash_price": {"points": r.cash_points, "cash": str(r.cash)} if r.cash_points else None,
             "stock": r.stock, "sold": r.sold, "value": str(r.value), "min_tier": r.min_tier,
@@ -203,7 +204,7 @@ router.post("/redemptions/{redemption_id}/reject", summary="Review: refuse an or
 @router.post("/coupons/{code}/redeem", summary="Write off (核銷) a coupon at a till: once, before it expires")
 def redeem_coupon(code: str, body: WriteOffIn, request: Request, who: Till):
     return run_in_transaction(request.app.state.sessions, lambda s: coupon_view(service.write_off(
-        s, s.get(Program, who.program_id), code, body.merchant, body.store, utcnow())))
+        s, s.get_one(Program, who.program_id), code, body.merchant, body.store, utcnow())))
 
 
 

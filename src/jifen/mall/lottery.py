@@ -62,7 +62,7 @@ def draw(sc: ops.Scope, member: Member, pool: LotteryPool, u: Decimal | None = N
     if not candidates:
         raise Conflict(f"lottery {pool.code!r} has no prizes left", code="out_of_stock")
     u = uniform() if u is None else u
-    prize = s.get(LotteryPrize, pick(candidates, u))
+    prize = s.get_one(LotteryPrize, pick(candidates, u))
     if s.execute(_TAKE, {"prize": prize.id}).first() is None:
         raise Conflict("prize taken meanwhile", code="out_of_stock")  # not reached: the pool row is locked
     pool.spent += prize.value

@@ -5,6 +5,7 @@ report per partner and period (the file both sides compare)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -39,9 +40,9 @@ def exchange(sc: ops.Scope, member: Member, partner: Partner, direction: str, un
         raise Conflict(f"exchange {reference!r} with {partner.name} was already made", code="duplicate_reference")
     if partner.max_units_per_day is not None:
         since = sc.now - dt.timedelta(days=1)
-        today = s.scalar(select(func.coalesce(func.sum(PartnerExchange.units), 0)).where(
+        today = cast(int, s.scalar(select(func.coalesce(func.sum(PartnerExchange.units), 0)).where(
             PartnerExchange.partner_id == partner.id, PartnerExchange.member_pk == member.id,
-            PartnerExchange.direction == direction, PartnerExchange.created_at > since))
+            PartnerExchange.direction == direction, PartnerExchange.created_at > since)))
         if today + units > partner.max_units_per_day:
             raise Conflict(f"at most {partner.max_units_per_day} {partner.unit} a day with {partner.name}",
                            code="limit_reached")

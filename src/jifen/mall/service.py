@@ -8,6 +8,7 @@ import datetime as dt
 import math
 import secrets
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
@@ -172,12 +173,12 @@ def _check_limits(sc: ops.Scope, member: Member, reward: Reward, quantity: int) 
     """Per-member limits, lifetime and per programme day (the member is locked)."""
     mine = _TAKEN.where(Redemption.member_pk == member.id)
     if reward.per_member_limit is not None and (
-            sc.session.scalar(mine, {"reward": reward.id}) + quantity > reward.per_member_limit):
+            cast(int, sc.session.scalar(mine, {"reward": reward.id})) + quantity > reward.per_member_limit):
         raise Conflict(f"at most {reward.per_member_limit} of {reward.name} per member", code="limit_reached")
     if reward.per_day_limit is not None:
         tz = ZoneInfo(sc.program.timezone)
         midnight = dt.datetime.combine(sc.now.astimezone(tz).date(), dt.time(), tz).astimezone(dt.UTC)
-        today = sc.session.scalar(mine.where(Redemption.created_at >= midnight), {"reward": reward.id})
+        today = cast(int, sc.session.scalar(mine.where(Redemption.created_at >= midnight), {"reward": reward.id}))
         if today + quantity > reward.per_day_limit:
             raise Conflict(f"at most {reward.per_day_limit} of {reward.name} a day", code="limit_reached")
 
@@ -187,7 +188,7 @@ def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: i
     if share is None or reward.stock_total is None:
         return
     allowed = int(reward.stock_total * Decimal(str(share)))
-    taken = sc.session.scalar(_TAKEN.where(Redemption.tier == member.tier), {"reward": reward.id})
+    taken = cast(int, sc.session.scalar(_TAKEN.where(Redemption.tier == member.tier), {"reward": reward.id}))
     if taken + quantity > allowed:
         raise Conflict(f"the share of {reward.name} for your tier is sold out", code="out_of_stock",
                        details=suggestions(sc, member, reward))
@@ -213,7 +214,7 @@ def fulfil(sc: ops.Scope, r: Redemption) -> Redemption:
     _move(r, "held", "fulfilled")
     ops.capture(sc, r.hold_id)
     r.status, r.updated_at = "fulfilled", sc.now
-    reward = sc.session.get(Reward, r.reward_id)
+    reward = sc.session.get_one(Reward, r.reward_id)
     if reward.kind == "coupon":
         days = int(reward.coupon.get("valid_days", 30))
         sc.session.add_all(Coupon(code="".join(secrets.choice(CODE_ALPHABET) for _ in range(16)),
@@ -232,7 +233,7 @@ def approve(sc: ops.Scope, r: Redemption) -> Redemption:
     r.status, r.updated_at = "held", sc.now
     risk_cases.close_for(sc.session, sc.program.id, "redemption", r.id, "approve", sc.actor, sc.now,
                          "approved through the redemption")
-    reward = sc.session.get(Reward, r.reward_id)
+    reward = sc.session.get_one(Reward, r.reward_id)
     if reward.kind in IMMEDIATE and not r.cash:
         return fulfil(sc, r)
     _announce(sc, r, reward)
@@ -256,7 +257,7 @@ def cancel(sc: ops.Scope, r: Redemption) -> Redemption:
     ops.release(sc, r.hold_id)
     sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
     r.status, r.updated_at = "cancelled", sc.now
-    _announce(sc, r, sc.session.get(Reward, r.reward_id))
+    _announce(sc, r, sc.session.get_one(Reward, r.reward_id))
     return r
 
 
@@ -273,10 +274,11 @@ def refund(sc: ops.Scope, r: Redemption) -> Redemption:
         raise Conflict(f"a coupon of redemption {r.id} was already used", code="coupon_used")
     for c in coupons:
         c.status = "void"
-    ops.reverse(sc, sc.session.get(Hold, r.hold_id).settle_entry_id, reason=f"refund of redemption {r.id}")
+    # (a refunded redemption was fulfilled: its hold was captured, so it has a settle entry)
+    ops.reverse(sc, cast(int, sc.session.get_one(Hold, r.hold_id).settle_entry_id), reason=f"refund of redemption {r.id}")
     sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
     r.status, r.updated_at = "refunded", sc.now
-    _announce(sc, r, sc.session.get(Reward, r.reward_id))
+    _announce(sc, r, sc.session.get_one(Reward, r.reward_id))
     return r
 
 
@@ -288,11 +290,11 @@ def write_off(session: Session, program: Program, code: str, merchant: str, stor
     coupon = session.scalar(select(Coupon).where(Coupon.code == code, Coupon.program_id == program.id))
     if done is not None:
         session.refresh(coupon)
-        return coupon
+        return cast(Coupon, coupon)  # (the UPDATE above just found it)
     if coupon is None:
         raise NotFound("unknown coupon code", code="unknown_coupon")
     if coupon.status == "used":
-        raise Conflict(f"coupon already used at {coupon.used_at.isoformat()}", code="coupon_used")
+        raise Conflict(f"coupon already used at {cast(dt.datetime, coupon.used_at).isoformat()}", code="coupon_used")
     if coupon.status == "void":
         raise Conflict("coupon was voided (its redemption was refunded)", code="coupon_void")
     raise Conflict(f"coupon expired at {coupon.expires_at.isoformat()}", code="coupon_expired")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import cast
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -139,7 +140,8 @@ def erase(sc: ops.Scope, member: Member) -> dict:
 
 
 def erasure_view(member: Member, forfeited: dict[str, int], already: bool = False) -> dict:
-    return {"member_id": member.member_id, "erased_at": member.erased_at.isoformat(), "already_erased": already,
+    return {"member_id": member.member_id, "erased_at": cast(dt.datetime, member.erased_at).isoformat(),  # (erased)
+            "already_erased": already,
             "forfeited_points": forfeited,
             "kept": ["ledger entries, postings and lots (points evidence, hash-chained)", "events",
                      "redemptions and coupons without address", "consent history", "referrals (member ids)",

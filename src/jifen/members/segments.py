@@ -15,7 +15,8 @@ def store(session: Session, segments: dict[int, str], family: Iterable[str]) -> 
     """Give each member (by pk) its segment in place of any earlier one of the same family (e.g. RFM's);
     a member's other segments stay. Returns how many members were written."""
     family = set(family)
-    current = dict(session.execute(select(Member.id, Member.attributes).where(Member.id.in_(list(segments)))).all())
+    found = session.execute(select(Member.id, Member.attributes).where(Member.id.in_(list(segments)))).all()
+    current: dict[int, dict | None] = {pk: attrs for pk, attrs in found}
     rows = []
     for pk, segment in segments.items():
         attrs = dict(current[pk] or {})

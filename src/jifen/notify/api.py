@@ -127,10 +127,10 @@ def member_inbox(member_id: str, request: Request, who: Reader, unread: bool = F
 @router.post("/members/{member_id}/inbox/{item_id}/read", summary="Mark an in-app message read")
 def read_item(member_id: str, item_id: int, request: Request, who: Writer):
     return run_in_transaction(request.app.state.sessions, lambda s: inbox_view(service.mark_read(
-        s, get_member(s, s.get(Program, who.program_id), member_id), item_id, utcnow())))
+        s, get_member(s, s.get_one(Program, who.program_id), member_id), item_id, utcnow())))
 
 
 @router.put("/members/{member_id}/opt-outs", summary="Channels the member does not want messages on")
 def put_opt_outs(member_id: str, body: OptOutsIn, request: Request, who: Writer):
     return run_in_transaction(request.app.state.sessions, lambda s: {"channels": service.set_opt_outs(
-        s, get_member(s, s.get(Program, who.program_id), member_id), body.channels, utcnow())})
+        s, get_member(s, s.get_one(Program, who.program_id), member_id), body.channels, utcnow())})

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -246,7 +246,10 @@ def error_text(exc: ValidationError) -> str:
     return "; ".join(out)
 
 
-def parse(model, data) -> Strict:
+StrictT = TypeVar("StrictT", bound=Strict)
+
+
+def parse(model: type[StrictT], data: Any) -> StrictT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

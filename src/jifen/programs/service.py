@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
@@ -25,7 +26,7 @@ def create_program(
     code: str,
     name: str,
     *,
-    wallets: list[tuple[str, str]] = ((DEFAULT_WALLET, "積分"),),
+    wallets: Sequence[tuple[str, str]] = ((DEFAULT_WALLET, "積分"),),
     timezone: str = "Asia/Shanghai",
     point_value: Decimal = Decimal("0.01"),
     expiry_months: int | None = 24,
@@ -98,6 +99,7 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
                                  timezone=cfg.timezone, point_value=cfg.point_value, expiry_months=months,
                                  allow_debt=cfg.allow_debt)
     else:
+        assert program is not None  # (not created: it was found)
         have = {w.code for w in program.wallets}
         for w in cfg.wallets:
             if w.code not in have:

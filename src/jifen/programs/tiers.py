@@ -12,6 +12,7 @@ import functools
 import json
 from collections import defaultdict
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, select
@@ -126,7 +127,7 @@ def upgrade(session: Session, program: Program, members: list[Member], now: dt.d
         rank = cfg.rank(m.tier)
         if qualified_rank(cfg, value, now) > rank:
             _change(session, program, cfg, m, cfg.levels[qualified_rank(cfg, value, now)], now)
-            raised[m.id] = m.tier
+            raised[m.id] = cast(str, m.tier)  # (_change just set it)
         elif m.tier_grace_until is not None and value >= current_level(cfg, m).keep_at:
             m.tier_grace_until = None
     return raised

@@ -67,7 +67,7 @@ def _decision(decision: str):
     def endpoint(case_id: int, body: DecisionIn, request: Request, who: Reviewer, key: Key):
         def work(sc: ops.Scope) -> dict:
             case = review.decide(sc, cases.get_case(sc.session, sc.program.id, case_id), decision, body.reason)
-            return cases.view(case, sc.session.get(Member, case.member_pk).member_id)
+            return cases.view(case, sc.session.get_one(Member, case.member_pk).member_id)
 
         return write(request, who, key, f"risk.{decision}:{case_id}", body, work)
 
@@ -119,7 +119,7 @@ def _appeal(request: Request, who: Principal, key: str, restriction_id: int, bod
             member, r = _member_restriction(sc.session, sc.program.id, member_id, restriction_id)
         else:
             r = restrictions.get(sc.session, sc.program.id, restriction_id)
-            member = sc.session.get(Member, r.member_pk)
+            member = sc.session.get_one(Member, r.member_pk)
         return restrictions.view(restrictions.appeal(r, body.text, sc.now), member.member_id, sc.now)
 
     return write(request, who, key, f"risk.appeal:{restriction_id}", body, work)
@@ -140,7 +140,7 @@ def appeal(restriction_id: int, body: AppealIn, request: Request, who: Appellant
 def lift(restriction_id: int, body: DecisionIn, request: Request, who: Reviewer, key: Key):
     def work(sc: ops.Scope) -> dict:
         r = restrictions.lift(restrictions.get(sc.session, sc.program.id, restriction_id), body.reason, sc.actor, sc.now)
-        return restrictions.view(r, sc.session.get(Member, r.member_pk).member_id, sc.now)
+        return restrictions.view(r, sc.session.get_one(Member, r.member_pk).member_id, sc.now)
 
     return write(request, who, key, f"risk.lift:{restriction_id}", body, work)
 

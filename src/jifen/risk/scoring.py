@@ -189,7 +189,8 @@ class Assessor:
             reasons.append({"code": "anomaly", "weight": anomalous})
         score = min(1000, sum(r["weight"] for r in reasons))
         by_score = next((a for a in ("block", "review", "flag") if score >= getattr(cfg.thresholds, a)), "allow")
-        action = max([by_score, *(r["action"] for r in reasons if "action" in r)], key=RANK.get)
+        # mypy cannot use the overloaded dict.get as a key function.
+        action = max([by_score, *(r["action"] for r in reasons if "action" in r)], key=RANK.get)  # type: ignore[arg-type]
         if t.event_type == "purchase" and action == "block":
             action = "review"  # a genuine purchase is never refused: at most its points wait for a person
         return Verdict(score, action, reasons)
@@ -202,6 +203,7 @@ def assess_one(session: Session, program: Program, now: dt.datetime, tx: Tx, sub
     if risk.refused(tx):
         raise restrictions.refusal(tx.member.member_id)
     (verdict,) = risk.score([tx])
+    assert verdict is not None  # without `scored`, every transaction is scored
     if verdict.action == "block":
         raise RiskBlocked(verdict, tx, subject_kind)
     return verdict

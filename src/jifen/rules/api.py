@@ -126,4 +126,4 @@ def recompute(body: RecomputeIn, request: Request, who: Writer):
 @router.post("/tiers/evaluate", summary="Periodic tier evaluation: grace, retention, downgrades")
 def evaluate_tiers(request: Request, who: Writer):
     return run_in_transaction(request.app.state.sessions,
-                              lambda s: tiers.evaluate(s, s.get(Program, who.program_id), utcnow()))
+                              lambda s: tiers.evaluate(s, s.get_one(Program, who.program_id), utcnow()))

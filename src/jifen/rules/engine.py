@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import cel
@@ -250,11 +251,11 @@ def price(doc: RuleSetDoc, fired: list[Rule], ev: EventFacts, member: MemberFact
         a = rule.award
         amount, share = basis_amount(rule, ev)
         if a.kind == "fixed":
-            wanted = a.fixed
+            wanted = cast(int, a.fixed)  # (Award allows exactly the field of its kind)
         elif a.kind == "per_yuan":
-            wanted = round_points(amount * a.per_yuan, a.rounding)
+            wanted = round_points(amount * cast(Decimal, a.per_yuan), a.rounding)
         else:
-            factor = member.tier_multiplier if a.multiplier == "tier" else a.multiplier
+            factor = member.tier_multiplier if a.multiplier == "tier" else cast(Decimal, a.multiplier)
             basis = running if doc.multipliers == "multiply" else additive
             wanted = round_points(Decimal(basis) * share * (factor - 1), a.rounding)
         wanted = max(0, wanted)
@@ -267,7 +268,7 @@ def price(doc: RuleSetDoc, fired: list[Rule], ev: EventFacts, member: MemberFact
             additive += points
         if wanted:  # a rule that fired but had nothing to give (a ×1 tier, a zero basis) is left out
             sponsor = rule.sponsor
-            lines.append(AwardLine(rule.code, rule.layer, rule.wallet, points, wanted, sponsor and sponsor.name,
+            lines.append(AwardLine(rule.code, rule.layer, rule.wallet, points, wanted, cast(str | None, sponsor and sponsor.name),
                                    round_points(points * sponsor.share, "half_up") if sponsor else 0))
     return lines
 

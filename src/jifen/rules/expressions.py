@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 import cel
 
@@ -197,8 +199,9 @@ _SAMPLE = {
                "birthday_month": False, "birthday_today": False},
     "tier": "",
 }
-_SAMPLE_COUNTERS = {"count": lambda _t, _p: 1, "amount": lambda _t, _p: 100.0, "streak": lambda _t: 1,
-                    "days_since": lambda _t: 1, "team_size": lambda: 1}
+_SAMPLE_COUNTERS: dict[str, Callable[..., Any]] = {
+    "count": lambda _t, _p: 1, "amount": lambda _t, _p: 100.0, "streak": lambda _t: 1,
+    "days_since": lambda _t: 1, "team_size": lambda: 1}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from jifen.rules.expressions import ExpressionError, check_condition
 
-LAYERS = ("base", "campaign", "tier")
+LAYERS: tuple[Layer, ...] = ("base", "campaign", "tier")
 Layer = Literal["base", "campaign", "tier"]
 Rounding = Literal["down", "half_up", "up"]
 CODE = r"^[a-z][a-z0-9_]{0,63}$"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Cookie, Depends, Form, HTTPException, Request
@@ -112,7 +112,7 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 def same_token(given: str, expected: str | None) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    return bool(expected) and hmac.compare_digest(given.encode(), cast(str, expected).encode())
 
 
 def form_writer(request: Request, who: SignedIn, csrf: Annotated[str, Form()] = "") -> Principal:

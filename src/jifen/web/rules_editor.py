@@ -5,7 +5,7 @@ as `jifen rules simulate` and `POST /v1/rules`."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -66,9 +66,9 @@ def draft_submit(request: Request, who: Writer, text: Annotated[str, Form()],
                  note: Annotated[str, Form()] = ""):
     now = utcnow()
     with request.app.state.read_sessions() as session:
-        program = session.get(Program, who.program_id)
+        program = session.get_one(Program, who.program_id)
         tz = program.timezone
-        context = {"who": who, "text": text, "effective": effective, "note": note, "report": None, "error": None,
+        context: dict[str, Any] = {"who": who, "text": text, "effective": effective, "note": note, "report": None, "error": None,
                    "can_publish": who.role in PERMISSIONS["rules:write"]}
         try:
             doc = read_draft(text)
@@ -81,7 +81,7 @@ def draft_submit(request: Request, who: Writer, text: Annotated[str, Form()],
                 if not context["can_publish"]:
                     return render(request, "rules_draft.html", status=403, **(context | {"error": "forbidden"}))
                 run_in_transaction(request.app.state.sessions, lambda s: publish(
-                    s, s.get(Program, who.program_id), doc, effective_from=starts, now=now, note=note or None,
+                    s, s.get_one(Program, who.program_id), doc, effective_from=starts, now=now, note=note or None,
                     actor=who.actor))
                 return RedirectResponse("/console/rules", status_code=303)
             if who.role not in PERMISSIONS["rules:simulate"]:
