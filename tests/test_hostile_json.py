@@ -18,8 +18,8 @@ from jifen.freejson import MAX_BYTES, MAX_DEPTH, MAX_ITEMS
 from jifen.mall.models import Redemption
 from jifen.members.models import Member
 from tests.conftest import api_key
-from tests.intake import add_members, configure
-from tests.test_mall import fund
+from tests.mall.test_mall import fund
+from tests.support.intake import add_members, configure
 
 JSON = {"Content-Type": "application/json"}
 _keys = iter(range(10**9))
