@@ -5,16 +5,22 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench clean
 
+# First run only (and after pyproject.toml changes): pip's own output shows each package as it is fetched,
+# with a bar for the larger downloads and for the unpacking on a terminal.
 $(STAMP): pyproject.toml
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[dev]"
-	touch $(STAMP)
+	@test -x $(VENV)/bin/python || { echo "creating $(VENV) with $(PYTHON) …"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing Jifen and its dependencies into $(VENV) (first run only: about a minute, plus downloading ~260 MB) …"
+	@start=$$(date +%s); \
+	$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip && \
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar on -e ".[dev]" && \
+	touch $(STAMP) && \
+	echo "dependencies installed in $$(( $$(date +%s) - start )) s"
 
 run: $(STAMP)
 	$(VENV)/bin/jifen up
 
 test: $(STAMP)
+	$(VENV)/bin/mypy src/jifen
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)

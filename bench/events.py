@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
 from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.members.service import create_member
 from jifen.programs.config import load_example
 from jifen.programs.service import apply_config, get_program

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError, StatementError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 from jifen import __version__
@@ -42,6 +45,38 @@ from jifen.web.users_page import router as users_page_router
 
 def error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
+
+
+# The largest body a client needs is a batch of 1,000 events (POST /v1/events/batch): about 1 MiB as sent by
+# tills and apps, and 16 MiB leaves room for every event to carry attributes at their 16 KiB bound
+# (jifen/freejson.py). A larger body is refused before it is parsed (parsed, it takes several times its size).
+MAX_BODY = 16 * 1024 * 1024
+
+
+class BodyLimit:
+    """413 `body_too_large` for a body over `limit` bytes: at once when its Content-Length says so, else
+    (chunked, or a Content-Length that lies) as soon as the chunks received pass the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.message = app, limit, f"request body larger than {limit} bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await error(413, "body_too_large", self.message)(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:  # the route reading the body fails with it; _http answers
+                raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, list]:
@@ -90,23 +125,33 @@ def create_app(database_url: str | None = None) -> FastAPI:
             return error(422, "out_of_range", "a number in the request is out of range")
         raise exc
 
-    app.add_exception_handler(console.Refused, console.refused_page)  # the console's 403 page
+    # Starlette types a handler as taking any Exception; this one takes the exception class it is registered for.
+    app.add_exception_handler(console.Refused, console.refused_page)  # type: ignore[arg-type]  # the console's 403 page
 
     @app.exception_handler(HTTPException)
     def _http(request: Request, exc: HTTPException):
         if 300 <= exc.status_code < 400:  # the console sends signed-out visitors to its sign-in page
-            return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        headers = exc.headers
+            return RedirectResponse(cast(Mapping[str, str], exc.headers)["Location"], status_code=exc.status_code)
+        if exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, UnicodeDecodeError)):
+            # FastAPI could not decode the body: nested deeper than Python's JSON parser goes (about
+            # 1,000 levels: a RecursionError), or not UTF-8.
+            why = "nested too deeply" if isinstance(exc.__cause__, RecursionError) else "not UTF-8"
+            return error(400, "malformed_json", f"request body is not valid JSON ({why})")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405:  # Allow (RFC 9110) names every route's methods, not only the first route's
-            methods = {m for r in api_routes(app.routes) if r.path_regex.match(request.url.path) for m in r.methods}
+            methods = {m for r in api_routes(app.routes) if r.path_regex.match(request.url.path) for m in r.methods or ()}
             headers = {"Allow": ", ".join(sorted(methods))} if methods else headers
         return error(exc.status_code, code, str(exc.detail), headers=headers)
+
+    # Added first, so inside _audit: its refusal must reach the route reading the body as it is (a
+    # BaseHTTPMiddleware between them hands receive() over through a task group, wrapping the exception).
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     @app.middleware("http")
     async def _audit(request: Request, call_next):
         writes = request.method not in ("GET", "HEAD", "OPTIONS")
-        collected = [] if writes else None  # what the request's transactions change (security/changes.py)
+        collected: list[Any] | None = [] if writes else None  # what the request's transactions change (security/changes.py)
         token = changes.current.set(collected)
         try:
             response = await call_next(request)
@@ -115,7 +160,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         who = getattr(request.state, "principal", None)
         if who is not None and writes:
             detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
-                      "changes": changes.summary(collected)}
+                      "changes": changes.summary(cast(list[Any], collected))}  # (a list: writes)
             await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(
                 s, program_id=who.program_id, actor=who.actor, role=who.role, method=request.method,
                 path=request.url.path, status=response.status_code, detail=detail))

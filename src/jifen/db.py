@@ -7,9 +7,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, cast, create_engine, event, func
+from sqlalchemy import BigInteger, Cast, ColumnExpressionArgument, DateTime, Integer, cast, create_engine, event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -19,6 +19,14 @@ from jifen.config import ensure_sqlite_dir
 from jifen.errors import NotFound
 
 T = TypeVar("T")
+
+
+class _ProgramOwned(Protocol):
+    @property
+    def program_id(self) -> int: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=_ProgramOwned)
 
 # BIGINT primary keys on PostgreSQL; SQLite only auto-increments INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -48,7 +56,7 @@ class Base(DeclarativeBase):
     pass
 
 
-def total(column):
+def total(column: ColumnExpressionArgument[Any]) -> Cast[int]:
     """SUM as a whole number on both databases (PostgreSQL sums BIGINT into NUMERIC), 0 when empty."""
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
@@ -151,7 +159,7 @@ def run_in_transaction(factory: sessionmaker[Session], fn: Callable[[Session], T
     raise AssertionError("unreachable")
 
 
-def owned(session: Session, model: type[T], pk: int, program_id: int, label: str, code: str) -> T:
+def owned(session: Session, model: type[OwnedT], pk: int, program_id: int, label: str, code: str) -> OwnedT:
     """The row of `model` with this id if it belongs to the programme; otherwise 404 with `code`
     (another programme's row is as unknown as a missing one)."""
     row = session.get(model, pk)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from faker import Faker
@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints, JifenError
 from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
+from jifen.flows.redeem import redeem
 from jifen.ledger import operations as ops
-from jifen.ledger.engine import member_accounts
 from jifen.ledger.jobs import settle_due
 from jifen.mall import service as mall
 from jifen.mall.models import Reward
@@ -55,6 +55,37 @@ class DemoReport:
 
     def count(self, kind: str, n: int = 1) -> None:
         self.entries[kind] = self.entries.get(kind, 0) + n
+
+
+class Stages(Protocol):
+    """Where `seed_demo` reports its progress: a stage starts (with its size when known), advances, and
+    finishes with a summary (the `jifen demo` command shows a bar, or plain lines when not on a terminal)."""
+
+    def start(self, title: str, total: int | None = None) -> None: ...
+
+    def update(self, done: int, detail: str = "") -> None: ...
+
+    def finish(self, summary: str = "") -> None: ...
+
+
+class Silent:
+    def start(self, title: str, total: int | None = None) -> None:
+        pass
+
+    def update(self, done: int, detail: str = "") -> None:
+        pass
+
+    def finish(self, summary: str = "") -> None:
+        pass
+
+
+TALLY = (("purchase", "purchases"), ("check_in", "check-ins"), ("refund", "refunds"), ("invite", "invitations"),
+         ("redemption", "redemptions"), ("gift", "gifts"))
+
+
+def tally(report: DemoReport) -> str:
+    counts = [(report.entries.get(k, 0), label) for k, label in TALLY]
+    return ", ".join(f"{n:,} {label[:-1] if n == 1 else label}" for n, label in counts)
 
 
 CATEGORIES = ("服飾", "美妝", "食品", "數碼", "母嬰", "家居")
@@ -122,7 +153,8 @@ def _events(rng: random.Random, members: int, days: int, start: dt.datetime) -> 
 
 
 def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 90, seed: int = 42,
-              progress: Callable[[int, int], None] | None = None) -> DemoReport:
+              stages: Stages | None = None) -> DemoReport:
+    stages = stages or Silent()
     rng, fake = random.Random(seed), Faker("zh_CN")
     Faker.seed(seed)
     now = utcnow()
@@ -141,69 +173,97 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
                           joined_at=start - dt.timedelta(days=rng.randrange(0, 700)),
                           birthday=fake.date_of_birth(minimum_age=18, maximum_age=70))
             ids.append(mid)
+            stages.update(i + 1)
         return ids
 
+    stages.start(f"seed 001: rules, catalogue and {members:,} members (personal data encrypted)", members)
     ids = run_in_transaction(factory, add_members)
+    stages.finish(f"{members:,} members")
     events = _events(rng, members, days, start)
 
     def apply(s: Session, batch: list[tuple]) -> None:
         program = get_program(s, "default")
         wallet = get_wallet(s, program, None)
-        queued: list[EventIn] = []  # member events go to the intake in batches, as a till or an app would
+        # Member events go to the intake in batches, as a till or an app would send them. A batch is sent
+        # before a redemption or a gift of a member with events in it (whose balance needs them); the other
+        # members' events wait, since nothing of theirs is touched in between. A refund and its member's
+        # other events go in different batches (the intake takes such a member's events one by one).
+        queued: list[EventIn] = []
+        waiting: set[int] = set()
+        refunding: set[int] = set()
 
         def flush():
             if queued:
                 ingest(s, program, queued, now=queued[-1].occurred_at, actor="demo")
                 queued.clear()
+                waiting.clear()
+                refunding.clear()
 
         for at, kind, i, details in batch:
             if kind in ("purchase", "refund", "check_in"):
+                if i in (waiting if kind == "refund" else refunding):
+                    flush()
+                if kind == "refund":
+                    refunding.add(i)
                 tag = details.get("order_id") or f"{at:%Y%m%d%H%M%S}"
                 queued.append(EventIn(event_id=f"{kind}-{ids[i]}-{tag}", member_id=ids[i], type=kind,
                                       occurred_at=at, **details,
                                       attributes=whereabouts(i, details.get("channel"))))
+                waiting.add(i)
                 report.count(kind)
                 continue
-            flush()
+            if kind == "invite":  # a new member (touched by nobody yet) and the inviter's event, queued
+                friend = f"M{100001 + len(ids)}"
+                create_member(s, program, friend, name=fake.name(), phone=fake.phone_number(), joined_at=at)
+                ids.append(friend)
+                queued.append(EventIn(event_id=f"invite-{ids[i]}-{friend}", member_id=ids[i], type="invite",
+                                      occurred_at=at, attributes={"invitee": friend} | whereabouts(i, "app")))
+                waiting.add(i)
+                report.count("invite")
+                continue
+            other = (i + rng.randrange(1, len(ids))) % len(ids) if kind == "gift" else i
+            if {i, other} & waiting:
+                flush()
             # The clock is the event's own time: the history unfolds as it would have, pending
             # points maturing and holds settling on the days they did.
             sc = ops.Scope(s, program, wallet, at, actor="demo")
-            _apply_event(sc, rng, fake, report, at, kind, i, ids)
+            _apply_event(sc, rng, fake, report, kind, i, other, ids, whereabouts(i, "app"))
         flush()
 
+    stages.start(f"replaying {days} days: {len(events):,} member actions through the intake, ledger and mall",
+                 len(events))
     done = 0
     for day, todays in itertools.groupby(events, key=lambda e: e[0].astimezone(TZ).date()):
         todays = list(todays)
-        run_in_transaction(factory, lambda s, b=todays: apply(s, b))
+        # mypy cannot infer a lambda with a default argument (binding the loop's batch) against Callable[[Session], T].
+        run_in_transaction(factory, lambda s, b=todays: apply(s, b))  # type: ignore[misc]
         # The nightly job: return windows that closed today release their pending points.
         settle_due(factory, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), TZ))
         done += len(todays)
-        if progress:
-            progress(done, len(events))
+        stages.update(done, f"{day:%Y-%m-%d}: {tally(report)}")
+    stages.finish(tally(report))
+    stages.start("seed 002: the co-branded programme, 200 members and their purchases")
     run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report))
-    run_in_transaction(factory, lambda s: _seed_abuse(s, fake, now, report))
-    settle_due(factory, now)  # what the job runner would have done by now: mature past return windows
-    run_in_transaction(factory, lambda s: tiers.evaluate(s, get_program(s, "default"), now))
+    stages.finish(f"{report.entries.get('cobrand_purchase', 0):,} purchases")
+    stages.start("risk: a point farm and a referral ring, then the account-graph scan")
+    queued = run_in_transaction(factory, lambda s: _seed_abuse(s, fake, now, report))
+    stages.finish(f"{queued} accounts sent to the review queue")
+    stages.start("maturing points past their return window, evaluating tiers")
+    settled = settle_due(factory, now)  # what the job runner would have done by now: mature past return windows
+    moved = run_in_transaction(factory, lambda s: tiers.evaluate(s, get_program(s, "default"), now))
+    stages.finish(f"{settled.entries:,} entries; tiers: {moved.get('upgraded', 0):,} upgraded, "
+                  f"{moved.get('downgraded', 0):,} downgraded, {moved.get('members', 0):,} members evaluated")
     return report
 
 
-def _apply_event(sc, rng, fake, report, at, kind, i, ids) -> None:
-    mid = ids[i]
-    if kind == "invite":
-        friend = f"M{100001 + len(ids)}"
-        create_member(sc.session, sc.program, friend, name=fake.name(), phone=fake.phone_number(), joined_at=at)
-        ids.append(friend)
-        ingest(sc.session, sc.program, [EventIn(event_id=f"invite-{mid}-{friend}", member_id=mid, type="invite",
-                                                occurred_at=at, attributes={"invitee": friend} | whereabouts(i, "app"))],
-               now=at, actor="demo")
-        report.count("invite")
-        return
-    member = get_member(sc.session, sc.program, mid)
+def _apply_event(sc, rng, fake, report, kind, i, other, ids, where: dict) -> None:
+    """A redemption or a gift (to member `other`), through the mall and the ledger."""
+    member = get_member(sc.session, sc.program, ids[i])
     if kind == "redeem":
-        _redeem(sc, rng, report, member, fake, whereabouts(i, "app"))
+        _redeem(sc, rng, report, member, fake, where)
         return
     if kind == "gift":
-        friend = get_member(sc.session, sc.program, ids[(i + rng.randrange(1, len(ids))) % len(ids)])
+        friend = get_member(sc.session, sc.program, ids[other])
         try:
             ops.transfer(sc, member, friend, rng.choice([50, 100, 200]), reason="好友贈送積分")
             report.count("gift")
@@ -223,7 +283,7 @@ def add_catalogue(s: Session, program, now) -> None:
 def _redeem(sc, rng, report, member, fake, where: dict) -> None:
     """Redeem the dearest reward the member can afford through the mall; physical goods ship (or the
     order is cancelled) — the same service as POST /v1/redemptions."""
-    available = member_accounts(sc.session, member.id, sc.wallet.id)["available"].balance
+    available = ops.available(sc.session, member, sc.wallet)
     affordable = [r for r in REWARDS if r[4] <= available]
     if not affordable:
         return
@@ -231,7 +291,7 @@ def _redeem(sc, rng, report, member, fake, where: dict) -> None:
     reward = mall.get_reward(sc.session, sc.program, code)
     address = {"name": member.name, "line": fake.address()} if reward.kind == "physical" else None
     try:
-        order = mall.redeem(sc, member, reward, 1, address, device_id=where.get("device_id"), ip=where.get("ip"))
+        order = redeem(sc, member, reward, 1, address, device_id=where.get("device_id"), ip=where.get("ip"))
     except JifenError:  # out of stock, say
         report.count("refused_redemption")
         return
@@ -264,7 +324,7 @@ FARM = [f"F{900001 + i}" for i in range(6)]  # six accounts registered yesterday
 RING = [f"R{900101 + i}" for i in range(3)]  # three accounts inviting each other round in a circle
 
 
-def _seed_abuse(s: Session, fake, now: dt.datetime, report: DemoReport) -> None:
+def _seed_abuse(s: Session, fake, now: dt.datetime, report: DemoReport) -> int:
     """What risk control is for: a small point farm and a referral ring, through the same intake and
     referral codes as everyone else, then the account-graph scan the job runner runs hourly — so the
     console's risk page has a queue, and the tests can check that exactly these accounts are caught."""
@@ -283,7 +343,7 @@ def _seed_abuse(s: Session, fake, now: dt.datetime, report: DemoReport) -> None:
         ingest(s, program, referrals.accept(s, program, get_member(s, program, invitee), code, now), now=now,
                actor="demo")
     report.count("scripted_abuse", len(FARM) + len(RING))
-    scan_due(s, program, now)
+    return scan_due(s, program, now)
 
 
 def demo_present(s: Session) -> bool:

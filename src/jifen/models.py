@@ -31,14 +31,8 @@ from jifen.ledger.models import (  # noqa: F401
 )
 from jifen.mall.models import Coupon, Redemption, Reward  # noqa: F401
 from jifen.members.models import Consent, Member, RetentionRun  # noqa: F401
-from jifen.notify.models import (  # noqa: F401
-    Delivery,
-    ExpiryReminder,
-    InboxItem,
-    OptOut,
-    OutboxMessage,
-    WebhookSubscription,
-)
+from jifen.notify.models import Delivery, ExpiryReminder, InboxItem, OptOut, WebhookSubscription  # noqa: F401
+from jifen.outbox import OutboxMessage  # noqa: F401
 from jifen.programs.models import Program, Wallet  # noqa: F401
 from jifen.risk.models import MemberDevice, MemberRestriction, RiskCase, RiskModel, RiskScan  # noqa: F401
 from jifen.rules.models import RuleSet, RuleUsage  # noqa: F401

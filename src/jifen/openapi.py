@@ -19,6 +19,7 @@ stays optional so that a missing key is 400 `idempotency_key_required`, not a ge
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -63,7 +64,7 @@ REPLAYED = {"Idempotent-Replayed": {
     "required": True, "schema": {"type": "string", "enum": ["true", "false"]}}}
 
 
-def errors(*statuses: int) -> dict[int | str, dict]:
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for error answers a route can give beyond what its route-table entry shows."""
     return {status: {"description": WHY[status], "content": {"application/json": {"schema": ERROR_REF}}}
             for status in statuses}
@@ -114,7 +115,7 @@ def _tell(app: FastAPI, spec: dict) -> None:
         calls = list(_calls(route.dependant))
         keyed, signed_in = idempotency_key in calls, principal in calls
         permission = next((c.permission for c in calls if getattr(c, "permission", None)), None)
-        for method in route.methods:
+        for method in route.methods or ():
             op = spec["paths"].get(route.path_format, {}).get(method.lower())
             if op is None:
                 continue
@@ -153,13 +154,13 @@ def _decimal_strings(node) -> None:
             _decimal_strings(value)
         number = next((s for s in node.get("anyOf", []) if s.get("type") == "number"), None)
         for s in node.get("anyOf", []) if number else []:
-            if s == {"type": "string"}:
+            if s == {"type": "string"} and number is not None:
                 s["pattern"] = DECIMAL if number.get("minimum", -1) < 0 else UNSIGNED_DECIMAL
 
 
 def install(app: FastAPI) -> None:
     """Serve the document with its error answers told (generated once per change of the route table)."""
-    plain, told = app.openapi, []
+    plain, told = app.openapi, cast(list[dict[str, Any]], [])
 
     def openapi() -> dict:
         spec = plain()
@@ -168,4 +169,4 @@ def install(app: FastAPI) -> None:
             told[:] = [spec]
         return spec
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from jifen.analytics import economy, frames, kpis, rfm
+from jifen.analytics.overview import wallet_figures
 from jifen.db import utcnow
 from jifen.errors import InvalidRequest
 from jifen.programs.models import Program
 from jifen.security.deps import require
 from jifen.security.service import Principal
-from jifen.web.stats import wallet_figures
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 Reports = Annotated[Principal, Depends(require("reports:read"))]

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import numpy as np
 import typer
@@ -65,12 +65,13 @@ def analytics_rfm(program: ProgramOpt = "default", fmt: Format = "table",
     """RFM scores and seed 001's segments; --store saves them as member.segments for rules."""
     from jifen.analytics import frames, rfm
     from jifen.db import run_in_transaction
+    from jifen.members import segments
     from jifen.programs.service import get_program
 
     with sessions()() as s:
         table = rfm.rfm(frames.load(s, get_program(s, program)), utcnow())
     if store:
-        n = run_in_transaction(sessions(), lambda s: rfm.store_segments(s, table))
+        n = run_in_transaction(sessions(), lambda s: segments.store(s, rfm.segment_of(table), rfm.SEGMENT_NAMES))
         out.print(f"segments stored for {n} members")
     summary = table.group_by("segment").len().sort("segment").to_dicts()
     _emit(table.drop("member_pk").to_dicts() if fmt != "table" else summary, fmt)
@@ -127,7 +128,7 @@ def _transactions(path: Path | None, program: str | None):
     from jifen.programs.service import get_program
 
     with sessions()() as s:
-        prog = get_program(s, program)
+        prog = get_program(s, cast(str, program))  # (no CSV file given: then a programme is)
         data = frames.load(s, prog)
     buys = data["events"].filter(data["events"]["type"] == "purchase").join(
         data["members"].select("member_pk", "member_id"), on="member_pk")

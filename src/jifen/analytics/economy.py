@@ -4,6 +4,7 @@ warning, top rewards, cost per point, cohort retention, lifecycle stages and chu
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import polars as pl
 
@@ -39,7 +40,7 @@ def top_rewards(frames: dict[str, pl.DataFrame], n: int = 10) -> list[dict]:
 def cost_per_point(frames: dict[str, pl.DataFrame]) -> float | None:
     """¥ paid to suppliers per point redeemed in the mall (fulfilled orders)."""
     r = frames["redemptions"].filter(pl.col("status") == "fulfilled")
-    points = r["points"].sum()
+    points = cast(int, r["points"].sum())  # an integer column's sum (polars types sum() as any number)
     return round(float((r["cost"] * r["quantity"]).sum()) / points, 6) if points else None
 
 

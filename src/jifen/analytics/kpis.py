@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import cast
 
 import polars as pl
 
@@ -57,8 +58,9 @@ def kpis(frames: dict[str, pl.DataFrame], start: dt.datetime, end: dt.datetime, 
 def breakage(frames: dict[str, pl.DataFrame]) -> float | None:
     """Share of points that ended unused: expired ÷ (expired + redeemed), over the whole history."""
     e = frames["entries"]
-    expired = e.filter(pl.col("type") == "expire")["points"].sum()
-    redeemed = e.filter(pl.col("type").is_in(["spend", "capture"]))["points"].sum()
+    # Integer columns' sums (polars types sum() as any number).
+    expired = cast(int, e.filter(pl.col("type") == "expire")["points"].sum())
+    redeemed = cast(int, e.filter(pl.col("type").is_in(["spend", "capture"]))["points"].sum())
     return round(expired / (expired + redeemed), 4) if expired + redeemed else None
 
 

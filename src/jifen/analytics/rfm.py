@@ -1,16 +1,12 @@
 """RFM: recency (days since the last purchase), frequency and monetary value (purchases and net spend in
 the last year), quintile scores 1–5 and seed 001's named segments, computed column-wise with Polars.
-Stored segments land in `member.attributes.segments`, which rules read as `member.segments`."""
+Analytics only reads: members/segments.py stores a member's segment where rules read it (`member.segments`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import polars as pl
-from sqlalchemy import bindparam, update
-from sqlalchemy.orm import Session
-
-from jifen.members.models import Member
 
 WINDOW_DAYS = 365
 # Seed 001 (會員分層運營): high value R ≤ 7 days and F ≥ 3; medium R ≤ 30 and F 1–2; churn warning R ≥ 60;
@@ -53,16 +49,9 @@ def rfm(frames: dict[str, pl.DataFrame], as_of: dt.datetime) -> pl.DataFrame:
             .sort("member_id"))
 
 
-def store_segments(session: Session, table: pl.DataFrame) -> int:
-    """Write each member's segment into attributes.segments (replacing earlier RFM segments)."""
-    names = {name for name, _ in SEGMENTS} | {"一般"}
-    members = {m.id: m for m in session.query(Member).filter(Member.id.in_(table["member_pk"].to_list()))}
-    rows = []
-    for pk, segment in zip(table["member_pk"].to_list(), table["segment"].to_list(), strict=True):
-        attrs = dict(members[pk].attributes or {})
-        attrs["segments"] = [s for s in attrs.get("segments", []) if s not in names] + [segment]
-        rows.append({"pk": pk, "attrs": attrs})
-    if rows:
-        session.connection().execute(update(Member).where(Member.id == bindparam("pk"))
-                                     .values(attributes=bindparam("attrs")), rows)
-    return len(rows)
+SEGMENT_NAMES = frozenset({name for name, _ in SEGMENTS} | {"一般"})
+
+
+def segment_of(table: pl.DataFrame) -> dict[int, str]:
+    """{member pk: segment} of an rfm() table, for members/segments.py to store."""
+    return dict(zip(table["member_pk"].to_list(), table["segment"].to_list(), strict=True))

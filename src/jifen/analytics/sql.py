@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any, cast
 
 import duckdb
 
@@ -24,4 +25,5 @@ def kpis_sql(directory: Path, start: dt.datetime, end: dt.datetime) -> dict:
     with duckdb.connect() as con:
         row = con.execute(KPI_SQL, {"entries": str(directory / "entries.parquet"), "start": start,
                                     "end": end}).fetchone()
-    return dict(zip(("issued", "redeemed", "expired", "redeemers"), row, strict=True))
+    # (aggregates without GROUP BY: always one row)
+    return dict(zip(("issued", "redeemed", "expired", "redeemers"), cast(tuple[Any, ...], row), strict=True))

@@ -7,14 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from jifen.config import get_settings
 from jifen.db import utcnow
 from jifen.engagement import boards, checkin, credit, friends, gifts, leaderboard, pools, red_packets, referrals, tasks, teams
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.ledger.api import member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import service as mall_service
+from jifen.members.models import Member
 from jifen.members.service import get_member
 from jifen.openapi import errors
 from jifen.programs.models import Program
@@ -46,8 +48,8 @@ class ReferralIn(Strict):
     code: str = Field(min_length=4, max_length=16)
 
 
-def _member(s, who: Principal, member_id: str):
-    program = s.get(Program, who.program_id)
+def _member(s: Session, who: Principal, member_id: str) -> tuple[Program, Member]:
+    program = s.get_one(Program, who.program_id)
     return program, get_member(s, program, member_id)
 
 

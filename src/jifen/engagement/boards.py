@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import redis
@@ -56,14 +57,16 @@ def apply_award(url: str, program: Program, delivery_id: int, member_id: str, po
 def board(url: str, session: Session, program: Program, period: str, now: dt.datetime, limit: int,
           member: Member | None = None) -> dict:
     r, key = client(url), period_key(program, period, now)
-    top = r.zrevrange(key, 0, limit - 1, withscores=True)
+    # redis-py types a command's reply as Awaitable[Any] | Any (one signature for sync and async clients).
+    top = cast(list[tuple[str, float]], r.zrevrange(key, 0, limit - 1, withscores=True))
     names = dict(session.execute(select(Member.member_id, Member.name).where(
         Member.program_id == program.id, Member.member_id.in_([m for m, _ in top] or [""]))).all())
-    out = {"period": period, "since": _start(period, now, ZoneInfo(program.timezone)).isoformat(), "source": "redis",
+    out: dict[str, Any] = {
+        "period": period, "since": _start(period, now, ZoneInfo(program.timezone)).isoformat(), "source": "redis",
            "top": [{"rank": i + 1, "member_id": m, "name": mask(names.get(m)), "points": int(p)}
                    for i, (m, p) in enumerate(top)]}
     if member is not None:
-        rank, score = r.zrevrank(key, member.member_id), r.zscore(key, member.member_id)
+        rank, score = cast(int | None, r.zrevrank(key, member.member_id)), r.zscore(key, member.member_id)
         out["me"] = {"member_id": member.member_id, "points": int(score or 0),
                      "rank": rank + 1 if rank is not None else None}
     return out

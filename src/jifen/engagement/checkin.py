@@ -5,9 +5,10 @@ day in a row), and make-up cards (補簽卡) for a missed day of the last week."
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest
 from jifen.events.counters import db_counters
 from jifen.events.models import Event
 from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.programs.models import Program
@@ -34,16 +35,17 @@ def check_in(session: Session, program: Program, member: Member, now: dt.datetim
     tz = ZoneInfo(program.timezone)
     today = now.astimezone(tz).date()
     makeup = day is not None and day != today
-    if makeup and not (today - dt.timedelta(days=MAKEUP_DAYS) <= day < today):
+    # (day is a date whenever makeup is true; mypy does not follow the narrowing through `makeup`)
+    if makeup and not (today - dt.timedelta(days=MAKEUP_DAYS) <= cast(dt.date, day) < today):
         raise InvalidRequest(f"a make-up check-in is for one of the last {MAKEUP_DAYS} days", code="makeup_window")
-    target = day if makeup else today
+    target = cast(dt.date, day) if makeup else today
     if session.scalar(select(Event.id).where(Event.program_id == program.id,
                                              Event.event_id == event_id(member, target))):
         raise Conflict(f"{member.member_id} already checked in on {target}", code="already_checked_in")
     if makeup:
         lock_members(session, [member.id])
-        used = session.execute(update(MakeupCards).where(MakeupCards.member_pk == member.id, MakeupCards.cards > 0)
-                               .values(cards=MakeupCards.cards - 1)).rowcount
+        used = cast(CursorResult[Any], session.execute(update(MakeupCards).where(
+            MakeupCards.member_pk == member.id, MakeupCards.cards > 0).values(cards=MakeupCards.cards - 1))).rowcount
         if not used:
             raise Conflict("no make-up cards left", code="no_makeup_cards")
     at = dt.datetime.combine(target, dt.time(12), tz).astimezone(dt.UTC) if makeup else now

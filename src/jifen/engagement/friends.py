@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ def befriend(session: Session, member: Member, friend: Member, now: dt.datetime)
         raise Conflict("a member cannot befriend themselves", code="self_friend")
     if session.get(Friendship, (member.id, friend.id)):
         raise Conflict(f"{friend.member_id} is already a friend", code="already_friends")
-    if session.scalar(select(func.count()).select_from(Friendship).where(Friendship.member_pk == member.id)) \
+    if cast(int, session.scalar(select(func.count()).select_from(Friendship).where(Friendship.member_pk == member.id))) \
             >= MAX_FRIENDS:
         raise Conflict(f"at most {MAX_FRIENDS} friends", code="limit_reached")
     session.add_all([Friendship(member_pk=member.id, friend_pk=friend.id, created_at=now),

@@ -4,8 +4,9 @@ programme pays out of a budget granted to a member — a creator rewarding helpf
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 GIFTS_PER_DAY, GIFT_POINTS_PER_DAY = 10, 2_000
 UGC_MIN, UGC_MAX = 50, 200
@@ -32,6 +34,7 @@ def gift(sc: ops.Scope, giver: Member, friend: Member, points: int, message: str
     if count >= GIFTS_PER_DAY or total + points > GIFT_POINTS_PER_DAY:
         raise Conflict(f"at most {GIFTS_PER_DAY} gifts and {GIFT_POINTS_PER_DAY} points a day",
                        code="limit_reached")
+    ensure_unrestricted(sc.session, [giver.id, friend.id], sc.now)
     return ops.transfer(sc, giver, friend, points, reference=GIFT, reason=message or "好友贈送積分")
 
 
@@ -42,7 +45,7 @@ def grant_budget(session: Session, member: Member, points: int) -> dict:
     session.execute(stmt.on_conflict_do_update(index_elements=["member_pk"],
                                                set_={"budget": AwardBudget.budget + stmt.excluded.budget}),
                     {"member_pk": member.id, "budget": points, "used": 0})
-    row = session.get(AwardBudget, member.id)
+    row = session.get_one(AwardBudget, member.id)
     session.refresh(row)
     return {"budget": row.budget, "used": row.used, "left": row.budget - row.used}
 
@@ -53,9 +56,10 @@ def ugc_award(sc: ops.Scope, creator: Member, to: Member, points: int, reason: s
         raise InvalidRequest(f"an award is {UGC_MIN} to {UGC_MAX} points", code="invalid_points")
     if creator.id == to.id:
         raise Conflict("a creator cannot award themselves", code="self_award")
-    taken = sc.session.execute(update(AwardBudget).where(
+    taken = cast(CursorResult[Any], sc.session.execute(update(AwardBudget).where(
         AwardBudget.member_pk == creator.id, AwardBudget.used + points <= AwardBudget.budget)
-        .values(used=AwardBudget.used + points)).rowcount  # a conditional update: two awards at once cannot overdraw
+        .values(used=AwardBudget.used + points))).rowcount  # a conditional update: two awards at once cannot overdraw
     if not taken:
         raise Conflict(f"{creator.member_id}'s award budget does not cover {points} points", code="budget_exhausted")
+    ensure_unrestricted(sc.session, [to.id], sc.now)
     return ops.award(sc, to, points, reference=f"ugc:{creator.member_id}", reason=reason)

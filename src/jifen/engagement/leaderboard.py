@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -26,7 +27,7 @@ def period_since(program: Program, period: str, now: dt.datetime) -> dt.datetime
 
 def _start(period: str, now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     if period != "quarter":
-        return period_start(period, now, tz)
+        return cast(dt.datetime, period_start(period, now, tz))  # (None only for "all", not a board period)
     local = now.astimezone(tz)
     first = local.replace(month=(local.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0, second=0, microsecond=0)
     return first.replace(tzinfo=None).replace(tzinfo=tz).astimezone(dt.UTC)
@@ -55,12 +56,12 @@ def points_board(session: Session, program: Program, period: str, now: dt.dateti
     rows = session.execute(select(Member.member_id, Member.name, measure.c.value)
                            .join(measure, measure.c.member_pk == Member.id)
                            .order_by(measure.c.value.desc(), Member.member_id).limit(limit)).all()
-    board = {"period": period, "metric": metric, "since": start.isoformat(), "source": "database",
+    board: dict[str, Any] = {"period": period, "metric": metric, "since": start.isoformat(), "source": "database",
              "top": [{"rank": i + 1, "member_id": mid, "name": mask(name), metric: _num(v)}
                      for i, (mid, name, v) in enumerate(rows)]}
     if member is not None:
         mine = session.scalar(select(measure.c.value).where(measure.c.member_pk == member.id)) or 0
-        above = session.scalar(select(func.count()).select_from(measure).where(measure.c.value > mine))
+        above = cast(int, session.scalar(select(func.count()).select_from(measure).where(measure.c.value > mine)))
         board["me"] = {"member_id": member.member_id, metric: _num(mine), "rank": above + 1 if mine else None}
     return board
 

@@ -5,6 +5,7 @@ hold captured and the reward redeemed for the owner; a pool that times out relea
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from jifen.ledger.engine import lock_members
 from jifen.mall import service as mall
 from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 MAX_HOURS = 72
 
@@ -39,8 +41,8 @@ def get_pool(session: Session, program_id: int, pool_id: int) -> Pool:
 
 
 def raised(session: Session, pool: Pool) -> int:
-    return session.scalar(select(func.coalesce(func.sum(PoolContribution.points), 0)).where(
-        PoolContribution.pool_id == pool.id))
+    return cast(int, session.scalar(select(func.coalesce(func.sum(PoolContribution.points), 0)).where(
+        PoolContribution.pool_id == pool.id)))
 
 
 @ops.atomic
@@ -52,6 +54,7 @@ def contribute(sc: ops.Scope, pool: Pool, member: Member, points: int) -> Pool:
     need = pool.target - raised(sc.session, pool)
     if not 1 <= points <= need:
         raise InvalidRequest(f"the pool needs 1 to {need} more points", code="invalid_points")
+    ensure_unrestricted(sc.session, [member.id], sc.now)
     hold = ops.hold(sc, member, points, reference=f"pool {pool.id}")
     sc.session.add(PoolContribution(pool_id=pool.id, member_pk=member.id, points=points, hold_id=hold.id,
                                     created_at=sc.now))
@@ -62,7 +65,7 @@ def contribute(sc: ops.Scope, pool: Pool, member: Member, points: int) -> Pool:
 
 
 def _complete(sc: ops.Scope, pool: Pool) -> None:
-    reward = sc.session.get(Reward, pool.reward_id)
+    reward = sc.session.get_one(Reward, pool.reward_id)
     contributions = list(sc.session.scalars(select(PoolContribution).where(PoolContribution.pool_id == pool.id)
                                             .order_by(PoolContribution.id)))
     if not mall.reserve_stock(sc.session, reward, 1):
@@ -98,7 +101,7 @@ def view(session: Session, pool: Pool) -> dict:
                            .join(Member, Member.id == PoolContribution.member_pk)
                            .where(PoolContribution.pool_id == pool.id).group_by(Member.member_id)
                            .order_by(Member.member_id)).all()
-    return {"id": pool.id, "reward": session.get(Reward, pool.reward_id).code, "target": pool.target,
+    return {"id": pool.id, "reward": session.get_one(Reward, pool.reward_id).code, "target": pool.target,
             "raised": sum(int(p) for _, p in rows), "status": pool.status, "expires_at": pool.expires_at.isoformat(),
             "contributors": [{"member_id": m, "points": int(p)} for m, p in rows],
             "redemption_id": pool.redemption_id}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from jifen.errors import Conflict, InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 MAX_SHARES = 100
 DAILY_POINTS = 10_000  # most points one member may send in red packets per 24 hours
@@ -45,14 +47,15 @@ def send(sc: ops.Scope, sender: Member, points: int, shares: int, how: str, expi
     if not 1 <= shares <= MAX_SHARES or points < shares:
         raise InvalidRequest(f"1 to {MAX_SHARES} shares of at least one point each", code="invalid_shares")
     lock_members(sc.session, [sender.id])
-    sent = sc.session.scalar(select(func.coalesce(func.sum(RedPacket.points), 0)).where(
-        RedPacket.sender_pk == sender.id, RedPacket.created_at > sc.now - dt.timedelta(days=1)))
+    sent = cast(int, sc.session.scalar(select(func.coalesce(func.sum(RedPacket.points), 0)).where(
+        RedPacket.sender_pk == sender.id, RedPacket.created_at > sc.now - dt.timedelta(days=1))))
     if sent + points > DAILY_POINTS:
         raise Conflict(f"at most {DAILY_POINTS} points in red packets a day", code="limit_reached")
     packet = RedPacket(program_id=sc.program.id, sender_pk=sender.id, points=points, shares=shares, split=how,
                        message=message, status="open", expires_at=sc.now + expires_in, created_at=sc.now)
     sc.session.add(packet)
     sc.session.flush()
+    ensure_unrestricted(sc.session, [sender.id], sc.now)
     for i, part in enumerate(split(points, shares, how)):
         hold = ops.hold(sc, sender, part, reference=f"red packet {packet.id}")
         sc.session.add(RedPacketShare(packet_id=packet.id, position=i, points=part, hold_id=hold.id))
@@ -82,7 +85,8 @@ def claim(sc: ops.Scope, packet: RedPacket, member: Member) -> RedPacketShare:
     if share is None:
         raise Conflict(f"red packet {packet.id} is empty", code="packet_empty")
     ops.release(sc, share.hold_id)
-    sender = sc.session.get(Member, packet.sender_pk)
+    sender = sc.session.get_one(Member, packet.sender_pk)
+    ensure_unrestricted(sc.session, [sender.id, member.id], sc.now)
     entry = ops.transfer(sc, sender, member, share.points, reference=f"red packet {packet.id}",
                          reason=packet.message or "紅包")
     share.claimed_by, share.claimed_at, share.transfer_entry_id = member.id, sc.now, entry.id

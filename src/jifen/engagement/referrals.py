@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,8 +47,8 @@ def accept(session: Session, program: Program, invitee: Member, code: str, now: 
     if owner == invitee.id:
         raise Conflict("a member cannot invite themselves", code="self_referral")
     lock_members(session, sorted({owner, invitee.id}))  # two codes at once for one member: one wins
-    if session.scalar(select(func.count()).select_from(Referral).where(
-            Referral.inviter_pk == owner, Referral.created_at > now - dt.timedelta(days=1))) >= INVITES_PER_DAY:
+    if cast(int, session.scalar(select(func.count()).select_from(Referral).where(
+            Referral.inviter_pk == owner, Referral.created_at > now - dt.timedelta(days=1)))) >= INVITES_PER_DAY:
         raise Conflict(f"at most {INVITES_PER_DAY} invitations a day", code="limit_reached")
     if inviter_of(session, invitee.id) is not None:
         raise Conflict(f"{invitee.member_id} was already invited", code="already_referred")
@@ -73,7 +74,7 @@ def first_purchase_events(session: Session, program: Program, member: Member, pu
     inviter = inviter_of(session, member.id)
     if inviter is None:
         return []
-    owner = session.get(Member, inviter)
+    owner = session.get_one(Member, inviter)
     return [EventIn(event_id=f"invite_purchase:{purchase_event_id}", member_id=owner.member_id,
                     type="invite_purchase", occurred_at=occurred_at,
                     attributes={"invitee": member.member_id, "order_event": purchase_event_id})]

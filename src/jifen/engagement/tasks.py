@@ -17,10 +17,10 @@ from jifen.errors import Conflict, InvalidRequest
 from jifen.events.counters import db_counters
 from jifen.ledger import operations as ops
 from jifen.members.models import Member
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs.models import Program
-from jifen.rules.engine import EventFacts, event_variables, period_keys
-from jifen.rules.expressions import ExpressionError, compile_condition, evaluate
+from jifen.rules.engine import EventFacts, event_variables, holds, period_keys, report_failure
+from jifen.rules.expressions import ConditionError, ExpressionError, check_condition
 
 PERIODS = {"once": "lifetime", "daily": "day", "weekly": "week"}
 
@@ -29,7 +29,7 @@ def create_task(session: Session, program: Program, data: dict) -> Task:
     if session.scalar(select(Task.id).where(Task.program_id == program.id, Task.code == data["code"])):
         raise Conflict(f"task {data['code']!r} exists", code="task_exists")
     try:
-        compile_condition(data.get("condition") or "true")
+        check_condition(data.get("condition") or "true")
     except ExpressionError as exc:
         raise InvalidRequest(f"condition: {exc}", code="invalid_condition") from None
     if data.get("requires") and not session.scalar(select(Task.id).where(Task.program_id == program.id,
@@ -63,7 +63,11 @@ def advance(sc: ops.Scope, member: Member, event_pk: int, facts: EventFacts, who
     for task in tasks:
         if task.requires and not _done(s, member.id, by_code[task.requires]):
             continue  # a chain: the earlier task first
-        if task.condition.strip() != "true" and not evaluate(compile_condition(task.condition), context):
+        try:
+            if not holds(task.condition, context, counters):
+                continue
+        except (ExpressionError, ConditionError) as exc:  # a failing condition skips the task, not the event
+            report_failure(f"task:{task.code}", str(exc))
             continue
         key = periods[PERIODS[task.period]]
         row = s.get(TaskProgress, (member.id, task.id, key)) or TaskProgress(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ def team_of(session: Session, member_pk: int) -> Team | None:
 
 
 def size(session: Session, team_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(TeamMember).where(TeamMember.team_id == team_id))
+    return cast(int, session.scalar(select(func.count()).select_from(TeamMember).where(TeamMember.team_id == team_id)))
 
 
 def create(session: Session, program: Program, captain: Member, name: str, goal: int, now: dt.datetime) -> Team:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.events.schemas import EventBatchIn, EventIn
-from jifen.events.service import ingest
+from jifen.flows.intake import ingest
 from jifen.openapi import errors
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
@@ -34,8 +34,8 @@ def _run(request: Request, who: Principal, events: list[EventIn], strict: bool) 
 
 
 @router.post("", status_code=201, summary="One member event; the answer says which rules fired and the points awarded",
-             responses={200: {"description": "A replay: this event_id was sent before with the same body; its first "
-                              "result"}} | errors(404, 409))
+             responses={**errors(404, 409), 200: {"description": "A replay: this event_id was sent before with the "
+                                                   "same body; its first result"}})
 def post_event(body: EventIn, request: Request, who: Sender):
     (result,) = _run(request, who, [body], strict=True)
     replayed = result["status"] == "replayed"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -44,17 +44,20 @@ def events_send(file: Annotated[Path, typer.Argument(help="JSON Lines: one event
                 batch: Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="events per transaction")] = MAX_BATCH,
                 rejects: Annotated[Path | None, typer.Option(help="write refused events and their errors here")] = None):
     """Send a file of events through the rules; prints what was processed, replayed and refused."""
-    from jifen.events.service import ingest
+    from jifen.flows.intake import ingest
     from jifen.programs.service import get_program
 
     events = read_events(file)
     factory = sessions()
+    counts: Counter[str] = Counter()
+    refused: list[dict[str, Any]] = []
     counts, points, refused = Counter(), 0, []
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task(f"sending {file.name}", total=len(events))
         for start in range(0, len(events), batch):
             chunk = events[start:start + batch]
-            results = run_in_transaction(factory, lambda s, c=chunk: ingest(
+            # mypy cannot infer a lambda with a default argument (binding the chunk) against Callable[[Session], T].
+            results = run_in_transaction(factory, lambda s, c=chunk: ingest(  # type: ignore[misc]
                 s, get_program(s, program), c, now=utcnow(), actor=f"cli:{file.name}", strict=False))
             for ev, r in zip(chunk, results, strict=True):
                 counts[r["status"]] += 1

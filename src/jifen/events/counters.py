@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import BindParameter, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from jifen.engagement.models import TeamMember
 from jifen.events.models import Event
 from jifen.rules.engine import Counters
 
+_AT: BindParameter[dt.datetime]
+_PK: BindParameter[int]
 _AT, _PK = bindparam("at"), bindparam("pk")
 _MINE = (Event.member_pk == bindparam("member"), Event.type == bindparam("type"))
 _UP_TO = or_(Event.occurred_at < _AT, and_(Event.occurred_at == _AT, Event.id <= _PK))

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
+from jifen.freejson import FreeJson
 from jifen.rules.schema import EVENT_TYPE
 from jifen.strict import Strict
 
@@ -29,7 +30,7 @@ class EventIn(Strict):
     amount: Decimal | None = Field(None, ge=0, le=10**10, decimal_places=2)  # ¥
     order_id: str | None = Field(None, max_length=64)
     lines: list[OrderLine] = Field([], max_length=500)
-    attributes: dict = {}
+    attributes: FreeJson = {}
 
     @field_validator("occurred_at")
     @classmethod

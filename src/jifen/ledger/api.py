@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -11,16 +11,17 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from jifen.db import utcnow
+from jifen.flows import points
 from jifen.ledger import operations as ops
 from jifen.ledger.schemas import AdjustIn, AwardIn, FreezeIn, HoldIn, ReverseIn, SpendIn, TransferIn
 from jifen.ledger.views import entry_view, hold_view
+from jifen.members.models import Member
 from jifen.members.service import get_member
 from jifen.openapi import errors
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
 from jifen.risk import cases as risk_cases
-from jifen.risk.devices import sightings_of
-from jifen.risk.scoring import RiskBlocked, Tx, assess_one
+from jifen.risk.scoring import RiskBlocked
 from jifen.security import ratelimit
 from jifen.security.deps import require
 from jifen.security.service import Principal
@@ -34,12 +35,12 @@ Reader = Annotated[Principal, Depends(require("ledger:read"))]
 
 
 def scope(session: Session, who: Principal, wallet: str | None = None) -> ops.Scope:
-    program = session.get(Program, who.program_id)
+    program = session.get_one(Program, who.program_id)
     return ops.Scope(session, program, get_wallet(session, program, wallet), utcnow(), actor=who.actor)
 
 
 def write(request: Request, who: Principal, key: str, operation: str, body: BaseModel,
-          work: Callable[[ops.Scope], dict], status: int = 200) -> JSONResponse:
+          work: Callable[[ops.Scope], dict[str, Any]], status: int = 200) -> JSONResponse:
     """One keyed write (jifen/writes.py) through the ledger's scope: the programme, the body's wallet, now."""
     wallet = getattr(body, "wallet", None)
     try:
@@ -49,72 +50,61 @@ def write(request: Request, who: Principal, key: str, operation: str, body: Base
         raise
 
 
-def member(sc: ops.Scope, member_id: str):
+def member(sc: ops.Scope, member_id: str) -> Member:
     """The member a write names (rate-limited per member: a script hammering one account is stopped)."""
     ratelimit.member(sc.program.id, member_id)
     return get_member(sc.session, sc.program, member_id)
 
 
 @router.post("/points/award", summary="Award points (available now, or pending until a date)")
-def award(body: AwardIn, request: Request, who: Writer, key: Key):
-    return write(request, who, key, "points.award", body, lambda sc: entry_view(sc.session, ops.award(
+def award(body: AwardIn, request: Request, who: Writer, key: Key) -> JSONResponse:
+    return write(request, who, key, "points.award", body, lambda sc: entry_view(sc.session, points.award(
         sc, member(sc, body.member_id), body.points, occurred_at=body.occurred_at, expires_at=body.expires_at,
         pending_until=body.pending_until, reference=body.reference, reason=body.reason)))
 
 
 @router.post("/points/spend", summary="Spend points, earliest-expiring lots first (risk-scored: a spend in review is "
              "a hold until decided)")
-def spend(body: SpendIn, request: Request, who: Writer, key: Key):
-    def work(sc: ops.Scope) -> dict:
-        m = member(sc, body.member_id)
-        tx = Tx(m, "spend", sc.now, points=body.points, sightings=sightings_of(None, body.device_id, body.ip))
-        verdict = assess_one(sc.session, sc.program, sc.now, tx, "spend")
-        risk = {"risk": verdict.view()} if verdict.score or verdict.action != "allow" else {}
-        if verdict.action == "review":  # the points wait in a hold: approving the case captures it
-            h = ops.hold(sc, m, body.points, reference=body.reference or "spend in risk review")
-            risk_cases.record(sc.session, sc.program.id, (m.id, m.member_id), sc.now, verdict, "spend", str(h.id), sc.now)
-            return hold_view(sc.session, h) | {"status": "review", "risk": verdict.view()}
-        entry = ops.spend(sc, m, body.points, reference=body.reference, reason=body.reason)
-        risk_cases.record(sc.session, sc.program.id, (m.id, m.member_id), sc.now, verdict, "spend", str(entry.id), sc.now)
-        return entry_view(sc.session, entry) | risk
-
-    return write(request, who, key, "points.spend", body, work)
+def spend(body: SpendIn, request: Request, who: Writer, key: Key) -> JSONResponse:
+    return write(request, who, key, "points.spend", body, lambda sc: points.spend(
+        sc, member(sc, body.member_id), body.points, reference=body.reference, reason=body.reason,
+        device_id=body.device_id, ip=body.ip))
 
 
 @router.post("/points/transfer", summary="Give points to another member (the expiry dates travel along)")
-def transfer(body: TransferIn, request: Request, who: Writer, key: Key):
-    return write(request, who, key, "points.transfer", body, lambda sc: entry_view(sc.session, ops.transfer(
+def transfer(body: TransferIn, request: Request, who: Writer, key: Key) -> JSONResponse:
+    return write(request, who, key, "points.transfer", body, lambda sc: entry_view(sc.session, points.transfer(
         sc, member(sc, body.from_member_id), member(sc, body.to_member_id), body.points,
         reference=body.reference, reason=body.reason)))
 
 
 @router.post("/points/adjust", summary="Manual adjustment (reason required, actor recorded)")
-def adjust(body: AdjustIn, request: Request, who: Corrector, key: Key):
+def adjust(body: AdjustIn, request: Request, who: Corrector, key: Key) -> JSONResponse:
     return write(request, who, key, "points.adjust", body, lambda sc: entry_view(sc.session, ops.adjust(
         sc, member(sc, body.member_id), body.points, reason=body.reason, reference=body.reference)))
 
 
 @router.post("/points/reverse", summary="Reverse an entry in full or in part (proportionally)")
-def reverse(body: ReverseIn, request: Request, who: Corrector, key: Key):
+def reverse(body: ReverseIn, request: Request, who: Corrector, key: Key) -> JSONResponse:
     return write(request, who, key, "points.reverse", body, lambda sc: entry_view(sc.session, ops.reverse(
         sc, body.entry_id, body.points, reason=body.reason)))
 
 
 @router.post("/points/freeze", summary="Freeze available points (risk)")
-def freeze(body: FreezeIn, request: Request, who: Corrector, key: Key):
+def freeze(body: FreezeIn, request: Request, who: Corrector, key: Key) -> JSONResponse:
     return write(request, who, key, "points.freeze", body, lambda sc: entry_view(sc.session, ops.freeze(
         sc, member(sc, body.member_id), body.points, reason=body.reason)))
 
 
 @router.post("/points/unfreeze", summary="Return frozen points to available")
-def unfreeze(body: FreezeIn, request: Request, who: Corrector, key: Key):
+def unfreeze(body: FreezeIn, request: Request, who: Corrector, key: Key) -> JSONResponse:
     return write(request, who, key, "points.unfreeze", body, lambda sc: entry_view(sc.session, ops.unfreeze(
         sc, member(sc, body.member_id), body.points, reason=body.reason)))
 
 
 @router.post("/holds", status_code=201, summary="Reserve points for an order (two-phase spend)")
-def create_hold(body: HoldIn, request: Request, who: Writer, key: Key):
-    return write(request, who, key, "holds.create", body, lambda sc: hold_view(sc.session, ops.hold(
+def create_hold(body: HoldIn, request: Request, who: Writer, key: Key) -> JSONResponse:
+    return write(request, who, key, "holds.create", body, lambda sc: hold_view(sc.session, points.hold(
         sc, member(sc, body.member_id), body.points, reference=body.reference, expires_at=body.expires_at)),
         status=201)
 
@@ -124,24 +114,24 @@ class NoBody(BaseModel):
 
 
 @router.post("/holds/{hold_id}/capture", summary="Capture a hold: the points are spent")
-def capture(hold_id: int, request: Request, who: Writer, key: Key):
+def capture(hold_id: int, request: Request, who: Writer, key: Key) -> JSONResponse:
     return write(request, who, key, f"holds.capture:{hold_id}", NoBody(),
                  lambda sc: hold_view(sc.session, ops.capture(sc, hold_id)))
 
 
 @router.post("/holds/{hold_id}/release", summary="Release a hold: the points return to the member")
-def release(hold_id: int, request: Request, who: Writer, key: Key):
+def release(hold_id: int, request: Request, who: Writer, key: Key) -> JSONResponse:
     return write(request, who, key, f"holds.release:{hold_id}", NoBody(),
                  lambda sc: hold_view(sc.session, ops.release(sc, hold_id)))
 
 
-@router.get("/holds/{hold_id}", summary="A hold and its state")
-def show_hold(hold_id: int, request: Request, who: Reader):
+@router.get("/holds/{hold_id}", summary="A hold and its state", response_model=None)
+def show_hold(hold_id: int, request: Request, who: Reader) -> dict[str, Any]:
     with request.app.state.read_sessions() as session:
         return hold_view(session, ops.get_hold(scope(session, who), hold_id))
 
 
-@router.get("/entries/{entry_id}", summary="A journal entry with its postings and lots")
-def show_entry(entry_id: int, request: Request, who: Reader):
+@router.get("/entries/{entry_id}", summary="A journal entry with its postings and lots", response_model=None)
+def show_entry(entry_id: int, request: Request, who: Reader) -> dict[str, Any]:
     with request.app.state.read_sessions() as session:
         return entry_view(session, ops.get_entry(scope(session, who), entry_id))

@@ -6,6 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jifen.ledger.models import JournalEntry
 
 GENESIS = "0" * 64
 
@@ -14,7 +18,7 @@ def _ts(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def entry_hash(entry, postings: list[tuple[int, int]], moves: list[tuple[int, int, int]]) -> str:
+def entry_hash(entry: JournalEntry, postings: list[tuple[int, int]], moves: list[tuple[int, int, int]]) -> str:
     """postings: (account_id, amount); moves: (lot_id, account_id, amount); order does not matter."""
     body = [
         entry.id,

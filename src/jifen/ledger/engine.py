@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
@@ -20,7 +22,7 @@ from jifen.errors import InsufficientPoints
 from jifen.ledger.chain import entry_hash
 from jifen.ledger.models import AVAILABLE, DEBT, LOT_KINDS, Account, ChainHead, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
-from jifen.notify.outbox import emit_entries
+from jifen.outbox import emit_entries
 from jifen.programs.models import Program, Wallet
 
 
@@ -49,7 +51,7 @@ _SEAL_ENTRY = (update(JournalEntry).where(JournalEntry.id == bindparam("entry"))
                .values(seq=bindparam("seq"), prev_hash=bindparam("prev"), hash=bindparam("hash")))
 
 
-def lock_members(session: Session, member_pks) -> None:
+def lock_members(session: Session, member_pks: Iterable[int]) -> None:
     """Row-lock members in id order. SQLite needs none: BEGIN IMMEDIATE already serialises writers."""
     if session.get_bind().dialect.name != "sqlite":
         session.execute(_LOCK_MEMBERS, {"ids": sorted(set(member_pks))}).all()
@@ -75,7 +77,7 @@ _INSERT_MOVES = insert(LotMove)
 _INSERT_POSTINGS = insert(Posting)
 
 
-def fifo_lots(session: Session, member_pk: int, wallet_id: int, kind: str) -> list[Lot]:
+def fifo_lots(session: Session, member_pk: int | None, wallet_id: int, kind: str) -> list[Lot]:
     """The member's lots holding points in `kind`, earliest expiry first (never-expiring last)."""
     return list(session.scalars(_FIFO[kind], {"member": member_pk, "wallet": wallet_id}))
 
@@ -84,7 +86,7 @@ class EntryBuilder:
     """Collects one entry's postings and lot moves, then writes them atomically with `finish()`."""
 
     def __init__(self, session: Session, program: Program, wallet: Wallet, type: str, *, points: int,
-                 now: dt.datetime, occurred_at: dt.datetime | None = None, **fields):
+                 now: dt.datetime, occurred_at: dt.datetime | None = None, **fields: Any) -> None:
         self.session = session
         self.program = program
         self.wallet = wallet
@@ -119,7 +121,8 @@ class EntryBuilder:
         self.moves.append((lot, account, amount))
         self.post(account, amount)
 
-    def new_lot(self, member_pk: int, points: int, *, earned_at, expires_at, pending_until=None, origin=None) -> Lot:
+    def new_lot(self, member_pk: int, points: int, *, earned_at: dt.datetime, expires_at: dt.datetime | None,
+                pending_until: dt.datetime | None = None, origin: int | None = None) -> Lot:
         lot = Lot(member_pk=member_pk, wallet_id=self.wallet.id, source_entry_id=self.id, origin_lot_id=origin,
                   points=points, earned_at=earned_at, expires_at=expires_at, pending_until=pending_until,
                   available=0, pending=0, held=0, frozen=0)

@@ -35,7 +35,7 @@ class JobReport:
 
 def _claim_members(session: Session, pks: list[int]) -> list[int]:
     stmt = select(Member.id).where(Member.id.in_(pks)).order_by(Member.id)
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))
 
@@ -57,8 +57,8 @@ def settle_due(factory: sessionmaker[Session], now: dt.datetime | None = None, b
             claimed = _claim_members(s, list(members))
             for member_pk in claimed:  # every wallet of the member, so the cursor never skips one
                 for wallet_id in s.scalars(select(Lot.wallet_id).where(due, Lot.member_pk == member_pk).distinct()):
-                    wallet = s.get(Wallet, wallet_id)
-                    sc = ops.Scope(s, s.get(Program, wallet.program_id), wallet, now, actor="job:settle")
+                    wallet = s.get_one(Wallet, wallet_id)
+                    sc = ops.Scope(s, s.get_one(Program, wallet.program_id), wallet, now, actor="job:settle")
                     report.entries += len(ops.settle_member(sc, wallet, member_pk))
             report.members += len(claimed)
             return list(members)
@@ -82,9 +82,9 @@ def release_stale_holds(factory: sessionmaker[Session], now: dt.datetime | None 
                             .order_by(Hold.id).limit(batch)).all()
             released = 0
             for hold_id in ids:
-                h = s.get(Hold, hold_id)
-                wallet = s.get(Wallet, h.wallet_id)
-                sc = ops.Scope(s, s.get(Program, h.program_id), wallet, now, actor="job:holds")
+                h = s.get_one(Hold, hold_id)
+                wallet = s.get_one(Wallet, h.wallet_id)
+                sc = ops.Scope(s, s.get_one(Program, h.program_id), wallet, now, actor="job:holds")
                 try:
                     with s.begin_nested():
                         ops.release(sc, hold_id)

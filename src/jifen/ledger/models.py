@@ -8,6 +8,7 @@ the history implies (`jifen ledger verify` proves it).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -185,5 +186,5 @@ class IdempotencyRecord(Base):
     operation: Mapped[str] = mapped_column(String(64))
     request_hash: Mapped[str] = mapped_column(String(64))
     # The first answer, replayed; encrypted at rest: it may repeat personal data (an order's address).
-    response: Mapped[dict | None] = mapped_column(EncryptedJSON())
+    response: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

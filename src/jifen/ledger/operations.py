@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.db import total
 from jifen.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
+from jifen.ledger.chain import GENESIS
 from jifen.ledger.engine import AccountRef, EntryBuilder, lock_members, member_accounts, system_account
 from jifen.ledger.models import (
     ADJUSTMENT,
@@ -24,9 +27,12 @@ from jifen.ledger.models import (
     FROZEN,
     HELD,
     ISSUANCE,
+    MEMBER_KINDS,
     PENDING,
     REDEMPTION,
+    SYSTEM_KINDS,
     Account,
+    ChainHead,
     Hold,
     JournalEntry,
     Lot,
@@ -36,19 +42,22 @@ from jifen.ledger.models import (
 from jifen.members.models import Member
 from jifen.programs.expiry import expiry_for
 from jifen.programs.models import Program, Wallet
-from jifen.risk.restrictions import ensure_unrestricted
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def atomic(fn):
+def atomic(fn: Callable[Concatenate[Scope, P], R]) -> Callable[Concatenate[Scope, P], R]:
     """An operation either happens whole or not at all, even inside a caller's larger transaction
     that catches its error and goes on (a savepoint around it)."""
 
     @functools.wraps(fn)
-    def wrapper(sc: Scope, *args, **kwargs):
+    def wrapper(sc: Scope, *args: P.args, **kwargs: P.kwargs) -> R:
         with sc.session.begin_nested():
             return fn(sc, *args, **kwargs)
 
-    return wrapper
+    # mypy cannot match functools.wraps' _Wrapped (first parameter named `sc`) to Concatenate[Scope, P].
+    return wrapper  # type: ignore[return-value]
 
 
 MAX_POINTS = 10**12  # a single operation above a trillion points is a bug, not a purchase
@@ -65,13 +74,13 @@ class Scope:
     now: dt.datetime
     actor: str | None = None
 
-    def builder(self, type: str, points: int, wallet: Wallet | None = None, **kw) -> EntryBuilder:
+    def builder(self, type: str, points: int, wallet: Wallet | None = None, **kw: Any) -> EntryBuilder:
         return EntryBuilder(
             self.session, self.program, wallet or self.wallet, type, points=points, now=self.now, actor=self.actor, **kw
         )
 
 
-def check_points(points, *, allow_negative: bool = False) -> int:
+def check_points(points: object, *, allow_negative: bool = False) -> int:
     if isinstance(points, bool) or not isinstance(points, int):
         raise InvalidRequest("points must be a whole number", code="invalid_points")
     if points == 0 or (points < 0 and not allow_negative):
@@ -80,6 +89,27 @@ def check_points(points, *, allow_negative: bool = False) -> int:
     if abs(points) > MAX_POINTS:
         raise InvalidRequest(f"points must be at most {MAX_POINTS}", code="invalid_points")
     return points
+
+
+def open_chain(session: Session, program: Program) -> None:
+    """A new programme's hash chain: nothing sealed yet."""
+    session.add(ChainHead(program_id=program.id, seq=0, hash=GENESIS))
+
+
+def open_accounts(session: Session, wallet_ids: Collection[int], member_pks: Collection[int] = (), *,
+                  system: bool = False) -> None:
+    """Zero accounts in these wallets: every state of each member, and with `system` the programme's own
+    (issuance, redemption, expiry, adjustment) for a new wallet."""
+    session.add_all([Account(wallet_id=w, member_pk=None, kind=k, balance=0) for w in wallet_ids for k in SYSTEM_KINDS]
+                    if system else [])
+    session.add_all(Account(wallet_id=w, member_pk=pk, kind=k, balance=0)
+                    for w in wallet_ids for pk in member_pks for k in MEMBER_KINDS)
+    session.flush()
+
+
+def available(session: Session, member: Member, wallet: Wallet) -> int:
+    """The member's spendable points in the wallet, as stored (not settled: a quick look, not a promise)."""
+    return member_accounts(session, member.id, wallet.id)[AVAILABLE].balance
 
 
 def open_members(sc: Scope, wallet: Wallet, *members: Member) -> list[dict[str, AccountRef]]:
@@ -104,7 +134,7 @@ def settle_member(sc: Scope, wallet: Wallet, member_pk: int) -> list[JournalEntr
         return []
     done = []
     accounts = member_accounts(sc.session, member_pk, wallet.id)
-    due = [lot for lot in lots if lot.pending > 0 and lot.pending_until <= sc.now]
+    due = [lot for lot in lots if lot.pending > 0 and lot.pending_until is not None and lot.pending_until <= sc.now]
     if due:
         b = sc.builder("mature", sum(lot.pending for lot in due), wallet, member_pk=member_pk)
         for lot in due:
@@ -143,8 +173,6 @@ def award(
         raise InvalidRequest("expires_at must be after occurred_at", code="invalid_expiry")
     if pending_until is not None and expires is not None and pending_until >= expires:
         raise InvalidRequest("pending_until must be before expires_at", code="invalid_pending")
-    if type == "award":  # a person's correction (adjust) still goes through
-        ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     b = sc.builder(type, points, member_pk=member.id, occurred_at=earned, reference=reference, reason=reason)
     b.post(system_account(sc.session, sc.wallet.id, source), -points)
@@ -170,8 +198,6 @@ def spend(
     sink: str = REDEMPTION,
 ) -> JournalEntry:
     check_points(points)
-    if type == "spend":
-        ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     b = sc.builder(type, points, member_pk=member.id, occurred_at=occurred_at, reference=reference, reason=reason)
     b.take(accounts[AVAILABLE], points)
@@ -201,7 +227,6 @@ def transfer(
     check_points(points)
     if giver.id == receiver.id:
         raise InvalidRequest("cannot transfer points to the same member", code="same_member")
-    ensure_unrestricted(sc.session, [giver.id, receiver.id], sc.now)
     acc_giver, acc_receiver = open_members(sc, sc.wallet, giver, receiver)
     b = sc.builder("transfer", points, member_pk=giver.id, counterparty_pk=receiver.id, reference=reference,
                    reason=reason)
@@ -211,7 +236,8 @@ def transfer(
     return b.finish()
 
 
-def _set_aside(sc: Scope, member: Member, points: int | None, source: str, target: str, type: str, reason):
+def _set_aside(sc: Scope, member: Member, points: int | None, source: str, target: str, type: str,
+               reason: str | None) -> JournalEntry:
     """Move points between two of a member's states, lot by lot (freeze, unfreeze)."""
     (accounts,) = open_members(sc, sc.wallet, member)
     amount = accounts[source].balance if points is None else check_points(points)
@@ -252,7 +278,8 @@ def _lots_aside(sc: Scope, member: Member, parts: dict[int, int], source: str, t
 
 
 @atomic
-def freeze_lots(sc: Scope, member: Member, lot_ids, *, reason: str | None = None, reference: str | None = None):
+def freeze_lots(sc: Scope, member: Member, lot_ids: Iterable[int], *, reason: str | None = None,
+                reference: str | None = None) -> tuple[JournalEntry | None, dict[int, int]]:
     """Freeze what is available of these lots (risk review holds exactly the points under review);
     (entry or None, {lot id: points frozen})."""
     return _lots_aside(sc, member, {lot_id: MAX_POINTS for lot_id in lot_ids}, AVAILABLE, FROZEN, "freeze",
@@ -261,9 +288,25 @@ def freeze_lots(sc: Scope, member: Member, lot_ids, *, reason: str | None = None
 
 @atomic
 def unfreeze_lots(sc: Scope, member: Member, parts: dict[int, int], *, reason: str | None = None,
-                  reference: str | None = None):
+                  reference: str | None = None) -> tuple[JournalEntry | None, dict[int, int]]:
     """Give back up to `parts[lot]` frozen points of each lot (what `freeze_lots` froze)."""
     return _lots_aside(sc, member, parts, FROZEN, AVAILABLE, "unfreeze", reason, reference)
+
+
+@atomic
+def forfeit(sc: Scope, member: Member, wallet: Wallet, *, reason: str) -> JournalEntry | None:
+    """Take all of the member's available and pending points in the wallet into its expiry account (an
+    erased member's points cannot stay with nobody). None when there is nothing to take."""
+    (accounts,) = open_members(sc, wallet, member)
+    amount = accounts[AVAILABLE].balance + accounts[PENDING].balance
+    if amount == 0:
+        return None
+    b = sc.builder("forfeit", amount, wallet, member_pk=member.id, reason=reason)
+    for kind in (AVAILABLE, PENDING):
+        if accounts[kind].balance:
+            b.take(accounts[kind], accounts[kind].balance)
+    b.post(system_account(sc.session, wallet.id, EXPIRY), amount)
+    return b.finish()
 
 
 # ---- holds: two-phase spend ------------------------------------------------------------------
@@ -275,7 +318,6 @@ def hold(
     check_points(points)
     if expires_at is not None and expires_at <= sc.now:
         raise InvalidRequest("expires_at must be in the future", code="invalid_expiry")
-    ensure_unrestricted(sc.session, [member.id], sc.now)
     (accounts,) = open_members(sc, sc.wallet, member)
     h = Hold(program_id=sc.program.id, wallet_id=sc.wallet.id, member_pk=member.id, points=points,
              status="open", reference=reference, expires_at=expires_at, created_at=sc.now)
@@ -298,8 +340,8 @@ def get_hold(sc: Scope, hold_id: int) -> Hold:
 
 def _settle_hold(sc: Scope, hold_id: int, status: str) -> Hold:
     h = get_hold(sc, hold_id)
-    wallet = sc.session.get(Wallet, h.wallet_id)
-    member = sc.session.get(Member, h.member_pk)
+    wallet = sc.session.get_one(Wallet, h.wallet_id)
+    member = sc.session.get_one(Member, h.member_pk)
     lock_members(sc.session, [member.id])
     sc.session.flush()
     sc.session.refresh(h)  # status as of the lock, not as first read
@@ -310,7 +352,7 @@ def _settle_hold(sc: Scope, hold_id: int, status: str) -> Hold:
     b = sc.builder("capture" if status == "captured" else "release", h.points, wallet, member_pk=member.id,
                    hold_id=h.id, reference=h.reference)
     for mv in moves:
-        lot = sc.session.get(Lot, mv.lot_id)
+        lot = sc.session.get_one(Lot, mv.lot_id)
         b.move(lot, accounts[HELD], -mv.amount)
         if status == "released":
             b.credit_available(accounts, lot, mv.amount)
@@ -354,7 +396,8 @@ def apportion(total: int, weights: list[int]) -> list[int]:
 
 
 def _reversed(session: Session, entry_id: int) -> int:
-    return session.scalar(select(total(JournalEntry.points)).where(JournalEntry.reverses_entry_id == entry_id))
+    # An aggregate without GROUP BY is one row, and total() is never NULL; SQLAlchemy types scalar() as optional.
+    return cast(int, session.scalar(select(total(JournalEntry.points)).where(JournalEntry.reverses_entry_id == entry_id)))
 
 
 def reversible(sc: Scope, entry_id: int) -> int:
@@ -370,9 +413,9 @@ def reverse(sc: Scope, entry_id: int, points: int | None = None, *, reason: str 
     original = get_entry(sc, entry_id)
     if original.type not in REVERSIBLE:
         raise Conflict(f"a {original.type} entry cannot be reversed", code="not_reversible")
-    members = [s.get(Member, pk) for pk in (original.member_pk, original.counterparty_pk) if pk]
-    wallet = s.get(Wallet, original.wallet_id)
-    opened = dict(zip([m.id for m in members], open_members(sc, wallet, *members)))
+    members = [s.get_one(Member, pk) for pk in (original.member_pk, original.counterparty_pk) if pk]
+    wallet = s.get_one(Wallet, original.wallet_id)
+    opened: dict[int | None, dict[str, AccountRef]] = dict(zip([m.id for m in members], open_members(sc, wallet, *members)))
     remaining = original.points - _reversed(s, original.id)
     n = remaining if points is None else check_points(points)
     if remaining == 0:
@@ -423,7 +466,8 @@ def _claw_back(b: EntryBuilder, accounts: dict[str, AccountRef], lots: list[Lot]
         b.post(accounts[DEBT], -n)
 
 
-def _restore(b: EntryBuilder, accounts: dict[str, AccountRef], original_id: int, paid: list[tuple[int, int]], n: int):
+def _restore(b: EntryBuilder, accounts: dict[str, AccountRef], original_id: int, paid: list[tuple[int, int]],
+             n: int) -> None:
     s = b.session
     restored = dict(s.execute(
         select(LotMove.lot_id, total(LotMove.amount))
@@ -436,4 +480,4 @@ def _restore(b: EntryBuilder, accounts: dict[str, AccountRef], original_id: int,
     open_ = [(lot_id, amount - restored.get(lot_id, 0)) for lot_id, amount in paid]
     for (lot_id, _), share in zip(open_, apportion(n, [w for _, w in open_])):
         if share:
-            b.credit_available(accounts, s.get(Lot, lot_id), share)
+            b.credit_available(accounts, s.get_one(Lot, lot_id), share)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field, StrictInt
 
+from jifen.freejson import FreeJson
 from jifen.ledger.operations import MAX_POINTS
 from jifen.strict import Strict
 
@@ -86,6 +87,6 @@ class MemberIn(Body):
     name: Annotated[str | None, Field(max_length=200)] = None
     phone: Annotated[str | None, Field(max_length=32)] = None
     email: Annotated[str | None, Field(max_length=254)] = None
-    attributes: dict = Field(default_factory=dict)
+    attributes: FreeJson = Field(default_factory=dict)
     joined_at: AwareDatetime | None = None
     birthday: dt.date | None = None

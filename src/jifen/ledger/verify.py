@@ -63,11 +63,11 @@ def check_chain(session: Session, chunk: int = 2000, progress: Callable[[int], N
             if not entries:
                 break
             ids = [e.id for e in entries]
-            postings: dict[int, list] = {i: [] for i in ids}
+            postings: dict[int, list[tuple[int, int]]] = {i: [] for i in ids}
             for p in session.execute(select(Posting.entry_id, Posting.account_id, Posting.amount)
                                      .where(Posting.entry_id.in_(ids))):
                 postings[p.entry_id].append((p.account_id, p.amount))
-            moves: dict[int, list] = {i: [] for i in ids}
+            moves: dict[int, list[tuple[int, int, int]]] = {i: [] for i in ids}
             for m in session.execute(select(LotMove.entry_id, LotMove.lot_id, LotMove.account_id, LotMove.amount)
                                      .where(LotMove.entry_id.in_(ids))):
                 moves[m.entry_id].append((m.lot_id, m.account_id, m.amount))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.db import total
@@ -20,7 +22,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 _POSTINGS = (select(Posting.entry_id, Posting.amount, Account.kind, Member.member_id)
              .join(Account, Account.id == Posting.account_id).outerjoin(Member, Member.id == Account.member_pk)
              .where(Posting.entry_id.in_(_IDS)).order_by(Posting.id))
@@ -31,19 +33,19 @@ _MEMBER_IDS = select(Member.id, Member.member_id).where(Member.id.in_(_IDS))
 _WALLET_CODES = select(Wallet.id, Wallet.code).where(Wallet.id.in_(_IDS))
 
 
-def entry_views(session: Session, entries: list[JournalEntry]) -> list[dict]:
+def entry_views(session: Session, entries: list[JournalEntry]) -> list[dict[str, Any]]:
     if not entries:
         return []
     ids = {"ids": [e.id for e in entries]}
-    postings = defaultdict(list)
+    postings: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in session.execute(_POSTINGS, ids):
         postings[r.entry_id].append({"account": r.kind, "member_id": r.member_id, "amount": r.amount})
-    lots = defaultdict(list)
+    lots: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in session.execute(_MOVES, ids):
         lots[r.entry_id].append({"lot_id": r.lot_id, "account": r.kind, "amount": r.amount,
                                  "expires_at": _iso(r.expires_at)})
     pks = {pk for e in entries for pk in (e.member_pk, e.counterparty_pk) if pk}
-    names = dict(session.execute(_MEMBER_IDS, {"ids": list(pks)}).all()) if pks else {}
+    names: dict[int | None, str] = dict(session.execute(_MEMBER_IDS, {"ids": list(pks)}).all()) if pks else {}
     wallets = dict(session.execute(_WALLET_CODES, {"ids": list({e.wallet_id for e in entries})}).all())
     return [
         {
@@ -70,16 +72,16 @@ def entry_views(session: Session, entries: list[JournalEntry]) -> list[dict]:
     ]
 
 
-def entry_view(session: Session, entry: JournalEntry) -> dict:
+def entry_view(session: Session, entry: JournalEntry) -> dict[str, Any]:
     return entry_views(session, [entry])[0]
 
 
-def hold_view(session: Session, h: Hold) -> dict:
+def hold_view(session: Session, h: Hold) -> dict[str, Any]:
     return {
         "hold_id": h.id,
         "status": h.status,
-        "member_id": session.get(Member, h.member_pk).member_id,
-        "wallet": session.get(Wallet, h.wallet_id).code,
+        "member_id": session.get_one(Member, h.member_pk).member_id,
+        "wallet": session.get_one(Wallet, h.wallet_id).code,
         "points": h.points,
         "reference": h.reference,
         "expires_at": _iso(h.expires_at),
@@ -91,16 +93,17 @@ def hold_view(session: Session, h: Hold) -> dict:
 
 
 def balance_view(session: Session, program: Program, wallet: Wallet, member: Member, now: dt.datetime,
-                 expiries: int = 5) -> dict:
+                 expiries: int = 5) -> dict[str, Any]:
     """Balances as of `now`: lots already past expiry (not yet swept by the job) no longer count."""
     balances = dict(session.execute(
         select(Account.kind, Account.balance).where(Account.member_pk == member.id, Account.wallet_id == wallet.id)
     ).all())
-    overdue = session.scalar(select(total(Lot.available)).where(
-        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.available > 0, Lot.expires_at <= now))
-    matured = session.scalar(select(total(Lot.pending)).where(
-        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.pending > 0, Lot.pending_until <= now))
-    view = {"member_id": member.member_id, "wallet": wallet.code}
+    # Aggregates without GROUP BY: one row, never NULL (total()); SQLAlchemy types scalar() as optional.
+    overdue = cast(int, session.scalar(select(total(Lot.available)).where(
+        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.available > 0, Lot.expires_at <= now)))
+    matured = cast(int, session.scalar(select(total(Lot.pending)).where(
+        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.pending > 0, Lot.pending_until <= now)))
+    view: dict[str, Any] = {"member_id": member.member_id, "wallet": wallet.code}
     view.update({k: balances.get(k, 0) for k in MEMBER_KINDS})
     view[AVAILABLE] += matured - overdue
     view["pending"] -= matured
@@ -115,7 +118,7 @@ def balance_view(session: Session, program: Program, wallet: Wallet, member: Mem
     return view
 
 
-def _group_by_day(rows, timezone: str, limit: int) -> list[dict]:
+def _group_by_day(rows: Iterable[tuple[Any, int]], timezone: str, limit: int) -> list[dict[str, Any]]:
     """Sum expiring points per calendar day in the programme's timezone: the last day they can be used
     (points expiring at midnight ending 31 December show as 31 December)."""
     tz = ZoneInfo(timezone)

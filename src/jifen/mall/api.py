@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 import io
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from jifen.db import utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
+from jifen.flows.redeem import redeem
+from jifen.freejson import FreeJson
 from jifen.ledger.api import member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import lottery, partners, service
@@ -72,7 +74,7 @@ class RedemptionIn(Strict):
     member_id: MemberId
     reward: str = Field(min_length=1, max_length=64)
     quantity: int = Field(1, ge=1, le=100)
-    address: dict | None = None
+    address: FreeJson | None = None
     pay: Literal["points", "points_cash"] = "points"
     # Where the order was placed from (risk control's device / IP graph); optional.
     device_id: str | None = Field(None, min_length=1, max_length=128)
@@ -85,7 +87,8 @@ class WriteOffIn(Strict):
 
 
 def reward_view(r: Reward, program: Program | None = None, now: dt.datetime | None = None) -> dict:
-    price = {"price_now": service.unit_price(program, r, now)[0]} if program is not None else {}
+    # (callers that pass the programme pass the time too)
+    price = {"price_now": service.unit_price(program, r, cast(dt.datetime, now))[0]} if program is not None else {}
     return {"code": r.code, "name": r.name, "kind": r.kind, "category": r.category, "points": r.points, **price,
             "cash_price": {"points": r.cash_points, "cash": str(r.cash)} if r.cash_points else None,
             "stock": r.stock, "sold": r.sold, "value": str(r.value), "min_tier": r.min_tier,
@@ -163,7 +166,7 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
 @router.post("/redemptions", status_code=201, responses=errors(404),
              summary="Redeem: hold the points and reserve the stock together")
 def create_redemption(body: RedemptionIn, request: Request, who: Buyer, key: Key):
-    return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, service.redeem(
+    return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, redeem(
         sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward), body.quantity,
         body.address, body.pay, body.device_id, body.ip)), status=201)
 
@@ -202,7 +205,7 @@ router.post("/redemptions/{redemption_id}/reject", summary="Review: refuse an or
 @router.post("/coupons/{code}/redeem", summary="Write off (核銷) a coupon at a till: once, before it expires")
 def redeem_coupon(code: str, body: WriteOffIn, request: Request, who: Till, key: Key):
     return keyed(request, who, key, f"coupons.redeem:{code}", body, lambda s: coupon_view(service.write_off(
-        s, s.get(Program, who.program_id), code, body.merchant, body.store, utcnow())))
+        s, s.get_one(Program, who.program_id), code, body.merchant, body.store, utcnow())))
 
 
 
@@ -251,7 +254,8 @@ def _period(start: dt.datetime, end: dt.datetime) -> None:
         raise InvalidRequest("give from and to with a timezone, to after from", code="invalid_period")
 
 
-CSV = {200: {"description": "JSON rows, or CSV with format=csv", "content": {"text/csv": {"schema": {"type": "string"}}}}}
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"description": "JSON rows, or CSV with format=csv", "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
 def table(rows: list[dict], fmt: str):

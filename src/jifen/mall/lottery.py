@@ -14,6 +14,7 @@ from jifen.errors import Conflict, NotFound
 from jifen.ledger import operations as ops
 from jifen.mall.models import LotteryDraw, LotteryPool, LotteryPrize
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 _TAKE = (update(LotteryPrize).where(LotteryPrize.id == bindparam("prize"),
                                     LotteryPrize.stock.is_(None) | (LotteryPrize.stock > 0))
@@ -52,6 +53,7 @@ def draw(sc: ops.Scope, member: Member, pool: LotteryPool, u: Decimal | None = N
         raise Conflict(f"lottery {pool.code!r} is closed", code="not_on_sale")
     s = sc.session
     s.refresh(pool, with_for_update=True)  # the budget is shared: draws of one pool queue here
+    ensure_unrestricted(s, [member.id], sc.now)  # (risk control's decision: the ledger does not know it)
     paid = ops.spend(sc, member, pool.cost, reference=f"lottery {pool.code}", reason="抽獎")
     left = None if pool.budget is None else pool.budget - pool.spent
     prizes = list(s.scalars(select(LotteryPrize).where(LotteryPrize.pool_id == pool.id).order_by(LotteryPrize.id)))
@@ -60,7 +62,7 @@ def draw(sc: ops.Scope, member: Member, pool: LotteryPool, u: Decimal | None = N
     if not candidates:
         raise Conflict(f"lottery {pool.code!r} has no prizes left", code="out_of_stock")
     u = uniform() if u is None else u
-    prize = s.get(LotteryPrize, pick(candidates, u))
+    prize = s.get_one(LotteryPrize, pick(candidates, u))
     if s.execute(_TAKE, {"prize": prize.id}).first() is None:
         raise Conflict("prize taken meanwhile", code="out_of_stock")  # not reached: the pool row is locked
     pool.spent += prize.value

@@ -5,6 +5,7 @@ report per partner and period (the file both sides compare)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.mall.models import Partner, PartnerExchange
 from jifen.members.models import Member
+from jifen.risk.restrictions import ensure_unrestricted
 
 
 def get_partner(session: Session, program_id: int, code: str) -> Partner:
@@ -38,14 +40,15 @@ def exchange(sc: ops.Scope, member: Member, partner: Partner, direction: str, un
         raise Conflict(f"exchange {reference!r} with {partner.name} was already made", code="duplicate_reference")
     if partner.max_units_per_day is not None:
         since = sc.now - dt.timedelta(days=1)
-        today = s.scalar(select(func.coalesce(func.sum(PartnerExchange.units), 0)).where(
+        today = cast(int, s.scalar(select(func.coalesce(func.sum(PartnerExchange.units), 0)).where(
             PartnerExchange.partner_id == partner.id, PartnerExchange.member_pk == member.id,
-            PartnerExchange.direction == direction, PartnerExchange.created_at > since))
+            PartnerExchange.direction == direction, PartnerExchange.created_at > since)))
         if today + units > partner.max_units_per_day:
             raise Conflict(f"at most {partner.max_units_per_day} {partner.unit} a day with {partner.name}",
                            code="limit_reached")
     points = units * rate
     why = f"{partner.name}: {units} {partner.unit} ({reference})"
+    ensure_unrestricted(sc.session, [member.id], sc.now)
     entry = (ops.spend(sc, member, points, reference=f"partner {partner.code}", reason=why) if direction == "out"
              else ops.award(sc, member, points, reference=f"partner {partner.code}", reason=why))
     record = PartnerExchange(partner_id=partner.id, member_pk=member.id, direction=direction, units=units,

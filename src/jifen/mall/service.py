@@ -8,6 +8,7 @@ import datetime as dt
 import math
 import secrets
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
@@ -15,19 +16,16 @@ from sqlalchemy.orm import Session
 
 from jifen.db import owned
 from jifen.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest, NotFound
-from jifen.events.schemas import EventIn
-from jifen.events.service import ingest
 from jifen.ledger import operations as ops
-from jifen.ledger.engine import lock_members, member_accounts
-from jifen.ledger.models import AVAILABLE, Hold
+from jifen.ledger.engine import lock_members
+from jifen.ledger.models import Hold
 from jifen.mall.models import Coupon, Redemption, Reward
 from jifen.members.models import Member
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs import tiers
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
-from jifen.risk.devices import sightings_of
-from jifen.risk.scoring import Tx, assess_one
+from jifen.risk.restrictions import ensure_unrestricted
 
 _RESERVE = (update(Reward).where(Reward.id == bindparam("reward"),
                                  Reward.stock.is_(None) | (Reward.stock >= bindparam("qty")))
@@ -109,7 +107,7 @@ def _eligible(sc: ops.Scope, reward: Reward, member: Member) -> bool:
 
 def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
     """When a redemption fails for points or stock: what the member could take instead."""
-    available = member_accounts(sc.session, member.id, sc.wallet.id)[AVAILABLE].balance
+    available = ops.available(sc.session, member, sc.wallet)
     top = reward.category.split("/")[0]
     others = sc.session.scalars(select(Reward).where(
         Reward.program_id == sc.program.id, Reward.active.is_(True), Reward.id != reward.id,
@@ -126,27 +124,29 @@ def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
     return out
 
 
-@ops.atomic
-def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
-           pay: str = "points", device_id: str | None = None, ip: str | None = None) -> Redemption:
-    """Hold the points and reserve the stock together; coupons and virtual goods are fulfilled at once.
-    Risk control scores the order first: blocked (403 risk_blocked), or placed in `review` (points held,
-    stock reserved) — a sixth order within the hour, a honeypot reward, a high score."""
+def quote(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
+          pay: str = "points") -> tuple[int, Decimal]:
+    """An order checked before anything is held: (points, cash) per unit."""
     if not 1 <= quantity <= 100:
         raise InvalidRequest("quantity must be 1 to 100", code="invalid_quantity")
     check_eligible(sc.program, reward, member, sc.now)
     if reward.kind == "physical" and not address:
         raise InvalidRequest("a physical reward needs a delivery address", code="address_required")
-    points, cash = unit_price(sc.program, reward, sc.now, pay)
-    lock_members(sc.session, [member.id])
-    tx = Tx(member, "redeem", sc.now, points=points * quantity, sightings=sightings_of(None, device_id, ip),
-            honeypot=reward.honeypot)
-    verdict = assess_one(sc.session, sc.program, sc.now, tx, "redemption")
+    return unit_price(sc.program, reward, sc.now, pay)
+
+
+def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: tuple[int, Decimal],
+          address: dict | None = None, *, review: bool = False) -> Redemption:
+    """Hold the points and reserve the stock together (the caller holds the member's lock); coupons and
+    virtual goods are fulfilled at once. An order risk control sent to `review` waits for a person, its
+    points held and its stock reserved (flows/redeem.py)."""
+    points, cash = price
     _check_limits(sc, member, reward, quantity)
     if not reserve_stock(sc.session, reward, quantity):
         raise Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
     _check_tier_share(sc, member, reward, quantity)  # after the reward row is locked: shares are counted safely
     try:
+        ensure_unrestricted(sc.session, [member.id], sc.now)
         hold = ops.hold(sc, member, points * quantity, reference=f"redemption {reward.code} × {quantity}")
     except InsufficientPoints as exc:
         raise InsufficientPoints(exc.message, details=suggestions(sc, member, reward)) from None
@@ -155,21 +155,13 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
                    address=address or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
-    risk_cases.record(sc.session, sc.program.id, (member.id, member.member_id), sc.now, verdict, "redemption",
-                      str(r.id), sc.now)
-    r.risk = verdict.view()
-    if verdict.action == "review":
+    if review:
         r.status = "review"  # points held and stock reserved; a person approves or rejects
         _announce(sc, r, reward)
     elif reward.kind in IMMEDIATE and not cash:
         fulfil(sc, r)
     else:  # physical goods ship later; a cash part is paid first
         _announce(sc, r, reward)
-    # The redemption is a member event too: tasks and badges (a charity-donation badge), rules.
-    ingest(sc.session, sc.program, [EventIn(
-        event_id=f"redeem:{r.id}", member_id=member.member_id, type="redeem", occurred_at=sc.now,
-        attributes={"reward": reward.code, "kind": reward.kind, "category": reward.category, "quantity": quantity,
-                    "points": r.points})], now=sc.now, actor=sc.actor)
     return r
 
 
@@ -181,12 +173,12 @@ def _check_limits(sc: ops.Scope, member: Member, reward: Reward, quantity: int) 
     """Per-member limits, lifetime and per programme day (the member is locked)."""
     mine = _TAKEN.where(Redemption.member_pk == member.id)
     if reward.per_member_limit is not None and (
-            sc.session.scalar(mine, {"reward": reward.id}) + quantity > reward.per_member_limit):
+            cast(int, sc.session.scalar(mine, {"reward": reward.id})) + quantity > reward.per_member_limit):
         raise Conflict(f"at most {reward.per_member_limit} of {reward.name} per member", code="limit_reached")
     if reward.per_day_limit is not None:
         tz = ZoneInfo(sc.program.timezone)
         midnight = dt.datetime.combine(sc.now.astimezone(tz).date(), dt.time(), tz).astimezone(dt.UTC)
-        today = sc.session.scalar(mine.where(Redemption.created_at >= midnight), {"reward": reward.id})
+        today = cast(int, sc.session.scalar(mine.where(Redemption.created_at >= midnight), {"reward": reward.id}))
         if today + quantity > reward.per_day_limit:
             raise Conflict(f"at most {reward.per_day_limit} of {reward.name} a day", code="limit_reached")
 
@@ -196,7 +188,7 @@ def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: i
     if share is None or reward.stock_total is None:
         return
     allowed = int(reward.stock_total * Decimal(str(share)))
-    taken = sc.session.scalar(_TAKEN.where(Redemption.tier == member.tier), {"reward": reward.id})
+    taken = cast(int, sc.session.scalar(_TAKEN.where(Redemption.tier == member.tier), {"reward": reward.id}))
     if taken + quantity > allowed:
         raise Conflict(f"the share of {reward.name} for your tier is sold out", code="out_of_stock",
                        details=suggestions(sc, member, reward))
@@ -222,7 +214,7 @@ def fulfil(sc: ops.Scope, r: Redemption) -> Redemption:
     _move(r, "held", "fulfilled")
     ops.capture(sc, r.hold_id)
     r.status, r.updated_at = "fulfilled", sc.now
-    reward = sc.session.get(Reward, r.reward_id)
+    reward = sc.session.get_one(Reward, r.reward_id)
     if reward.kind == "coupon":
         days = int(reward.coupon.get("valid_days", 30))
         sc.session.add_all(Coupon(code="".join(secrets.choice(CODE_ALPHABET) for _ in range(16)),
@@ -241,7 +233,7 @@ def approve(sc: ops.Scope, r: Redemption) -> Redemption:
     r.status, r.updated_at = "held", sc.now
     risk_cases.close_for(sc.session, sc.program.id, "redemption", r.id, "approve", sc.actor, sc.now,
                          "approved through the redemption")
-    reward = sc.session.get(Reward, r.reward_id)
+    reward = sc.session.get_one(Reward, r.reward_id)
     if reward.kind in IMMEDIATE and not r.cash:
         return fulfil(sc, r)
     _announce(sc, r, reward)
@@ -265,7 +257,7 @@ def cancel(sc: ops.Scope, r: Redemption) -> Redemption:
     ops.release(sc, r.hold_id)
     sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
     r.status, r.updated_at = "cancelled", sc.now
-    _announce(sc, r, sc.session.get(Reward, r.reward_id))
+    _announce(sc, r, sc.session.get_one(Reward, r.reward_id))
     return r
 
 
@@ -282,10 +274,11 @@ def refund(sc: ops.Scope, r: Redemption) -> Redemption:
         raise Conflict(f"a coupon of redemption {r.id} was already used", code="coupon_used")
     for c in coupons:
         c.status = "void"
-    ops.reverse(sc, sc.session.get(Hold, r.hold_id).settle_entry_id, reason=f"refund of redemption {r.id}")
+    # (a refunded redemption was fulfilled: its hold was captured, so it has a settle entry)
+    ops.reverse(sc, cast(int, sc.session.get_one(Hold, r.hold_id).settle_entry_id), reason=f"refund of redemption {r.id}")
     sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
     r.status, r.updated_at = "refunded", sc.now
-    _announce(sc, r, sc.session.get(Reward, r.reward_id))
+    _announce(sc, r, sc.session.get_one(Reward, r.reward_id))
     return r
 
 
@@ -297,11 +290,11 @@ def write_off(session: Session, program: Program, code: str, merchant: str, stor
     coupon = session.scalar(select(Coupon).where(Coupon.code == code, Coupon.program_id == program.id))
     if done is not None:
         session.refresh(coupon)
-        return coupon
+        return cast(Coupon, coupon)  # (the UPDATE above just found it)
     if coupon is None:
         raise NotFound("unknown coupon code", code="unknown_coupon")
     if coupon.status == "used":
-        raise Conflict(f"coupon already used at {coupon.used_at.isoformat()}", code="coupon_used")
+        raise Conflict(f"coupon already used at {cast(dt.datetime, coupon.used_at).isoformat()}", code="coupon_used")
     if coupon.status == "void":
         raise Conflict("coupon was voided (its redemption was refunded)", code="coupon_void")
     raise Conflict(f"coupon expired at {coupon.expires_at.isoformat()}", code="coupon_expired")

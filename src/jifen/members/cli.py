@@ -1,20 +1,25 @@
-"""`jifen member export / erase` and `jifen privacy purge`: members' data rights and retention."""
+"""`jifen member show / export / erase / rotate-keys` and `jifen privacy purge`: members, their data rights,
+retention."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
 from jifen.clikit import ProgramOpt, fail, out, sessions
 from jifen.db import run_in_transaction, utcnow
 
+member_app = typer.Typer(help="Members.", no_args_is_help=True)
 privacy_app = typer.Typer(help="Privacy: retention of logs.", no_args_is_help=True)
 
 
+@member_app.command("export")
 def member_export(member_id: str, program: ProgramOpt = "default",
                   out_file: Annotated[Path | None, typer.Option("--out", help="write to this file (default: stdout)")]
                   = None):
@@ -39,6 +44,7 @@ def member_export(member_id: str, program: ProgramOpt = "default",
     out.print(f"export of {member_id} written to {out_file}")
 
 
+@member_app.command("erase")
 def member_erase(member_id: str, yes: Annotated[bool, typer.Option("--yes", help="confirm: erasure cannot be undone")]
                  = False, program: ProgramOpt = "default"):
     """Erase a member: personal data anonymised, remaining points forfeited, the ledger kept whole."""
@@ -64,11 +70,6 @@ def member_erase(member_id: str, yes: Annotated[bool, typer.Option("--yes", help
     out.print(f"{member_id} erased: now {done['member_id']}; points forfeited: {forfeited}")
 
 
-def add_member_commands(member_app: typer.Typer) -> None:
-    member_app.command("export")(member_export)
-    member_app.command("erase")(member_erase)
-
-
 @privacy_app.command("purge")
 def purge(dry_run: Annotated[bool, typer.Option("--dry-run", help="count only, delete nothing")] = False):
     """Delete logs past their retention (JIFEN_RETENTION_*); points evidence and the hash chains stay."""
@@ -84,3 +85,45 @@ def purge(dry_run: Annotated[bool, typer.Option("--dry-run", help="count only, d
         table.add_row(name, str(n))
     out.print(table)
     out.print(f"never purged: {', '.join(NEVER_PURGED)}")
+
+
+@member_app.command("rotate-keys")
+def member_rotate_keys():
+    """Re-encrypt all personal data (members, delivery addresses, stored responses) with the first key of
+    JIFEN_DATA_KEYS (after a rotation)."""
+    import jifen.models  # noqa: F401 - every mapped table, for the ORM's relationships
+    from jifen.members.privacy import rotate_keys
+
+    counts = run_in_transaction(sessions(), rotate_keys)
+    out.print("personal data re-encrypted: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+
+@member_app.command("show")
+def member_show(member_id: str, program: ProgramOpt = "default",
+                limit: Annotated[int, typer.Option(min=1, max=1000, help="ledger entries to show")] = 10):
+    """A member's balances, next expiries and latest entries."""
+    from jifen.ledger.models import JournalEntry, Posting
+    from jifen.ledger.views import balance_view
+    from jifen.members.service import get_member
+    from jifen.programs.models import Wallet
+    from jifen.programs.service import get_program
+
+    with sessions()() as s:
+        prog = get_program(s, program)
+        m = get_member(s, prog, member_id)
+        out.print(f"[bold]{m.member_id}[/] {m.name or ''}  joined {m.joined_at:%Y-%m-%d}  programme {prog.code}")
+        for wallet in s.scalars(select(Wallet).where(Wallet.program_id == prog.id).order_by(Wallet.id)):
+            b = balance_view(s, prog, wallet, m, utcnow())
+            out.print(f"  {wallet.code}: available {b['available']} (≈ ¥{b['value_cny']}), pending {b['pending']}, "
+                      f"held {b['held']}, frozen {b['frozen']}, debt {b['debt']}")
+            for e in b["next_expiries"]:
+                out.print(f"    expires {e['date']}: {e['points']}")
+        tz = ZoneInfo(prog.timezone)
+        table = Table(title=f"latest entries ({prog.timezone})")
+        for col in ("entry", "type", "points", "occurred", "reference / reason"):
+            table.add_column(col)
+        entry_ids = select(Posting.entry_id).where(Posting.member_pk == m.id)
+        for e in s.scalars(select(JournalEntry).where(JournalEntry.id.in_(entry_ids))
+                           .order_by(JournalEntry.id.desc()).limit(limit)):
+            table.add_row(str(e.id), e.type, str(e.points), f"{e.occurred_at.astimezone(tz):%Y-%m-%d %H:%M}",
+                          " / ".join(x for x in (e.reference, e.reason) if x))
+        out.print(table)

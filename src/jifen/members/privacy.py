@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import cast
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -15,8 +16,7 @@ from jifen.engagement.models import Friendship, InviteCode, Referral, TeamMember
 from jifen.errors import Conflict
 from jifen.events.models import Event
 from jifen.ledger import operations as ops
-from jifen.ledger.engine import system_account
-from jifen.ledger.models import AVAILABLE, EXPIRY, FROZEN, HELD, PENDING, Hold, IdempotencyRecord, JournalEntry, Posting
+from jifen.ledger.models import FROZEN, HELD, Hold, IdempotencyRecord, JournalEntry, Posting
 from jifen.ledger.views import balance_view, entry_views
 from jifen.mall.models import Coupon, Redemption, Reward
 from jifen.members import consent
@@ -109,17 +109,9 @@ def _forfeit_or_refuse(sc: ops.Scope, member: Member) -> dict[str, int]:
         raise Conflict("points are frozen by risk control: unfreeze or settle the case first", code="points_frozen")
     forfeited = {}
     for w in wallets:
-        acc = accounts[w.id]
-        amount = acc[AVAILABLE].balance + acc[PENDING].balance
-        if amount == 0:
-            continue
-        b = sc.builder("forfeit", amount, w, member_pk=member.id, reason="member erased at their request")
-        for kind in (AVAILABLE, PENDING):
-            if acc[kind].balance:
-                b.take(acc[kind], acc[kind].balance)
-        b.post(system_account(sc.session, w.id, EXPIRY), amount)
-        b.finish()
-        forfeited[w.code] = amount
+        entry = ops.forfeit(sc, member, w, reason="member erased at their request")
+        if entry is not None:
+            forfeited[w.code] = entry.points
     return forfeited
 
 
@@ -148,7 +140,8 @@ def erase(sc: ops.Scope, member: Member) -> dict:
 
 
 def erasure_view(member: Member, forfeited: dict[str, int], already: bool = False) -> dict:
-    return {"member_id": member.member_id, "erased_at": member.erased_at.isoformat(), "already_erased": already,
+    return {"member_id": member.member_id, "erased_at": cast(dt.datetime, member.erased_at).isoformat(),  # (erased)
+            "already_erased": already,
             "forfeited_points": forfeited,
             "kept": ["ledger entries, postings and lots (points evidence, hash-chained)", "events",
                      "redemptions and coupons without address", "consent history", "referrals (member ids)",

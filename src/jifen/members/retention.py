@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, func, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from jifen.config import Settings, get_settings
@@ -16,7 +17,8 @@ from jifen.errors import InvalidRequest
 from jifen.events.models import Event
 from jifen.ledger.models import IdempotencyRecord
 from jifen.members.models import RetentionRun
-from jifen.notify.models import Delivery, ExpiryReminder, InboxItem, OutboxMessage
+from jifen.notify.models import Delivery, ExpiryReminder, InboxItem
+from jifen.outbox import OutboxMessage
 
 EVIDENCE_MIN_DAYS = 3 * 365  # seed 001: points evidence kept at least three years
 FINISHED = ("delivered", "skipped", "dead")
@@ -27,9 +29,9 @@ CHUNK = 5000  # rows per DELETE, so a first purge of a large table does not hold
 @dataclass(frozen=True)
 class Rule:
     table: str
-    model: type
-    where: object  # a SQL condition on the model
-    key: object = None  # the id column, for chunked deletes (None: one statement)
+    model: type[Any]
+    where: ColumnElement[bool]  # a SQL condition on the model
+    key: Any = None  # the id column, for chunked deletes (None: one statement)
 
 
 def check(settings: Settings) -> None:
@@ -73,7 +75,8 @@ def rules(settings: Settings, now: dt.datetime) -> list[Rule]:
 
 def _delete(factory: sessionmaker[Session], rule: Rule) -> int:
     if rule.key is None:
-        return run_in_transaction(factory, lambda s: s.execute(delete(rule.model).where(rule.where)).rowcount)
+        return run_in_transaction(factory, lambda s: cast(CursorResult[Any], s.execute(
+            delete(rule.model).where(rule.where))).rowcount)
     def chunk(s: Session) -> int:
         ids = list(s.scalars(select(rule.key).where(rule.where).order_by(rule.key).limit(CHUNK)))
         if ids:
@@ -92,11 +95,11 @@ def purge(factory: sessionmaker[Session], now: dt.datetime | None = None, *, dry
     settings = settings or get_settings()
     now = now or utcnow()
     check(settings)
-    counts = {}
+    counts: dict[str, int] = {}
     for rule in rules(settings, now):  # deliveries before the outbox messages they point to
         if dry_run:
             with factory() as s:
-                counts[rule.table] = s.scalar(select(func.count()).select_from(rule.model).where(rule.where))
+                counts[rule.table] = cast(int, s.scalar(select(func.count()).select_from(rule.model).where(rule.where)))
         else:
             counts[rule.table] = _delete(factory, rule)
     if not dry_run:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from jifen.db import utcnow
 from jifen.errors import Conflict, InvalidRequest, NotFound
-from jifen.ledger.models import MEMBER_KINDS, Account
+from jifen.ledger import operations as ops
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
 from jifen.security.pii import lookup
@@ -47,10 +47,7 @@ def create_member(
     session.add(member)
     session.flush()
     wallet_ids = session.scalars(select(Wallet.id).where(Wallet.program_id == program.id)).all()
-    session.add_all(
-        Account(wallet_id=w, member_pk=member.id, kind=k, balance=0) for w in wallet_ids for k in MEMBER_KINDS
-    )
-    session.flush()
+    ops.open_accounts(session, wallet_ids, [member.id])
     return member
 
 

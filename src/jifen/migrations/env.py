@@ -1,3 +1,5 @@
+from typing import cast
+
 from alembic import context
 from sqlalchemy import pool
 
@@ -8,7 +10,7 @@ config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    engine = make_engine(cast(str, config.get_main_option("sqlalchemy.url")), poolclass=pool.NullPool)  # (set by jifen.migrate)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata,
                           render_as_batch=connection.dialect.name == "sqlite")

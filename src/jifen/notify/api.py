@@ -90,7 +90,8 @@ def rotate_webhook(sub_id: int, body: RotateIn, request: Request, who: Manager, 
 
     def view(s, stored: int) -> dict:
         sub = service.get_subscription(s, who.program_id, stored)
-        return subscription_view(sub, secret=True) | {"previous_valid_until": sub.previous_until.isoformat()}
+        until = sub.previous_until
+        return subscription_view(sub, secret=True) | {"previous_valid_until": until and until.isoformat()}
 
     return keyed(request, who, key, f"webhooks.rotate:{sub_id}", body, work, view=view)
 
@@ -129,10 +130,10 @@ def member_inbox(member_id: str, request: Request, who: Reader, unread: bool = F
 @router.post("/members/{member_id}/inbox/{item_id}/read", summary="Mark an in-app message read")
 def read_item(member_id: str, item_id: int, request: Request, who: Writer, key: Key):
     return keyed(request, who, key, f"inbox.read:{member_id}:{item_id}", None, lambda s: inbox_view(service.mark_read(
-        s, get_member(s, s.get(Program, who.program_id), member_id), item_id, utcnow())))
+        s, get_member(s, s.get_one(Program, who.program_id), member_id), item_id, utcnow())))
 
 
 @router.put("/members/{member_id}/opt-outs", summary="Channels the member does not want messages on")
 def put_opt_outs(member_id: str, body: OptOutsIn, request: Request, who: Writer, key: Key):
     return keyed(request, who, key, f"opt_outs.put:{member_id}", body, lambda s: {"channels": service.set_opt_outs(
-        s, get_member(s, s.get(Program, who.program_id), member_id), body.channels, utcnow())})
+        s, get_member(s, s.get_one(Program, who.program_id), member_id), body.channels, utcnow())})

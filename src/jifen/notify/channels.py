@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import cast
 from urllib.parse import urlparse
 
 import redis
@@ -20,7 +21,8 @@ from standardwebhooks.webhooks import Webhook
 from jifen.config import Settings
 from jifen.db import utcnow
 from jifen.members.models import Member
-from jifen.notify.models import Delivery, OutboxMessage, WebhookSubscription
+from jifen.notify.models import Delivery, WebhookSubscription
+from jifen.outbox import OutboxMessage
 from jifen.programs.models import Program
 
 
@@ -75,6 +77,7 @@ def send(out: Outgoing, settings: Settings, now: dt.datetime) -> None:
     if channel == "webhook":
         body = json.dumps({"type": out.message.topic, "timestamp": out.message.created_at.isoformat(),
                            "data": out.data}, ensure_ascii=False, separators=(",", ":"))
+        assert out.subscription is not None  # a webhook delivery's target is its subscription
         _post(out.subscription.url, body, webhook_headers(out.subscription, message_id(out.delivery), body, now))
     elif channel == "email":
         _email(out, settings)
@@ -90,23 +93,28 @@ def _board(out: Outgoing, settings: Settings) -> None:
     """The Redis leaderboards (engagement/boards.py)."""
     from jifen.engagement import boards  # (the engagement layer sits above notifications)
 
+    # Board deliveries exist only with Redis configured, for a member's award (dispatcher.py).
+    assert out.program is not None and out.member is not None
+
     try:
-        boards.apply_award(settings.redis_url, out.program, out.delivery.id, out.member.member_id,
+        boards.apply_award(cast(str, settings.redis_url), out.program, out.delivery.id, out.member.member_id,
                            int(out.message.payload["points"]), dt.datetime.fromisoformat(out.message.payload["occurred_at"]))
     except redis.RedisError as exc:
         raise DeliveryError(f"redis: {exc}") from None
 
 
 def _email(out: Outgoing, settings: Settings) -> None:
+    assert out.member is not None  # e-mail, SMS and WeChat deliveries are a member's
     if not out.member.email:
         raise NoAddress("no e-mail address")
-    url = urlparse(settings.smtp_url)
+    url = urlparse(cast(str, settings.smtp_url))  # (e-mail deliveries are made only with smtp_url set)
     mail = EmailMessage()
     mail["From"], mail["To"], mail["Subject"] = settings.mail_from, out.member.email, out.title
     mail["Message-ID"] = f"<{message_id(out.delivery)}@jifen>"
     mail.set_content(out.body)
     try:
-        with smtplib.SMTP(url.hostname, url.port or 25, timeout=10) as smtp:
+        # SMTP(None) is valid (it does not connect); typeshed wants a str.
+        with smtplib.SMTP(url.hostname, url.port or 25, timeout=10) as smtp:  # type: ignore[arg-type]
             smtp.send_message(mail)
     except (smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"SMTP {url.hostname}:{url.port}: {exc}") from None
@@ -115,6 +123,7 @@ def _email(out: Outgoing, settings: Settings) -> None:
 def _provider(out: Outgoing, settings: Settings) -> None:
     """The adapter interface: POST {message_id, channel, to, template, title, text, params}; 2xx = accepted."""
     channel = out.delivery.channel
+    assert out.member is not None  # e-mail, SMS and WeChat deliveries are a member's
     to = out.member.phone if channel == "sms" else (out.member.attributes or {}).get("wechat_openid")
     if not to:
         raise NoAddress(f"no {channel} address")
@@ -124,4 +133,4 @@ def _provider(out: Outgoing, settings: Settings) -> None:
     headers = {"content-type": "application/json"}
     if settings.provider_token:
         headers["authorization"] = f"Bearer {settings.provider_token}"
-    _post(settings.sms_url if channel == "sms" else settings.wechat_url, body, headers)
+    _post(cast(str, settings.sms_url if channel == "sms" else settings.wechat_url), body, headers)  # (set: see _email)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, exists, func, select, update
+from sqlalchemy import CursorResult, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from jifen.config import Settings, get_settings
@@ -22,8 +23,9 @@ from jifen.db import run_in_transaction, utcnow
 from jifen.members import consent
 from jifen.members.models import Member
 from jifen.notify.channels import DeliveryError, NoAddress, Outgoing, send
-from jifen.notify.models import Delivery, InboxItem, OptOut, OutboxMessage, WebhookSubscription
+from jifen.notify.models import Delivery, InboxItem, OptOut, WebhookSubscription
 from jifen.notify.templates import MARKETING_TOPICS, TEMPLATES, channels_for, render
+from jifen.outbox import OutboxMessage
 from jifen.programs.models import Program
 
 LEASE = dt.timedelta(seconds=60)
@@ -120,9 +122,10 @@ def _channel_on(channel: str, settings: Settings) -> bool:
 
 def _sent_today(s: Session, member_pk: int, channel: str, now: dt.datetime, tz: ZoneInfo) -> int:
     midnight = dt.datetime.combine(now.astimezone(tz).date(), dt.time(), tz).astimezone(dt.UTC)
-    return s.scalar(select(func.count()).select_from(Delivery).where(
+    # COUNT(*) is always one row; SQLAlchemy types scalar() as optional.
+    return cast(int, s.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.channel == channel, Delivery.target == str(member_pk), Delivery.created_at >= midnight,
-        Delivery.status != "skipped"))
+        Delivery.status != "skipped")))
 
 
 def _members(s: Session, pks) -> dict[int, Member]:
@@ -149,7 +152,7 @@ def deliver(factory: sessionmaker[Session], now: dt.datetime | None = None, batc
         return _prepare(s, chosen)
 
     outgoing = run_in_transaction(factory, claim)
-    results = []
+    results: list[tuple[Outgoing, tuple[str, str] | None]] = []
     for out in outgoing:
         if out.delivery.channel == "inapp":
             results.append((out, None))
@@ -164,11 +167,12 @@ def deliver(factory: sessionmaker[Session], now: dt.datetime | None = None, batc
 
     def record(s: Session) -> None:
         for out, problem in results:
-            d = s.get(Delivery, out.delivery.id)
+            d = s.get_one(Delivery, out.delivery.id)
             if d.status != "sending" or d.lease_until != now + LEASE:
                 continue  # our lease ran out and another dispatcher took it over
             if problem is None:
                 if d.channel == "inapp":
+                    assert out.member is not None  # in-app deliveries are a member's
                     s.add(InboxItem(member_pk=out.member.id, delivery_id=d.id, topic=out.message.topic,
                                     title=out.title, body=out.body, created_at=now))
                 d.status, d.delivered_at, d.lease_until, d.last_error = "delivered", now, None, None
@@ -180,7 +184,7 @@ def deliver(factory: sessionmaker[Session], now: dt.datetime | None = None, batc
                 d.status, d.lease_until, d.last_error = "dead", None, problem[1]
                 counts["dead"] += 1
             else:
-                tz = ZoneInfo(s.get(Program, d.program_id).timezone)
+                tz = ZoneInfo(s.get_one(Program, d.program_id).timezone)
                 d.status, d.lease_until, d.last_error = "pending", None, problem[1]
                 d.next_attempt_at = allowed_at(now + backoff(d.attempts), d.channel, tz, settings.quiet_hours)
                 counts["retrying"] += 1
@@ -202,7 +206,7 @@ def _prepare(s: Session, deliveries: list[Delivery]) -> list[Outgoing]:
     out = []
     for d in deliveries:
         m = messages[d.message_id]
-        member = members.get(m.member_pk)
+        member = members.get(m.member_pk)  # type: ignore[arg-type]  # (None → None; typeshed's dict.get wants an int)
         data = {k: v for k, v in m.payload.items() if not k.endswith("_pk")}
         if member is not None:
             data["member_id"] = member.member_id
@@ -221,8 +225,10 @@ def _prepare(s: Session, deliveries: list[Delivery]) -> list[Outgoing]:
 
 def replay(session: Session, delivery_ids: list[int], now: dt.datetime) -> int:
     """Dead-lettered deliveries back in line, attempts reset."""
-    return session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.status == "dead").values(
-        status="pending", attempts=0, next_attempt_at=now, last_error=None)).rowcount
+    # An UPDATE's result is a CursorResult (rowcount); Session.execute is typed as returning a plain Result.
+    return cast(CursorResult[Any], session.execute(update(Delivery).where(
+        Delivery.id.in_(delivery_ids), Delivery.status == "dead").values(
+        status="pending", attempts=0, next_attempt_at=now, last_error=None))).rowcount
 
 
 def run_once(factory: sessionmaker[Session], now: dt.datetime | None = None,

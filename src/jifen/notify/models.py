@@ -1,4 +1,4 @@
-"""The transactional outbox and what hangs off it: deliveries per channel, webhook subscriptions, the
+"""What hangs off the transactional outbox (jifen/outbox.py): deliveries per channel, webhook subscriptions, the
 members' in-app inbox, opt-outs and the expiry reminders already sent."""
 
 from __future__ import annotations
@@ -9,21 +9,6 @@ from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integ
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
-
-
-class OutboxMessage(Base):
-    """Written in the same transaction as the change it reports: no change, no message; no message lost."""
-
-    __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_new", "fanned_out", "id"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
-    topic: Mapped[str] = mapped_column(String(64))  # points.awarded, points.expiring, tier.changed …
-    member_pk: Mapped[int | None] = mapped_column(BigInteger)
-    payload: Mapped[dict] = mapped_column(JSON)
-    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Delivery(Base):

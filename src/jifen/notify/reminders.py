@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from jifen.ledger.models import AVAILABLE, Account, Lot
 from jifen.members.models import Member
 from jifen.notify.models import ExpiryReminder
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs.expiry import add_months
 from jifen.programs.models import Program, Wallet
 
@@ -30,14 +31,16 @@ def expiring(session: Session, program: Program, now: dt.datetime, months: int) 
         Lot.wallet_id == wallet, Lot.available > 0, Lot.expires_at > now, Lot.expires_at <= add_months(now, months)))
     out: dict[tuple[int, dt.date], int] = defaultdict(int)
     for pk, expires_at, points in rows:
-        out[(pk, (expires_at - dt.timedelta(microseconds=1)).astimezone(tz).date())] += points
+        # (expires_at is never NULL here: the query asks for expires_at > now)
+        out[(pk, (cast(dt.datetime, expires_at) - dt.timedelta(microseconds=1)).astimezone(tz).date())] += points
     return out
 
 
 def balances(session: Session, program: Program, pks) -> dict[int, int]:
     wallet = select(Wallet.id).where(Wallet.program_id == program.id, Wallet.is_default.is_(True)).scalar_subquery()
-    return dict(session.execute(select(Account.member_pk, Account.balance).where(
-        Account.wallet_id == wallet, Account.kind == AVAILABLE, Account.member_pk.in_(list(pks) or [0]))).all())
+    # (member_pk is never NULL here: the query asks for member_pk IN (...))
+    return cast(dict[int, int], dict(session.execute(select(Account.member_pk, Account.balance).where(
+        Account.wallet_id == wallet, Account.kind == AVAILABLE, Account.member_pk.in_(list(pks) or [0]))).all()))
 
 
 def affordable(program: Program, balance: int) -> dict | None:

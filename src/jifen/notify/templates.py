@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "points.expiring": {
         "zh": ("積分即將過期", "您有{points}分將於{date}過期{reward_text}。"),
@@ -68,7 +70,7 @@ def render(topic: str, payload: dict, lang: str = "zh") -> tuple[str, str]:
     values["ref"] = f" ({payload['reference']})" if payload.get("reference") else ""
     reward = payload.get("reward")
     values["reward_text"] = REWARD_TEXT.get(lang, REWARD_TEXT["zh"]).format(**reward) if reward else ""
-    return tuple(t.format_map(_Keep(values)) for t in texts)
+    return cast(tuple[str, str], tuple(t.format_map(_Keep(values)) for t in texts))
 
 
 class _Keep(dict):

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -166,6 +166,12 @@ class RiskThresholds(Strict):
         return self
 
 
+# Score points each reason of risk/scoring.py adds, unless a programme changes them (risk.weights);
+# the anomaly model's is risk.anomaly_weight.
+RISK_WEIGHTS = {"earn_per_minute": 400, "redemptions_per_hour": 400, "shared_device": 350, "shared_ip": 150,
+                "new_account": 150, "restricted_before": 200, "honeypot": 500}
+
+
 class RiskConfig(Strict):
     """Risk control (risk/scoring.py, docs/security.md "Risk control"). Velocity limits default to seed
     001's (the JIFEN_EARN_POINTS_PER_MINUTE / JIFEN_REDEMPTIONS_PER_HOUR settings)."""
@@ -179,8 +185,7 @@ class RiskConfig(Strict):
     accounts_per_ip: RiskRule = RiskRule(limit=30, action="allow")  # offices and carrier NAT share addresses
     new_account_hours: int = Field(24, ge=0, le=24 * 365)
     thresholds: RiskThresholds = RiskThresholds()
-    # Score points each reason adds (see risk/scoring.py WEIGHTS for the codes and defaults).
-    weights: dict[str, int] = {}
+    weights: dict[str, int] = {}  # reason code -> score points, over RISK_WEIGHTS
     anomaly_weight: int = Field(400, ge=0, le=1000)  # the anomaly model's most
     honeypot_action: Literal["review", "block"] = "review"
     freeze_days: int = Field(90, ge=1, le=3660)
@@ -188,11 +193,9 @@ class RiskConfig(Strict):
     @field_validator("weights")
     @classmethod
     def known_reasons(cls, v: dict[str, int]) -> dict[str, int]:
-        from jifen.risk.scoring import WEIGHTS
-
         for k, w in v.items():
-            if k not in WEIGHTS or not 0 <= w <= 1000:
-                raise ValueError(f"weights.{k}: one of {', '.join(WEIGHTS)}, 0-1000")
+            if k not in RISK_WEIGHTS or not 0 <= w <= 1000:
+                raise ValueError(f"weights.{k}: one of {', '.join(RISK_WEIGHTS)}, 0-1000")
         return v
 
 
@@ -253,7 +256,10 @@ def error_text(exc: ValidationError) -> str:
     return "; ".join(out)
 
 
-def parse(model, data) -> Strict:
+StrictT = TypeVar("StrictT", bound=Strict)
+
+
+def parse(model: type[StrictT], data: Any) -> StrictT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

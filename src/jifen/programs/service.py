@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.errors import Conflict, NotFound
-from jifen.ledger.models import MEMBER_KINDS, SYSTEM_KINDS, Account, ChainHead
+from jifen.ledger import operations as ops
 from jifen.members.models import Member
 from jifen.programs.config import ProgramConfig
 from jifen.programs.models import Program, Wallet
@@ -24,7 +25,7 @@ def create_program(
     code: str,
     name: str,
     *,
-    wallets: list[tuple[str, str]] = ((DEFAULT_WALLET, "積分"),),
+    wallets: Sequence[tuple[str, str]] = ((DEFAULT_WALLET, "積分"),),
     timezone: str = "Asia/Shanghai",
     point_value: Decimal = Decimal("0.01"),
     expiry_months: int | None = 24,
@@ -42,7 +43,7 @@ def create_program(
     )
     session.add(program)
     session.flush()
-    session.add(ChainHead(program_id=program.id, seq=0, hash="0" * 64))
+    ops.open_chain(session, program)
     for i, (wcode, wname) in enumerate(wallets):
         add_wallet(session, program, wcode, wname, is_default=(i == 0))
     return program
@@ -53,12 +54,8 @@ def add_wallet(session: Session, program: Program, code: str, name: str, is_defa
     wallet = Wallet(program_id=program.id, code=code, name=name, is_default=is_default)
     session.add(wallet)
     session.flush()
-    session.add_all(Account(wallet_id=wallet.id, member_pk=None, kind=k, balance=0) for k in SYSTEM_KINDS)
     member_pks = session.scalars(select(Member.id).where(Member.program_id == program.id)).all()
-    session.add_all(
-        Account(wallet_id=wallet.id, member_pk=pk, kind=k, balance=0) for pk in member_pks for k in MEMBER_KINDS
-    )
-    session.flush()
+    ops.open_accounts(session, [wallet.id], member_pks, system=True)
     return wallet
 
 
@@ -101,6 +98,7 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
                                  timezone=cfg.timezone, point_value=cfg.point_value, expiry_months=months,
                                  allow_debt=cfg.allow_debt)
     else:
+        assert program is not None  # (not created: it was found)
         have = {w.code for w in program.wallets}
         for w in cfg.wallets:
             if w.code not in have:

@@ -12,6 +12,7 @@ import functools
 import json
 from collections import defaultdict
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, select
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from jifen.events.models import Event
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
-from jifen.notify.outbox import emit
+from jifen.outbox import emit
 from jifen.programs.config import TierConfig, TierLevel
 from jifen.programs.models import Program
 
@@ -126,7 +127,7 @@ def upgrade(session: Session, program: Program, members: list[Member], now: dt.d
         rank = cfg.rank(m.tier)
         if qualified_rank(cfg, value, now) > rank:
             _change(session, program, cfg, m, cfg.levels[qualified_rank(cfg, value, now)], now)
-            raised[m.id] = m.tier
+            raised[m.id] = cast(str, m.tier)  # (_change just set it)
         elif m.tier_grace_until is not None and value >= current_level(cfg, m).keep_at:
             m.tier_grace_until = None
     return raised
@@ -201,8 +202,10 @@ def progress(session: Session, program: Program, member: Member, now: dt.datetim
     level, rank = current_level(cfg, member), cfg.rank(member.tier)
     nxt = cfg.levels[rank + 1] if rank + 1 < len(cfg.levels) else None
     factor = thresholds_factor(cfg, now)
-    return {
-        "code": level.code, "name": level.name, "since": member.tier_since, "grace_until": member.tier_grace_until,
+    since, grace = member.tier_since, member.tier_grace_until
+    return {  # JSON-ready, like every view: it is sent as it is (JSONResponse) and exported
+        "code": level.code, "name": level.name, "since": since.isoformat() if since else None,
+        "grace_until": grace.isoformat() if grace else None,
         "earn_multiplier": str(level.earn_multiplier), "benefits": level.benefits,
         "basis": cfg.basis, "window_days": cfg.window_days, "measure": str(value), "retain": str(level.keep_at),
         "next": None if nxt is None else {

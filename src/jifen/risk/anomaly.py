@@ -102,7 +102,7 @@ def current(session: Session, program_id: int):
         return None
     cached = _cache.get(program_id)
     if cached is None or cached[0] != model_id:
-        stored = session.get(RiskModel, model_id)
+        stored = session.get_one(RiskModel, model_id)
         cached = (model_id, Forest(joblib.load(io.BytesIO(stored.model))))
         _cache[program_id] = cached
     return cached[1]
@@ -126,7 +126,7 @@ def training_timeline(session: Session, program: Program, now: dt.datetime, days
         Redemption.program_id == program.id, Redemption.created_at > since, Redemption.created_at <= now)
         .order_by(Redemption.created_at.desc()).limit(limit)).all()
     pks = sorted({r[0] for r in events} | {r[0] for r in orders})
-    joined = {}
+    joined: dict[int, dt.datetime] = {}
     for start in range(0, len(pks), 5000):
         chunk = pks[start:start + 5000]
         joined.update(session.execute(select(Member.id, Member.joined_at).where(Member.id.in_(chunk))).all())

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from jifen.db import utcnow
 from jifen.errors import NotFound
+from jifen.flows import review
 from jifen.ledger import operations as ops
-from jifen.ledger.api import Key, write
+from jifen.ledger.api import write
 from jifen.members.models import Member
 from jifen.members.service import get_member
 from jifen.programs.models import Program
@@ -22,6 +23,7 @@ from jifen.risk.scoring import risk_config
 from jifen.security.deps import require
 from jifen.security.service import Principal
 from jifen.strict import Strict
+from jifen.writes import Key
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 Reader = Annotated[Principal, Depends(require("risk:read"))]
@@ -62,8 +64,8 @@ def show_case(case_id: int, request: Request, who: Reader):
 def _decision(decision: str):
     def endpoint(case_id: int, body: DecisionIn, request: Request, who: Reviewer, key: Key):
         def work(sc: ops.Scope) -> dict:
-            case = cases.decide(sc, cases.get_case(sc.session, sc.program.id, case_id), decision, body.reason)
-            return cases.view(case, sc.session.get(Member, case.member_pk).member_id)
+            case = review.decide(sc, cases.get_case(sc.session, sc.program.id, case_id), decision, body.reason)
+            return cases.view(case, sc.session.get_one(Member, case.member_pk).member_id)
 
         return write(request, who, key, f"risk.{decision}:{case_id}", body, work)
 
@@ -115,7 +117,7 @@ def _appeal(request: Request, who: Principal, key: str, restriction_id: int, bod
             member, r = _member_restriction(sc.session, sc.program.id, member_id, restriction_id)
         else:
             r = restrictions.get(sc.session, sc.program.id, restriction_id)
-            member = sc.session.get(Member, r.member_pk)
+            member = sc.session.get_one(Member, r.member_pk)
         return restrictions.view(restrictions.appeal(r, body.text, sc.now), member.member_id, sc.now)
 
     return write(request, who, key, f"risk.appeal:{restriction_id}", body, work)
@@ -136,7 +138,7 @@ def appeal(restriction_id: int, body: AppealIn, request: Request, who: Appellant
 def lift(restriction_id: int, body: DecisionIn, request: Request, who: Reviewer, key: Key):
     def work(sc: ops.Scope) -> dict:
         r = restrictions.lift(restrictions.get(sc.session, sc.program.id, restriction_id), body.reason, sc.actor, sc.now)
-        return restrictions.view(r, sc.session.get(Member, r.member_pk).member_id, sc.now)
+        return restrictions.view(r, sc.session.get_one(Member, r.member_pk).member_id, sc.now)
 
     return write(request, who, key, f"risk.lift:{restriction_id}", body, work)
 

@@ -54,7 +54,7 @@ def ensure_unrestricted(session: Session, member_pks, now: dt.datetime) -> None:
     """403 member_restricted when any of the members is under a restriction."""
     found = restricted(session, member_pks, now)
     if found:
-        raise refusal(session.get(Member, min(found)).member_id)
+        raise refusal(session.get_one(Member, min(found)).member_id)
 
 
 def get(session: Session, program_id: int, restriction_id: int) -> MemberRestriction:

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import networkx as nx
 from sqlalchemy import func, select
@@ -58,7 +59,7 @@ def scan(session: Session, program: Program, since: dt.datetime | None = None) -
     invites = [tuple(r) for r in session.execute(
         select(Referral.inviter_pk, Referral.invitee_pk).where(Referral.program_id == program.id,
                                                                *([Referral.created_at >= since] if since else [])))]
-    findings += _rings(invites, sightings.get("device", {}), ids)
+    findings += _rings(cast(list[tuple[int, int]], invites), sightings.get("device", {}), ids)
     findings += _addresses(session, program, since, ids)
     return findings
 
@@ -111,7 +112,7 @@ def _addresses(session: Session, program: Program, since: dt.datetime | None, id
         .group_by(Redemption.address_hash, Redemption.member_pk))
     by_address: dict[str, dict[int, int]] = defaultdict(dict)
     for address, member_pk, orders in rows:
-        by_address[address][member_pk] = orders
+        by_address[cast(str, address)][member_pk] = orders  # (never NULL: the query asks for is_not(None))
     return [Finding("shared_address", address, sorted(ids[m] for m in members),
                     {"accounts": len(members), "redemptions": sum(members.values())})
             for address, members in sorted(by_address.items()) if len(members) >= MEMBERS_PER_ADDRESS]
@@ -133,7 +134,7 @@ def open_cases(session: Session, program: Program, findings: list[Finding], now:
     named = {mid for f in findings for mid in f.members}
     pks = dict(session.execute(select(Member.member_id, Member.id).where(
         Member.program_id == program.id, Member.member_id.in_(sorted(named) or [""]))).all())
-    known = set(session.execute(select(RiskCase.member_pk, RiskCase.subject_id).where(
+    known: set[tuple[int, str | None]] = set(session.execute(select(RiskCase.member_pk, RiskCase.subject_id).where(
         RiskCase.program_id == program.id, RiskCase.subject_kind == "member")).all())
     opened = 0
     for f in findings:

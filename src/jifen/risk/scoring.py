@@ -20,14 +20,11 @@ from jifen.errors import Forbidden
 from jifen.events.models import Event
 from jifen.mall.models import Redemption
 from jifen.members.models import Member
-from jifen.programs.config import RiskConfig
+from jifen.programs.config import RISK_WEIGHTS, RiskConfig
 from jifen.programs.models import Program
 from jifen.risk import anomaly, devices, restrictions
 from jifen.risk.anomaly import Timeline, row, window_features
 
-# Score points each reason adds (a programme may change them: risk.weights).
-WEIGHTS = {"earn_per_minute": 400, "redemptions_per_hour": 400, "shared_device": 350, "shared_ip": 150,
-           "new_account": 150, "restricted_before": 200, "honeypot": 500}  # the model's: risk.anomaly_weight
 ACTIONS = ("allow", "flag", "review", "block")
 RANK = {a: n for n, a in enumerate(ACTIONS)}
 
@@ -162,7 +159,7 @@ class Assessor:
         return out
 
     def _verdict(self, t: Tx, f: dict, anomalous: int) -> Verdict:
-        cfg, weights = self.cfg, WEIGHTS | self.cfg.weights
+        cfg, weights = self.cfg, RISK_WEIGHTS | self.cfg.weights
         reasons: list[dict] = []
 
         def fire(code: str, action: str | None = None, **details) -> None:
@@ -192,7 +189,8 @@ class Assessor:
             reasons.append({"code": "anomaly", "weight": anomalous})
         score = min(1000, sum(r["weight"] for r in reasons))
         by_score = next((a for a in ("block", "review", "flag") if score >= getattr(cfg.thresholds, a)), "allow")
-        action = max([by_score, *(r["action"] for r in reasons if "action" in r)], key=RANK.get)
+        # mypy cannot use the overloaded dict.get as a key function.
+        action = max([by_score, *(r["action"] for r in reasons if "action" in r)], key=RANK.get)  # type: ignore[arg-type]
         if t.event_type == "purchase" and action == "block":
             action = "review"  # a genuine purchase is never refused: at most its points wait for a person
         return Verdict(score, action, reasons)
@@ -205,6 +203,7 @@ def assess_one(session: Session, program: Program, now: dt.datetime, tx: Tx, sub
     if risk.refused(tx):
         raise restrictions.refusal(tx.member.member_id)
     (verdict,) = risk.score([tx])
+    assert verdict is not None  # without `scored`, every transaction is scored
     if verdict.action == "block":
         raise RiskBlocked(verdict, tx, subject_kind)
     return verdict

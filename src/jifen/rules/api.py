@@ -10,11 +10,11 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from jifen.db import utcnow
 from jifen.errors import InvalidRequest
+from jifen.flows import replay
 from jifen.programs import tiers
 from jifen.programs.config import ProgramConfig, RulesConfig
 from jifen.programs.models import Program
 from jifen.programs.service import apply_config
-from jifen.rules import replay
 from jifen.rules.models import RuleSet
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import in_force, publish, versions
@@ -116,10 +116,10 @@ class RecomputeIn(Range):
 @router.post("/rules/recompute", summary="Correct past awards under the rules in force (dry run unless apply)")
 def recompute(body: RecomputeIn, request: Request, who: Writer, key: Key):
     return keyed(request, who, key, "rules.recompute", body, lambda s: replay.recompute(
-        s, s.get(Program, who.program_id), body.from_, body.to, now=utcnow(), actor=who.actor, apply=body.apply))
+        s, s.get_one(Program, who.program_id), body.from_, body.to, now=utcnow(), actor=who.actor, apply=body.apply))
 
 
 @router.post("/tiers/evaluate", summary="Periodic tier evaluation: grace, retention, downgrades")
 def evaluate_tiers(request: Request, who: Writer, key: Key):
     return keyed(request, who, key, "tiers.evaluate", None, lambda s: tiers.evaluate(
-        s, s.get(Program, who.program_id), utcnow()))
+        s, s.get_one(Program, who.program_id), utcnow()))

@@ -1,4 +1,4 @@
-"""`jifen program`, `jifen rules` and `jifen tiers`: configuration as files, what-ifs, corrections."""
+"""`jifen rules`: versions, what-ifs over stored events, corrections."""
 
 from __future__ import annotations
 
@@ -13,37 +13,9 @@ from rich.table import Table
 from jifen.clikit import ProgramOpt, out, period, sessions
 from jifen.db import run_in_transaction, utcnow
 
-program_app = typer.Typer(help="Programmes: settings, tiers and rules as one YAML file.", no_args_is_help=True)
 rules_app = typer.Typer(help="Earning rules: versions, simulation, corrections.", no_args_is_help=True)
-tiers_app = typer.Typer(help="Tiers: the periodic evaluation.", no_args_is_help=True)
 FromOpt = Annotated[str, typer.Option("--from", help="first day (YYYY-MM-DD, programme time) or ISO date-time")]
 ToOpt = Annotated[str, typer.Option("--to", help="last day, included (YYYY-MM-DD) or ISO date-time, excluded")]
-
-
-@program_app.command("apply")
-def program_apply(file: Annotated[Path, typer.Argument(help="programme YAML (see programs/examples)")]):
-    """Create or update a programme from YAML; all or nothing; rules become a new version if changed."""
-    from jifen.programs.config import load_yaml
-    from jifen.programs.service import apply_config
-
-    cfg = load_yaml(file)
-    done = run_in_transaction(sessions(), lambda s: apply_config(s, cfg, now=utcnow(), actor=f"cli:{file.name}"))
-    version = f"rules version {done['rule_version']}" if done["rule_version"] else "rules unchanged"
-    out.print(f"programme {done['program']} {'created' if done['created'] else 'updated'}; {version}")
-
-
-@program_app.command("show")
-def program_show(program: ProgramOpt = "default"):
-    """A programme's settings, tier ladder and rules in force, as JSON."""
-    from jifen.programs.service import get_program
-    from jifen.rules.api import program_view, version_view
-    from jifen.rules.service import in_force
-
-    with sessions()() as s:
-        prog = get_program(s, program)
-        live = in_force(s, prog, utcnow())
-        print(json.dumps({**program_view(prog), "rules_in_force": version_view(live) if live else None},
-                         ensure_ascii=False, indent=2))
 
 
 @rules_app.command("versions")
@@ -71,9 +43,9 @@ def rules_simulate(draft: Annotated[Path, typer.Argument(help="YAML with the dra
                    start: FromOpt, end: ToOpt, program: ProgramOpt = "default",
                    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False):
     """Replay stored events under draft rules: points and ¥ liability beside the rules in force."""
+    from jifen.flows.replay import simulate
     from jifen.programs.config import load_rules_yaml
     from jifen.programs.service import get_program
-    from jifen.rules.replay import simulate
 
     doc = load_rules_yaml(draft)
     with sessions()() as s:
@@ -104,8 +76,8 @@ def rules_recompute(start: FromOpt, end: ToOpt, program: ProgramOpt = "default",
                     apply: Annotated[bool, typer.Option("--apply", help="post the corrections (default: dry run)")]
                     = False):
     """Re-evaluate past events under the rules in force now; post differences as correcting entries."""
+    from jifen.flows.replay import recompute
     from jifen.programs.service import get_program
-    from jifen.rules.replay import recompute
 
     def work(s):
         prog = get_program(s, program)
@@ -117,13 +89,3 @@ def rules_recompute(start: FromOpt, end: ToOpt, program: ProgramOpt = "default",
     out.print(f"{r['events']} events re-evaluated under rules v{r.get('rule_version')}; {verb} "
               f"{r['corrected_events']} events of {r.get('members_affected', 0)} members: "
               f"+{r['points_added']:,} / -{r['points_removed']:,} points")
-
-
-@tiers_app.command("evaluate")
-def tiers_evaluate(program: ProgramOpt = "default"):
-    """The periodic evaluation: upgrades, grace for members below retention, downgrades after grace."""
-    from jifen.programs import tiers
-    from jifen.programs.service import get_program
-
-    r = run_in_transaction(sessions(), lambda s: tiers.evaluate(s, get_program(s, program), utcnow()))
-    out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in r.items()))

@@ -8,16 +8,20 @@ and budgets through a UsageBook that the caller has loaded (and locked) for the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import cel
 
-from jifen.rules.expressions import compile_condition, evaluate
+from jifen.rules.expressions import ConditionError, ExpressionError, compile_condition, evaluate
 from jifen.rules.schema import Rule, RuleSetDoc
 
+log = logging.getLogger("jifen.rules")
 _ROUNDING = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
 
 
@@ -62,9 +66,25 @@ class Counters:
     days_since: Callable[[str], int]
     team_size: Callable[[], int] = lambda: 0  # members of the member's team, the member included
 
+    failure: BaseException | None = None  # what a counter raised (the database): not the condition's fault
+
     def functions(self) -> dict:
-        return {"count": self.count, "amount": self.amount, "streak": self.streak, "days_since": self.days_since,
-                "team_size": self.team_size}
+        return {name: self._watched(fn) for name, fn in (("count", self.count), ("amount", self.amount),
+                ("streak", self.streak), ("days_since", self.days_since), ("team_size", self.team_size))}
+
+    def _watched(self, fn: Callable) -> Callable:
+        """CEL turns a function's exception into its own error; keep the original to raise it again."""
+        def call(*args):
+            try:
+                return fn(*args)
+            except BaseException as exc:
+                self.failure = exc
+                raise
+        return call
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
 
 @dataclass
@@ -126,13 +146,42 @@ def applies(rule: Rule, ev: EventFacts) -> bool:
     return not (rule.ends_at and ev.occurred_at >= rule.ends_at)
 
 
-def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counters, tz: ZoneInfo) -> list[Rule]:
-    """The rules whose filters and condition hold, in stacking order."""
+def holds(condition: str, context: cel.Context, counters: Counters) -> bool:
+    """Whether a stored condition holds. One that fails (ExpressionError: beyond today's bounds;
+    ConditionError: division by zero, overflow…) raises for the caller to skip and report; a counter's own
+    failure (the database) is raised as it is."""
+    if condition.strip() == "true":
+        return True
+    try:
+        return evaluate(compile_condition(condition), context)
+    finally:
+        counters.raise_failure()
+
+
+def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counters, tz: ZoneInfo,
+         failed: list[dict] | None = None) -> list[Rule]:
+    """The rules whose filters and condition hold, in stacking order. A rule whose condition fails is
+    skipped (the member's event goes on under the other rules) and listed in `failed`."""
     candidates = [r for r in doc.ordered() if applies(r, ev)]
     if not candidates:
         return []
     context = cel.Context(variables=event_variables(ev, member, tz), functions=counters.functions())
-    return [r for r in candidates if r.condition.strip() == "true" or evaluate(compile_condition(r.condition), context)]
+    fired = []
+    for rule in candidates:
+        try:
+            if holds(rule.condition, context, counters):
+                fired.append(rule)
+        except (ExpressionError, ConditionError) as exc:
+            report_failure(rule.code, str(exc))
+            if failed is not None:
+                failed.append({"rule": rule.code, "error": str(exc)})
+    return fired
+
+
+@functools.lru_cache(maxsize=1024)
+def report_failure(rule: str, error: str) -> None:
+    """Log a failing rule once per process and error (every purchase would repeat it)."""
+    log.warning("rule %s skipped: its condition failed: %s", rule, error)
 
 
 class UsageBook:
@@ -202,11 +251,11 @@ def price(doc: RuleSetDoc, fired: list[Rule], ev: EventFacts, member: MemberFact
         a = rule.award
         amount, share = basis_amount(rule, ev)
         if a.kind == "fixed":
-            wanted = a.fixed
+            wanted = cast(int, a.fixed)  # (Award allows exactly the field of its kind)
         elif a.kind == "per_yuan":
-            wanted = round_points(amount * a.per_yuan, a.rounding)
+            wanted = round_points(amount * cast(Decimal, a.per_yuan), a.rounding)
         else:
-            factor = member.tier_multiplier if a.multiplier == "tier" else a.multiplier
+            factor = member.tier_multiplier if a.multiplier == "tier" else cast(Decimal, a.multiplier)
             basis = running if doc.multipliers == "multiply" else additive
             wanted = round_points(Decimal(basis) * share * (factor - 1), a.rounding)
         wanted = max(0, wanted)
@@ -219,7 +268,7 @@ def price(doc: RuleSetDoc, fired: list[Rule], ev: EventFacts, member: MemberFact
             additive += points
         if wanted:  # a rule that fired but had nothing to give (a ×1 tier, a zero basis) is left out
             sponsor = rule.sponsor
-            lines.append(AwardLine(rule.code, rule.layer, rule.wallet, points, wanted, sponsor and sponsor.name,
+            lines.append(AwardLine(rule.code, rule.layer, rule.wallet, points, wanted, cast(str | None, sponsor and sponsor.name),
                                    round_points(points * sponsor.share, "half_up") if sponsor else 0))
     return lines
 

@@ -21,7 +21,7 @@ _IN_FORCE = (select(RuleSet).where(RuleSet.program_id == bindparam("program"),
 
 @functools.lru_cache(maxsize=256)
 def _parsed(rule_set_id: int, document_json: str) -> RuleSetDoc:
-    return RuleSetDoc.model_validate_json(document_json)
+    return RuleSetDoc.model_validate_json(document_json, context={"stored": True})
 
 
 def doc_of(rule_set: RuleSet) -> RuleSetDoc:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import re
 from contextvars import ContextVar
+from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, sessionmaker
@@ -161,6 +162,8 @@ def _after_rollback(session: Session) -> None:
 def summary(collected: list) -> list[dict]:
     """The collected items as the audit line shows them: full rows first (at most MAX_ITEMS), then one
     summary per table and operation."""
+    rows: list[dict[str, Any]]
+    grouped: dict[tuple[str, str], dict[str, Any]]
     rows, grouped = [], {}
     for item in collected:
         if item.get("summary") or item.get("bulk"):

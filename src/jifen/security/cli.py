@@ -15,6 +15,7 @@ from jifen.db import run_in_transaction
 from jifen.errors import JifenError
 
 user_app = typer.Typer(help="Console users (sign-in to /console).", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 StdinOpt = Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")]
 
 
@@ -128,3 +129,29 @@ def demo_admin(program: str = "default") -> None:
     else:
         out.print(f"Console sign-in: user [bold]{DEMO_ADMIN}[/] with the password printed when it was created "
                   f"(forgot it? `jifen user passwd {DEMO_ADMIN}`)")
+
+
+@apikey_app.command("create")
+def apikey_create(role: Annotated[str, typer.Option(help="admin, operator, customer_service, auditor, finance, pos")],
+                  name: Annotated[str, typer.Option(help="who or what uses the key")] = "cli",
+                  program: ProgramOpt = "default"):
+    """Create an API key; the secret is printed once and never stored."""
+    from jifen.programs.service import get_program
+    from jifen.security.service import create_api_key
+
+    def work(s):
+        key, secret = create_api_key(s, get_program(s, program), role, name)
+        return key.id, secret
+
+    key_id, secret = run_in_transaction(sessions(), work)
+    out.print(f"API key #{key_id} ({role}, {name}) — shown once, keep it safe:")
+    print(secret)
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: int):
+    """Revoke an API key."""
+    from jifen.security.service import revoke_api_key
+
+    if not run_in_transaction(sessions(), lambda s: revoke_api_key(s, key_id)):
+        fail(f"no active API key #{key_id}")
+    out.print(f"API key #{key_id} revoked")

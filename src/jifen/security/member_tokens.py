@@ -1,6 +1,6 @@
 """Member tokens: short-lived JWTs (HS256, 15 minutes) a brand's app gets for a signed-in member
 (`POST /v1/members/{id}/token` with an API key). A member token reads and acts only on its own member,
-only through the routes that name the member in their path (MEMBER_ROUTES); anything else is 403."""
+only through the routes listed in MEMBER_ROUTES; anything else is 403 (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,37 @@ import hashlib
 import hmac
 
 import jwt
+from starlette.requests import Request
 
 from jifen.errors import Forbidden, Unauthorized
 from jifen.security import pii
 
 TTL = dt.timedelta(minutes=15)
 ISSUER = "jifen"
-# Permissions a member token carries, and only on its own /v1/members/{member_id}/… routes.
-# pii:read: the member's own personal data in clear, and their data export (right of access).
-MEMBER_PERMISSIONS = frozenset({"members:read", "ledger:read", "events:write", "members:write", "pii:read"})
+# What a member token may call, route by route, always with its own member as {member_id}: the member's own
+# data and choices. A route not listed is refused, new routes included, whatever the permission it needs:
+# a permission such as members:write also opens routes only the brand's backend should call.
+MEMBER_ROUTES = frozenset({
+    ("GET", "/v1/members/{member_id}"),  # personal data in clear: its own
+    ("GET", "/v1/members/{member_id}/balance"),
+    ("GET", "/v1/members/{member_id}/ledger"),
+    ("GET", "/v1/members/{member_id}/export"),  # right of access
+    ("GET", "/v1/members/{member_id}/consents"),
+    ("POST", "/v1/members/{member_id}/consents"),
+    ("GET", "/v1/members/{member_id}/inbox"),
+    ("POST", "/v1/members/{member_id}/inbox/{item_id}/read"),
+    ("PUT", "/v1/members/{member_id}/opt-outs"),
+    ("POST", "/v1/members/{member_id}/check-in"),
+    ("GET", "/v1/members/{member_id}/check-ins"),
+    ("GET", "/v1/members/{member_id}/tasks"),
+    ("GET", "/v1/members/{member_id}/badges"),
+    ("GET", "/v1/members/{member_id}/friends"),
+    ("POST", "/v1/members/{member_id}/invite-code"),  # its code to share; the referral is the backend's call
+    ("GET", "/v1/members/{member_id}/restrictions"),  # what it may appeal
+    ("POST", "/v1/members/{member_id}/restrictions/{restriction_id}/appeal"),
+})
+# Refused with its own code: a token minting tokens would renew itself past its 15 minutes for ever.
+MINT = ("POST", "/v1/members/{member_id}/token")
 
 
 def _secret() -> bytes:
@@ -43,10 +65,14 @@ def read(token: str) -> dict | None:
         raise Unauthorized("invalid member token") from None
 
 
-def check(member_id: str, permission: str, path_member: str | None) -> None:
-    if permission not in MEMBER_PERMISSIONS or path_member is None:
+def check(member_id: str, request: Request) -> None:
+    route = (request.method, request.scope["route"].path)
+    if route == MINT:
+        raise Forbidden("a member token cannot get member tokens: the brand's backend issues a new one with its "
+                        "API key", code="member_token_cannot_mint")
+    if route not in MEMBER_ROUTES:
         raise Forbidden("a member token may not do this", code="forbidden")
-    if path_member != member_id:
+    if request.path_params.get("member_id") != member_id:
         raise Forbidden("a member token acts only on its own member", code="forbidden")
 
 

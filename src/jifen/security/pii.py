@@ -23,10 +23,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import String, Text
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from jifen.config import get_settings
 
@@ -128,7 +129,7 @@ def mask(value: str | None) -> str | None:
 class Encrypted(TypeDecorator):
     """A string column stored encrypted (see the module's docstring)."""
 
-    impl = String(400)
+    impl: TypeEngine[Any] | type[TypeEngine[Any]] = String(400)
     cache_ok = True
 
     def process_bind_param(self, value, dialect):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -88,7 +89,7 @@ def create_api_key(session: Session, program: Program, role: str, name: str) -> 
 
 def authenticate(session: Session, secret: str) -> Principal | None:
     key = session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(secret), ApiKey.revoked_at.is_(None)))
-    return key and Principal(key.id, key.name, key.role, key.program_id)
+    return cast(Principal | None, key and Principal(key.id, key.name, key.role, key.program_id))  # (a row is truthy)
 
 
 def revoke_api_key(session: Session, key_id: int) -> bool:

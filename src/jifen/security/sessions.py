@@ -9,8 +9,9 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, String, select, update
+from sqlalchemy import CursorResult, ForeignKey, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from jifen.config import get_settings
@@ -86,6 +87,6 @@ def revoke(session: Session, session_id: int, now: dt.datetime) -> None:
 
 
 def revoke_all(session: Session, user_id: int, now: dt.datetime) -> int:
-    return session.execute(update(ConsoleSession).where(ConsoleSession.user_id == user_id,
+    return cast(CursorResult[Any], session.execute(update(ConsoleSession).where(ConsoleSession.user_id == user_id,
                                                         ConsoleSession.revoked_at.is_(None))
-                           .values(revoked_at=now)).rowcount
+                           .values(revoked_at=now))).rowcount

@@ -11,6 +11,7 @@ import functools
 import re
 import secrets
 from dataclasses import dataclass
+from typing import cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -165,10 +166,10 @@ def sign_in(session: Session, program_id: int, username: str, password: str, now
         return SignIn(None, "locked")
     if not ok:
         # Counted in the database (concurrent guesses all count); the fifth in a row locks the account.
-        failures = session.scalar(update(ConsoleUser).where(ConsoleUser.id == user.id)
+        failures = cast(int, session.scalar(update(ConsoleUser).where(ConsoleUser.id == user.id)
                                   .values(failed_logins=ConsoleUser.failed_logins + 1)
                                   .returning(ConsoleUser.failed_logins)
-                                  .execution_options(synchronize_session=False))
+                                  .execution_options(synchronize_session=False)))
         if failures >= settings.console_max_failures:
             session.execute(update(ConsoleUser).where(ConsoleUser.id == user.id).values(
                 failed_logins=0, locked_until=now + dt.timedelta(minutes=settings.console_lockout_minutes))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Cookie, Depends, Form, HTTPException, Request
@@ -20,10 +20,11 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
+from jifen.analytics.overview import overview, points_by_rule
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import NotFound
 from jifen.events.models import Event
-from jifen.events.service import stored_view
+from jifen.events.store import stored_view
 from jifen.ledger.models import ChainHead, JournalEntry, Posting
 from jifen.ledger.views import balance_view, entry_views
 from jifen.members.models import Member
@@ -35,7 +36,6 @@ from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
 from jifen.web.i18n import LANGUAGES, translator
-from jifen.web.stats import overview, points_by_rule
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -112,7 +112,7 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 def same_token(given: str, expected: str | None) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    return bool(expected) and hmac.compare_digest(given.encode(), cast(str, expected).encode())
 
 
 def form_writer(request: Request, who: SignedIn, csrf: Annotated[str, Form()] = "") -> Principal:

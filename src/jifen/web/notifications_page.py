@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.notify import dispatcher, service
-from jifen.notify.models import Delivery, OutboxMessage, WebhookSubscription
+from jifen.notify.models import Delivery, WebhookSubscription
+from jifen.outbox import OutboxMessage
 from jifen.programs.models import Program
 from jifen.security.service import PERMISSIONS, Principal
 from jifen.web.console import SignedIn, allowed, render

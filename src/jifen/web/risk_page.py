@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError
+from jifen.flows import review
 from jifen.ledger.api import scope
 from jifen.members.models import Member
 from jifen.programs.models import Program
@@ -57,7 +58,7 @@ def decide(request: Request, case_id: int, who: Reviewer, decision: Annotated[st
            note: Annotated[str, Form()] = ""):
     if decision not in cases.DECISIONS:
         return _back(error=f"unknown decision {decision!r}")
-    return _act(request, who, lambda sc: cases.decide(sc, cases.get_case(sc.session, who.program_id, case_id),
+    return _act(request, who, lambda sc: review.decide(sc, cases.get_case(sc.session, who.program_id, case_id),
                                                       decision, note))
 
 

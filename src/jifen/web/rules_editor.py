@@ -5,7 +5,7 @@ as `jifen rules simulate` and `POST /v1/rules`."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -14,9 +14,9 @@ from fastapi.responses import RedirectResponse
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InvalidRequest, JifenError
+from jifen.flows.replay import simulate
 from jifen.programs.config import parse
 from jifen.programs.models import Program
-from jifen.rules.replay import simulate
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import in_force, publish
 from jifen.security.service import PERMISSIONS
@@ -29,7 +29,7 @@ SIMULATED_DAYS = 30
 
 def draft_text(doc: dict) -> str:
     """A rule set as the YAML an operator edits: defaults left out, keys in a readable order."""
-    compact = RuleSetDoc.model_validate(doc).model_dump(mode="json", exclude_defaults=True)
+    compact = RuleSetDoc.model_validate(doc, context={"stored": True}).model_dump(mode="json", exclude_defaults=True)
     return yaml.safe_dump(compact, allow_unicode=True, sort_keys=False, width=110)
 
 
@@ -66,9 +66,9 @@ def draft_submit(request: Request, who: Writer, text: Annotated[str, Form()],
                  note: Annotated[str, Form()] = ""):
     now = utcnow()
     with request.app.state.read_sessions() as session:
-        program = session.get(Program, who.program_id)
+        program = session.get_one(Program, who.program_id)
         tz = program.timezone
-        context = {"who": who, "text": text, "effective": effective, "note": note, "report": None, "error": None,
+        context: dict[str, Any] = {"who": who, "text": text, "effective": effective, "note": note, "report": None, "error": None,
                    "can_publish": who.role in PERMISSIONS["rules:write"]}
         try:
             doc = read_draft(text)
@@ -81,7 +81,7 @@ def draft_submit(request: Request, who: Writer, text: Annotated[str, Form()],
                 if not context["can_publish"]:
                     return render(request, "rules_draft.html", status=403, **(context | {"error": "forbidden"}))
                 run_in_transaction(request.app.state.sessions, lambda s: publish(
-                    s, s.get(Program, who.program_id), doc, effective_from=starts, now=now, note=note or None,
+                    s, s.get_one(Program, who.program_id), doc, effective_from=starts, now=now, note=note or None,
                     actor=who.actor))
                 return RedirectResponse("/console/rules", status_code=303)
             if who.role not in PERMISSIONS["rules:simulate"]:

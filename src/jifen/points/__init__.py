@@ -1,0 +1,1 @@
+"""The ledger's faces (the ledger itself knows no HTTP or CLI): `jifen ledger` commands."""

@@ -1,0 +1,88 @@
+"""Property: a batch gives exactly what the same events sent one by one, in time order, would —
+points per event, rules fired, tiers, balances — whatever the order the batch lists them in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jifen.db import make_engine, make_sessionmaker
+from tests.conftest import NOW, Ledger
+from tests.support.intake import add_members, configure, event, send
+
+MEMBERS = ("m1", "m2", "m3")
+RULES = {"budgets": {"promo": 400}, "rules": [
+    {"code": "base", "events": ["purchase"], "award": {"per_yuan": 1}},
+    {"code": "big", "events": ["purchase"], "condition": "event.amount > 100", "award": {"multiplier": "1.1"}},
+    {"code": "first", "events": ["purchase"], "condition": 'count("purchase", "all") == 1', "award": {"fixed": 30}},
+    {"code": "promo", "layer": "campaign", "events": ["purchase"], "award": {"fixed": 60}, "budget": "promo"},
+    {"code": "tier", "layer": "tier", "events": ["purchase"], "award": {"multiplier": "tier"}},
+    {"code": "checkin", "events": ["check_in"], "condition": 'count("check_in", "day") == 1', "award": {"fixed": 5}},
+    {"code": "streak", "events": ["check_in"], "award": {"fixed": 20},
+     "condition": 'count("check_in", "day") == 1 && streak("check_in") % 3 == 0'},
+    {"code": "share", "events": ["share"], "award": {"fixed": 15}, "caps": {"day": 30}},
+]}
+
+step = st.tuples(st.sampled_from(MEMBERS), st.sampled_from(["purchase", "purchase", "check_in", "share", "refund"]),
+                 st.integers(0, 4 * 24), st.integers(1, 120000))
+
+
+def fresh(template) -> tuple:
+    path = template.parent / f"eq-{uuid.uuid4().hex}.db"
+    shutil.copy(template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    factory = make_sessionmaker(engine)
+    configure(factory, {"rules": RULES})
+    add_members(factory, *MEMBERS)
+    return engine, factory
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=25), order=st.randoms(use_true_random=False))
+def test_batch_equals_one_by_one(sqlite_template, steps, order):
+    events, orders = [], {}
+    for n, (member, kind, hours, cents) in enumerate(steps):
+        # Distinct instants: at the same instant, the order a batch lists events in is the only order there is.
+        at = NOW - dt.timedelta(days=5) + dt.timedelta(hours=hours, seconds=n)
+        if kind == "refund":
+            mine = orders.get(member)
+            if not mine:
+                continue
+            after = max(at, mine[1] + dt.timedelta(seconds=1))
+            events.append(event(member, "refund", at=after, order_id=mine[0], event_id=f"e{n}",
+                                amount=f"{min(cents, 100) / 100:.2f}"))
+            continue
+        fields = {"amount": f"{cents / 100:.2f}", "order_id": f"o{n}"} if kind == "purchase" else {}
+        events.append(event(member, kind, at=at, event_id=f"e{n}", **fields))
+        if kind == "purchase":
+            orders[member] = (f"o{n}", at)
+    if not events:
+        return
+    shuffled = list(events)
+    order.shuffle(shuffled)
+    eng_a, batch_db = fresh(sqlite_template)
+    eng_b, single_db = fresh(sqlite_template)
+    try:
+        together = {r["event_id"]: r for r in send(batch_db, *shuffled, now=NOW, strict=False)}
+        alone = {}
+        for ev in sorted(events, key=lambda e: e.occurred_at):
+            alone.update({r["event_id"]: r for r in send(single_db, ev, now=NOW, strict=False)})
+
+        def essence(r):
+            if r["status"] == "rejected":
+                return ("rejected", r["error"]["code"])
+            return (r["status"], r["points"], [(x["rule"], x["points"]) for x in r.get("rules", [])],
+                    r.get("tier"), r.get("tier_upgraded"))
+
+        assert {k: essence(v) for k, v in together.items()} == {k: essence(v) for k, v in alone.items()}
+        a, b = Ledger(batch_db), Ledger(single_db)
+        for mid in MEMBERS:
+            assert a.balances(mid) == b.balances(mid)
+        assert a.verify() == [] and b.verify() == []
+    finally:
+        eng_a.dispose()
+        eng_b.dispose()
