@@ -23,13 +23,15 @@ from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run
 from jifen.engagement.api import router as engagement_router
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
-from jifen.ledger.api import router as ledger_router
 from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
 from jifen.openapi import api_routes
 from jifen.openapi import install as install_openapi
+from jifen.points.api import router as points_router
+from jifen.risk import cases as risk_cases
 from jifen.risk.api import router as risk_router
+from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
 from jifen.web import console
@@ -110,6 +112,14 @@ def create_app(database_url: str | None = None) -> FastAPI:
     def _jifen_error(_: Request, exc: JifenError):
         return error(exc.status, exc.code, exc.message, **exc.details)
 
+    @app.exception_handler(RiskBlocked)
+    def _risk_blocked(request: Request, exc: RiskBlocked):
+        # Nothing of the refused request stays; its case and alert do, in a transaction of their own.
+        who = getattr(request.state, "principal", None)
+        if who is not None:
+            risk_cases.record_refusal(app.state.sessions, who.program_id, exc)
+        return _jifen_error(request, exc)
+
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError):
         status, code, message, details = _validation_message(exc)
@@ -173,7 +183,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(members_router)
-    app.include_router(ledger_router)
+    app.include_router(points_router)
     app.include_router(events_router)
     app.include_router(rules_router)
     app.include_router(notify_router)

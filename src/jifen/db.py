@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import BigInteger, Cast, ColumnExpressionArgument, DateTime, Integer, cast, create_engine, event, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -54,6 +55,14 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     pass
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert(session: Session, table: Any) -> Any:
+    """An INSERT with the session's database's ON CONFLICT clauses (PostgreSQL's and SQLite's own insert)."""
+    return _INSERTS[session.get_bind().dialect.name](table)
 
 
 def total(column: ColumnExpressionArgument[Any]) -> Cast[int]:

@@ -5,23 +5,37 @@ the first commits, then replays its result — the work never runs twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy import ForeignKey, String, UniqueConstraint, bindparam, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from jifen.db import utcnow
+from jifen.db import Base, BigId, UTCDateTime, upsert, utcnow
 from jifen.errors import IdempotencyConflict, InvalidRequest
-from jifen.ledger.models import IdempotencyRecord as Record
+from jifen.security.pii import EncryptedJSON
 
-_FIND = select(Record.operation, Record.request_hash, Record.response).where(
-    Record.program_id == bindparam("program"), Record.key == bindparam("key"))
-_CLAIM = {d.__name__.rsplit(".", 1)[-1]: d.insert(Record).on_conflict_do_nothing().returning(Record.id)
-          for d in (postgresql, sqlite)}
-_SAVE = update(Record).where(Record.id == bindparam("record")).values(response=bindparam("response"))
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("program_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    operation: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # The first answer, replayed; encrypted at rest: it may repeat personal data (an order's address).
+    response: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+_FIND = select(IdempotencyRecord.operation, IdempotencyRecord.request_hash, IdempotencyRecord.response).where(
+    IdempotencyRecord.program_id == bindparam("program"), IdempotencyRecord.key == bindparam("key"))
+_SAVE = update(IdempotencyRecord).where(IdempotencyRecord.id == bindparam("record")).values(response=bindparam("response"))
 
 
 def request_hash(operation: str, payload) -> str:
@@ -31,7 +45,8 @@ def request_hash(operation: str, payload) -> str:
 
 def _claim(session: Session, values: dict) -> int | None:
     """Insert the key's record unless it exists; the new record's id, or None if it was taken."""
-    return session.execute(_CLAIM[session.get_bind().dialect.name], values).scalar()
+    claim = upsert(session, IdempotencyRecord).on_conflict_do_nothing().returning(IdempotencyRecord.id)
+    return session.execute(claim, values).scalar()
 
 
 def idempotent(

@@ -19,11 +19,11 @@ from jifen.engagement.models import (  # noqa: F401
     TeamMember,
 )
 from jifen.events.models import Event  # noqa: F401
+from jifen.idempotency import IdempotencyRecord  # noqa: F401
 from jifen.ledger.models import (  # noqa: F401
     Account,
     ChainHead,
     Hold,
-    IdempotencyRecord,
     JournalEntry,
     Lot,
     LotMove,

@@ -17,8 +17,9 @@ from sqlalchemy import func, select, text, update
 from jifen.config import Settings, get_settings
 from jifen.db import run_in_transaction, utcnow
 from jifen.events.models import Event
+from jifen.idempotency import IdempotencyRecord
 from jifen.ledger import operations as ops
-from jifen.ledger.models import Account, IdempotencyRecord, JournalEntry
+from jifen.ledger.models import Account, JournalEntry
 from jifen.mall.models import Redemption
 from jifen.members import privacy, retention
 from jifen.members.models import Consent, Member, RetentionRun

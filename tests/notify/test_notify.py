@@ -365,7 +365,7 @@ def test_console_notifications_page_and_replay(factory, app):
 def test_a_webhook_subscription_is_a_keyed_write_whose_secret_is_not_stored_twice(app, factory):
     from fastapi.testclient import TestClient
 
-    from jifen.ledger.models import IdempotencyRecord
+    from jifen.idempotency import IdempotencyRecord
     from jifen.notify.models import WebhookSubscription
     from tests.conftest import api_key
 

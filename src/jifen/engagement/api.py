@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from jifen.apikit import Key, keyed, member, write
 from jifen.config import get_settings
 from jifen.db import utcnow
 from jifen.engagement import boards, checkin, credit, friends, gifts, leaderboard, pools, red_packets, referrals, tasks, teams
 from jifen.flows.intake import ingest
-from jifen.ledger.api import member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import service as mall_service
 from jifen.members.models import Member
@@ -24,7 +24,6 @@ from jifen.rules.schema import CODE
 from jifen.security.deps import require
 from jifen.security.service import Principal
 from jifen.strict import Strict
-from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["engagement"])
 Sender = Annotated[Principal, Depends(require("events:write"))]

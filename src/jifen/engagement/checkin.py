@@ -9,9 +9,9 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jifen.db import upsert
 from jifen.engagement.models import MakeupCards
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest
 from jifen.events.counters import db_counters
@@ -23,7 +23,6 @@ from jifen.members.models import Member
 from jifen.programs.models import Program
 
 MAKEUP_DAYS = 7
-_UPSERT = {d.__name__.rsplit(".", 1)[-1]: d.insert(MakeupCards) for d in (postgresql, sqlite)}
 
 
 def event_id(member: Member, day: dt.date) -> str:
@@ -63,7 +62,7 @@ def check_in(session: Session, program: Program, member: Member, now: dt.datetim
 def grant_cards(session: Session, member: Member, cards: int) -> int:
     if not 1 <= cards <= 100:
         raise InvalidRequest("grant 1 to 100 cards", code="invalid_cards")
-    stmt = _UPSERT[session.get_bind().dialect.name]
+    stmt = upsert(session, MakeupCards)
     session.execute(stmt.on_conflict_do_update(index_elements=["member_pk"],
                                                set_={"cards": MakeupCards.cards + stmt.excluded.cards}),
                     {"member_pk": member.id, "cards": cards})

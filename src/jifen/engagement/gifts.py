@@ -7,9 +7,9 @@ import datetime as dt
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jifen.db import upsert
 from jifen.engagement.models import AwardBudget
 from jifen.errors import Conflict, InvalidRequest
 from jifen.ledger import operations as ops
@@ -21,7 +21,6 @@ from jifen.risk.restrictions import ensure_unrestricted
 GIFTS_PER_DAY, GIFT_POINTS_PER_DAY = 10, 2_000
 UGC_MIN, UGC_MAX = 50, 200
 GIFT = "gift"
-_UPSERT = {d.__name__.rsplit(".", 1)[-1]: d.insert(AwardBudget) for d in (postgresql, sqlite)}
 
 
 @ops.atomic
@@ -41,7 +40,7 @@ def gift(sc: ops.Scope, giver: Member, friend: Member, points: int, message: str
 def grant_budget(session: Session, member: Member, points: int) -> dict:
     if not 1 <= points <= 1_000_000:
         raise InvalidRequest("a budget of 1 to 1,000,000 points", code="invalid_budget")
-    stmt = _UPSERT[session.get_bind().dialect.name]
+    stmt = upsert(session, AwardBudget)
     session.execute(stmt.on_conflict_do_update(index_elements=["member_pk"],
                                                set_={"budget": AwardBudget.budget + stmt.excluded.budget}),
                     {"member_pk": member.id, "budget": points, "used": 0})

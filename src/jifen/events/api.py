@@ -12,8 +12,6 @@ from jifen.events.schemas import EventBatchIn, EventIn
 from jifen.flows.intake import ingest
 from jifen.openapi import errors
 from jifen.programs.models import Program
-from jifen.risk import cases as risk_cases
-from jifen.risk.scoring import RiskBlocked
 from jifen.security.deps import require
 from jifen.security.service import Principal
 
@@ -26,11 +24,7 @@ def _run(request: Request, who: Principal, events: list[EventIn], strict: bool) 
         return ingest(session, session.get(Program, who.program_id), events, now=utcnow(), actor=who.actor,
                       strict=strict)
 
-    try:
-        return run_in_transaction(request.app.state.sessions, tx)
-    except RiskBlocked as exc:  # a single event refused: its case and alert are kept all the same
-        risk_cases.record_refusal(request.app.state.sessions, who.program_id, exc)
-        raise
+    return run_in_transaction(request.app.state.sessions, tx)  # (a refused event: api.py records its case)
 
 
 @router.post("", status_code=201, summary="One member event; the answer says which rules fired and the points awarded",

@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jifen.db import upsert
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, NotFound
 from jifen.events.models import Event
 from jifen.events.schemas import EventIn
@@ -22,10 +22,7 @@ if TYPE_CHECKING:
 
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew allowed between a till and the server
 
-_DIALECTS = {d.__name__.rsplit(".", 1)[-1]: d for d in (postgresql, sqlite)}
 
-_CLAIM = {name: d.insert(Event).on_conflict_do_nothing().returning(Event.id, Event.event_id)
-          for name, d in _DIALECTS.items()}
 
 SAVE_RESULT = update(Event).where(Event.id == bindparam("pk")).values(
     rule_version=bindparam("version"), points=bindparam("points"), result=bindparam("result"))
@@ -76,4 +73,5 @@ def claim(session: Session, rows: list[dict]) -> dict[str, int]:
     """Store new events; {event_id: pk} of those stored (an id already taken is left out)."""
     if not rows:
         return {}
-    return {eid: pk for pk, eid in session.connection().execute(_CLAIM[session.get_bind().dialect.name], rows)}
+    return {eid: pk for pk, eid in session.connection().execute(
+        upsert(session, Event).on_conflict_do_nothing().returning(Event.id, Event.event_id), rows)}

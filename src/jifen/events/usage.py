@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jifen.db import upsert
 from jifen.rules.engine import UsageBook
 from jifen.rules.models import RuleUsage
-
-_USAGE_UPSERT = {d.__name__.rsplit(".", 1)[-1]: d.insert(RuleUsage) for d in (postgresql, sqlite)}
 
 
 def load_usage(session: Session, program_id: int, keys: list[tuple[str, int, str]]) -> dict:
@@ -17,8 +15,7 @@ def load_usage(session: Session, program_id: int, keys: list[tuple[str, int, str
     programme-wide budget row is created if missing and locked, so concurrent awards queue on it."""
     shared = [k for k in keys if k[1] == 0]
     if shared:
-        upsert = _USAGE_UPSERT[session.get_bind().dialect.name]
-        session.execute(upsert.on_conflict_do_nothing(), [
+        session.execute(upsert(session, RuleUsage).on_conflict_do_nothing(), [
             {"program_id": program_id, "key": k, "member_pk": 0, "period": p, "points": 0} for k, _, p in shared])
     found = {}
     for key, member_pk, period in keys:
@@ -31,8 +28,8 @@ def load_usage(session: Session, program_id: int, keys: list[tuple[str, int, str
 def save_usage(session: Session, program_id: int, book: UsageBook) -> None:
     if not book.changed:
         return
-    upsert = _USAGE_UPSERT[session.get_bind().dialect.name]
-    stmt = upsert.on_conflict_do_update(index_elements=["program_id", "key", "member_pk", "period"],
-                                        set_={"points": upsert.excluded.points})
+    insert = upsert(session, RuleUsage)
+    stmt = insert.on_conflict_do_update(index_elements=["program_id", "key", "member_pk", "period"],
+                                        set_={"points": insert.excluded.points})
     session.execute(stmt, [{"program_id": program_id, "key": k, "member_pk": m, "period": p, "points": book.used[(k, m, p)]}
                            for k, m, p in sorted(book.changed)])

@@ -8,7 +8,6 @@ the history implies (`jifen ledger verify` proves it).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,7 +21,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
-from jifen.security.pii import EncryptedJSON
 
 # Member account kinds. Debt is the only balance allowed below zero (refund claw-back).
 AVAILABLE, PENDING, HELD, FROZEN, DEBT = "available", "pending", "held", "frozen", "debt"
@@ -174,17 +172,3 @@ class ChainHead(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
-
-
-class IdempotencyRecord(Base):
-    __tablename__ = "idempotency_records"
-    __table_args__ = (UniqueConstraint("program_id", "key"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
-    key: Mapped[str] = mapped_column(String(255))
-    operation: Mapped[str] = mapped_column(String(64))
-    request_hash: Mapped[str] = mapped_column(String(64))
-    # The first answer, replayed; encrypted at rest: it may repeat personal data (an order's address).
-    response: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
+from jifen.apikit import Key, keyed, member, write
 from jifen.db import utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
 from jifen.flows.redeem import redeem
 from jifen.freejson import FreeJson
-from jifen.ledger.api import member, write
 from jifen.ledger.schemas import MemberId
 from jifen.mall import lottery, partners, service
 from jifen.mall.models import KINDS, Coupon, LotteryDraw, LotteryPool, LotteryPrize, Partner, Redemption, Reward
@@ -29,7 +29,6 @@ from jifen.rules.schema import CODE
 from jifen.security.deps import require
 from jifen.security.service import Principal
 from jifen.strict import Strict
-from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["mall"])
 Manager = Annotated[Principal, Depends(require("mall:manage"))]

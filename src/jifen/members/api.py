@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import select
 
+from jifen.apikit import Key, NoBody, scope, write
 from jifen.db import utcnow
 from jifen.errors import InvalidRequest
-from jifen.ledger.api import NoBody, scope, write
 from jifen.ledger.models import JournalEntry, Posting
 from jifen.ledger.schemas import MemberIn
 from jifen.ledger.views import balance_view, entry_views
@@ -26,7 +26,6 @@ from jifen.security.deps import require
 from jifen.security.pii import mask
 from jifen.security.service import Principal
 from jifen.strict import Strict
-from jifen.writes import Key
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 Reader = Annotated[Principal, Depends(require("members:read"))]

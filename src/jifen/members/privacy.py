@@ -15,8 +15,9 @@ from sqlalchemy.orm.attributes import flag_modified
 from jifen.engagement.models import Friendship, InviteCode, Referral, TeamMember
 from jifen.errors import Conflict
 from jifen.events.models import Event
+from jifen.idempotency import IdempotencyRecord
 from jifen.ledger import operations as ops
-from jifen.ledger.models import FROZEN, HELD, Hold, IdempotencyRecord, JournalEntry, Posting
+from jifen.ledger.models import FROZEN, HELD, Hold, JournalEntry, Posting
 from jifen.ledger.views import balance_view, entry_views
 from jifen.mall.models import Coupon, Redemption, Reward
 from jifen.members import consent

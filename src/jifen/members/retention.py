@@ -15,7 +15,7 @@ from jifen.config import Settings, get_settings
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InvalidRequest
 from jifen.events.models import Event
-from jifen.ledger.models import IdempotencyRecord
+from jifen.idempotency import IdempotencyRecord
 from jifen.members.models import RetentionRun
 from jifen.notify.models import Delivery, ExpiryReminder, InboxItem
 from jifen.outbox import OutboxMessage

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from sqlalchemy import select
 
+from jifen.apikit import Key, keyed
 from jifen.db import owned, utcnow
 from jifen.errors import Conflict
 from jifen.members.service import get_member
@@ -18,7 +19,6 @@ from jifen.programs.models import Program
 from jifen.security.deps import require
 from jifen.security.service import Principal
 from jifen.strict import Strict
-from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 Manager = Annotated[Principal, Depends(require("webhooks:manage"))]

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from sqlalchemy import select
 
+from jifen.apikit import Key, Scope, write
 from jifen.db import utcnow
 from jifen.errors import NotFound
 from jifen.flows import review
-from jifen.ledger import operations as ops
-from jifen.ledger.api import write
 from jifen.members.models import Member
 from jifen.members.service import get_member
 from jifen.programs.models import Program
@@ -23,7 +22,6 @@ from jifen.risk.scoring import risk_config
 from jifen.security.deps import require
 from jifen.security.service import Principal
 from jifen.strict import Strict
-from jifen.writes import Key
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 Reader = Annotated[Principal, Depends(require("risk:read"))]
@@ -63,7 +61,7 @@ def show_case(case_id: int, request: Request, who: Reader):
 
 def _decision(decision: str):
     def endpoint(case_id: int, body: DecisionIn, request: Request, who: Reviewer, key: Key):
-        def work(sc: ops.Scope) -> dict:
+        def work(sc: Scope) -> dict:
             case = review.decide(sc, cases.get_case(sc.session, sc.program.id, case_id), decision, body.reason)
             return cases.view(case, sc.session.get_one(Member, case.member_pk).member_id)
 
@@ -92,7 +90,7 @@ def _member_restriction(s, program_id: int, member_id: str, restriction_id: int)
 @router.post("/members/{member_id}/restrictions", status_code=201,
              summary="Blacklist (permanent) or freeze (90 days) a member: no earning, spending or giving")
 def impose(member_id: str, body: RestrictionIn, request: Request, who: Reviewer, key: Key):
-    def work(sc: ops.Scope) -> dict:
+    def work(sc: Scope) -> dict:
         member = get_member(sc.session, sc.program, member_id)
         days = None if body.permanent else body.days or (
             risk_config(sc.program).freeze_days if body.kind == "freeze" else None)
@@ -112,7 +110,7 @@ def member_restrictions(member_id: str, request: Request, who: MemberReader):
 
 
 def _appeal(request: Request, who: Principal, key: str, restriction_id: int, body: AppealIn, member_id: str | None):
-    def work(sc: ops.Scope) -> dict:
+    def work(sc: Scope) -> dict:
         if member_id is not None:
             member, r = _member_restriction(sc.session, sc.program.id, member_id, restriction_id)
         else:
@@ -136,7 +134,7 @@ def appeal(restriction_id: int, body: AppealIn, request: Request, who: Appellant
 
 @router.post("/restrictions/{restriction_id}/lift", summary="Lift a restriction (an appeal upheld, or a mistake)")
 def lift(restriction_id: int, body: DecisionIn, request: Request, who: Reviewer, key: Key):
-    def work(sc: ops.Scope) -> dict:
+    def work(sc: Scope) -> dict:
         r = restrictions.lift(restrictions.get(sc.session, sc.program.id, restriction_id), body.reason, sc.actor, sc.now)
         return restrictions.view(r, sc.session.get_one(Member, r.member_pk).member_id, sc.now)
 

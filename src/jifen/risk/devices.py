@@ -8,12 +8,10 @@ import datetime as dt
 from collections import defaultdict
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jifen.db import upsert
 from jifen.risk.models import MemberDevice
-
-_DIALECTS = {d.__name__.rsplit(".", 1)[-1]: d for d in (postgresql, sqlite)}
 
 
 def sightings_of(attributes: dict | None, device: str | None = None, ip: str | None = None) -> list[tuple[str, str]]:
@@ -40,12 +38,11 @@ def record(session: Session, program_id: int, seen: list[tuple[int, str, str, dt
                          "first_seen": at, "last_seen": at, "seen": 1}
     if not rows:
         return
-    d = _DIALECTS[session.get_bind().dialect.name]
-    stmt = d.insert(MemberDevice)
+    stmt = upsert(session, MemberDevice)
     stmt = stmt.on_conflict_do_update(
         index_elements=["program_id", "kind", "value", "member_pk"],
         set_={"last_seen": func.max(MemberDevice.last_seen, stmt.excluded.last_seen)
-              if d is sqlite else func.greatest(MemberDevice.last_seen, stmt.excluded.last_seen),
+              if session.get_bind().dialect.name == "sqlite" else func.greatest(MemberDevice.last_seen, stmt.excluded.last_seen),
               "seen": MemberDevice.seen + stmt.excluded.seen})
     session.connection().execute(stmt, sorted(rows.values(), key=lambda r: (r["kind"], r["value"], r["member_pk"])))
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, Field, model_validator
 
+from jifen.apikit import Key, keyed
 from jifen.db import utcnow
 from jifen.errors import InvalidRequest
 from jifen.flows import replay
@@ -21,7 +22,6 @@ from jifen.rules.service import in_force, publish, versions
 from jifen.security.deps import require
 from jifen.security.service import Principal
 from jifen.strict import Strict
-from jifen.writes import Key, keyed
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 Reader = Annotated[Principal, Depends(require("rules:read"))]

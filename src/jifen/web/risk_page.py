@@ -10,10 +10,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
+from jifen.apikit import scope
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError
 from jifen.flows import review
-from jifen.ledger.api import scope
 from jifen.members.models import Member
 from jifen.programs.models import Program
 from jifen.risk import cases, restrictions, scan

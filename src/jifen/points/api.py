@@ -1,59 +1,27 @@
-"""Points API: award, spend, transfer, adjust, reverse, freeze, holds; entries by id."""
+"""The points API (the ledger's HTTP face; the ledger itself knows no HTTP): award, spend, transfer, adjust,
+reverse, freeze, holds; entries by id."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
-from jifen.db import utcnow
+from jifen.apikit import Key, NoBody, member, scope, write
 from jifen.flows import points
 from jifen.ledger import operations as ops
 from jifen.ledger.schemas import AdjustIn, AwardIn, FreezeIn, HoldIn, ReverseIn, SpendIn, TransferIn
 from jifen.ledger.views import entry_view, hold_view
-from jifen.members.models import Member
-from jifen.members.service import get_member
 from jifen.openapi import errors
-from jifen.programs.models import Program
-from jifen.programs.service import get_wallet
-from jifen.risk import cases as risk_cases
-from jifen.risk.scoring import RiskBlocked
-from jifen.security import ratelimit
 from jifen.security.deps import require
 from jifen.security.service import Principal
-from jifen.writes import Key, keyed
 
 # Every points route names a member, an entry or a hold that may not exist.
 router = APIRouter(prefix="/v1", tags=["points"], responses=errors(404))
 Writer = Annotated[Principal, Depends(require("points:write"))]
 Corrector = Annotated[Principal, Depends(require("points:correct"))]
 Reader = Annotated[Principal, Depends(require("ledger:read"))]
-
-
-def scope(session: Session, who: Principal, wallet: str | None = None) -> ops.Scope:
-    program = session.get_one(Program, who.program_id)
-    return ops.Scope(session, program, get_wallet(session, program, wallet), utcnow(), actor=who.actor)
-
-
-def write(request: Request, who: Principal, key: str, operation: str, body: BaseModel,
-          work: Callable[[ops.Scope], dict[str, Any]], status: int = 200) -> JSONResponse:
-    """One keyed write (jifen/writes.py) through the ledger's scope: the programme, the body's wallet, now."""
-    wallet = getattr(body, "wallet", None)
-    try:
-        return keyed(request, who, key, operation, body, lambda session: work(scope(session, who, wallet)), status)
-    except RiskBlocked as exc:  # nothing of the request stays; its case and alert do, in a transaction of their own
-        risk_cases.record_refusal(request.app.state.sessions, who.program_id, exc)
-        raise
-
-
-def member(sc: ops.Scope, member_id: str) -> Member:
-    """The member a write names (rate-limited per member: a script hammering one account is stopped)."""
-    ratelimit.member(sc.program.id, member_id)
-    return get_member(sc.session, sc.program, member_id)
 
 
 @router.post("/points/award", summary="Award points (available now, or pending until a date)")
@@ -108,9 +76,6 @@ def create_hold(body: HoldIn, request: Request, who: Writer, key: Key) -> JSONRe
         sc, member(sc, body.member_id), body.points, reference=body.reference, expires_at=body.expires_at)),
         status=201)
 
-
-class NoBody(BaseModel):
-    pass
 
 
 @router.post("/holds/{hold_id}/capture", summary="Capture a hold: the points are spent")
