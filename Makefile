@@ -20,6 +20,9 @@ run: $(STAMP)
 	$(VENV)/bin/jifen up
 
 test: $(STAMP)
+	@# who may import whom (docs/architecture.md), checked by the shared tool when ../shared is beside the project
+	@if [ -f ../shared/tools/layers.py ]; then python3 ../shared/tools/layers.py; \
+	else echo "../shared/tools/layers.py not found: import layers not checked"; fi
 	$(VENV)/bin/mypy src/jifen
 	$(VENV)/bin/pytest
 
