@@ -7,22 +7,17 @@ available and lots past expiry expire, so every operation sees exact balances.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from collections.abc import Collection, Iterable
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jifen.db import total
-from jifen.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
+from jifen.errors import Conflict, InvalidRequest, NotFound
 from jifen.ledger.chain import GENESIS
-from jifen.ledger.engine import AccountRef, EntryBuilder, lock_members, member_accounts, system_account
+from jifen.ledger.engine import lock_members, member_accounts, system_account
 from jifen.ledger.models import (
     ADJUSTMENT,
     AVAILABLE,
-    DEBT,
     EXPIRY,
     FROZEN,
     HELD,
@@ -37,58 +32,23 @@ from jifen.ledger.models import (
     JournalEntry,
     Lot,
     LotMove,
-    Posting,
 )
+
+# The surface callers use as `ops.…`: the scope and its helpers (ledger/scope.py), reversals (ledger/reversal.py).
+from jifen.ledger.reversal import apportion as apportion
+from jifen.ledger.reversal import get_entry as get_entry
+from jifen.ledger.reversal import reverse as reverse
+from jifen.ledger.reversal import reversible as reversible
+from jifen.ledger.scope import MAX_POINTS as MAX_POINTS
+from jifen.ledger.scope import REVERSIBLE as REVERSIBLE
+from jifen.ledger.scope import Scope as Scope
+from jifen.ledger.scope import atomic as atomic
+from jifen.ledger.scope import check_points as check_points
+from jifen.ledger.scope import open_members as open_members
+from jifen.ledger.scope import settle_member as settle_member
 from jifen.members.models import Member
 from jifen.programs.expiry import expiry_for
 from jifen.programs.models import Program, Wallet
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def atomic(fn: Callable[Concatenate[Scope, P], R]) -> Callable[Concatenate[Scope, P], R]:
-    """An operation either happens whole or not at all, even inside a caller's larger transaction
-    that catches its error and goes on (a savepoint around it)."""
-
-    @functools.wraps(fn)
-    def wrapper(sc: Scope, *args: P.args, **kwargs: P.kwargs) -> R:
-        with sc.session.begin_nested():
-            return fn(sc, *args, **kwargs)
-
-    # mypy cannot match functools.wraps' _Wrapped (first parameter named `sc`) to Concatenate[Scope, P].
-    return wrapper  # type: ignore[return-value]
-
-
-MAX_POINTS = 10**12  # a single operation above a trillion points is a bug, not a purchase
-REVERSIBLE = {"award", "adjust", "spend", "capture", "transfer"}
-
-
-@dataclass
-class Scope:
-    """Where and when an operation happens, and who asked for it."""
-
-    session: Session
-    program: Program
-    wallet: Wallet
-    now: dt.datetime
-    actor: str | None = None
-
-    def builder(self, type: str, points: int, wallet: Wallet | None = None, **kw: Any) -> EntryBuilder:
-        return EntryBuilder(
-            self.session, self.program, wallet or self.wallet, type, points=points, now=self.now, actor=self.actor, **kw
-        )
-
-
-def check_points(points: object, *, allow_negative: bool = False) -> int:
-    if isinstance(points, bool) or not isinstance(points, int):
-        raise InvalidRequest("points must be a whole number", code="invalid_points")
-    if points == 0 or (points < 0 and not allow_negative):
-        raise InvalidRequest("points must be positive" if not allow_negative else "points must not be zero",
-                             code="invalid_points")
-    if abs(points) > MAX_POINTS:
-        raise InvalidRequest(f"points must be at most {MAX_POINTS}", code="invalid_points")
-    return points
 
 
 def open_chain(session: Session, program: Program) -> None:
@@ -110,46 +70,6 @@ def open_accounts(session: Session, wallet_ids: Collection[int], member_pks: Col
 def available(session: Session, member: Member, wallet: Wallet) -> int:
     """The member's spendable points in the wallet, as stored (not settled: a quick look, not a promise)."""
     return member_accounts(session, member.id, wallet.id)[AVAILABLE].balance
-
-
-def open_members(sc: Scope, wallet: Wallet, *members: Member) -> list[dict[str, AccountRef]]:
-    """Lock the members, settle them, and return each one's accounts in the wallet."""
-    lock_members(sc.session, [m.id for m in members])
-    for m in members:
-        settle_member(sc, wallet, m.id)
-    return [member_accounts(sc.session, m.id, wallet.id) for m in members]
-
-
-_DUE = (select(Lot).where(
-    Lot.member_pk == bindparam("member"), Lot.wallet_id == bindparam("wallet"),
-    ((Lot.pending > 0) & (Lot.pending_until <= bindparam("now")))
-    | ((Lot.available > 0) & (Lot.expires_at <= bindparam("now"))),
-).order_by(Lot.expires_at, Lot.id))
-
-
-def settle_member(sc: Scope, wallet: Wallet, member_pk: int) -> list[JournalEntry]:
-    """Mature due pending lots, then expire overdue ones. Caller holds the member lock."""
-    lots = list(sc.session.scalars(_DUE, {"member": member_pk, "wallet": wallet.id, "now": sc.now}))
-    if not lots:
-        return []
-    done = []
-    accounts = member_accounts(sc.session, member_pk, wallet.id)
-    due = [lot for lot in lots if lot.pending > 0 and lot.pending_until is not None and lot.pending_until <= sc.now]
-    if due:
-        b = sc.builder("mature", sum(lot.pending for lot in due), wallet, member_pk=member_pk)
-        for lot in due:
-            amount = lot.pending
-            b.move(lot, accounts[PENDING], -amount)
-            b.credit_available(accounts, lot, amount)
-        done.append(b.finish())
-    overdue = [lot for lot in lots if lot.available > 0 and lot.expires_at is not None and lot.expires_at <= sc.now]
-    if overdue:
-        b = sc.builder("expire", sum(lot.available for lot in overdue), wallet, member_pk=member_pk)
-        for lot in overdue:
-            b.move(lot, accounts[AVAILABLE], -lot.available)
-        b.post(system_account(sc.session, wallet.id, EXPIRY), b.entry.points)
-        done.append(b.finish())
-    return done
 
 
 @atomic
@@ -374,110 +294,3 @@ def capture(sc: Scope, hold_id: int) -> Hold:
 def release(sc: Scope, hold_id: int) -> Hold:
     return _settle_hold(sc, hold_id, "released")
 
-
-# ---- reversal --------------------------------------------------------------------------------
-
-def get_entry(sc: Scope, entry_id: int) -> JournalEntry:
-    entry = sc.session.get(JournalEntry, entry_id)
-    if entry is None or entry.program_id != sc.program.id:
-        raise NotFound(f"unknown entry {entry_id}", code="unknown_entry")
-    return entry
-
-
-def apportion(total: int, weights: list[int]) -> list[int]:
-    """Split `total` in proportion to `weights` (largest remainder); no share exceeds its weight."""
-    whole = sum(weights)
-    shares = [total * w // whole for w in weights]
-    rest = total - sum(shares)
-    by_remainder = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
-    for i in by_remainder[:rest]:
-        shares[i] += 1
-    return shares
-
-
-def _reversed(session: Session, entry_id: int) -> int:
-    # An aggregate without GROUP BY is one row, and total() is never NULL; SQLAlchemy types scalar() as optional.
-    return cast(int, session.scalar(select(total(JournalEntry.points)).where(JournalEntry.reverses_entry_id == entry_id)))
-
-
-def reversible(sc: Scope, entry_id: int) -> int:
-    """Points of an entry not yet reversed."""
-    return get_entry(sc, entry_id).points - _reversed(sc.session, entry_id)
-
-
-@atomic
-def reverse(sc: Scope, entry_id: int, points: int | None = None, *, reason: str | None = None) -> JournalEntry:
-    """Undo an entry in full or in part: points a member received are clawed back (from the same
-    lots first), points a member paid return to the lots they came from, proportionally."""
-    s = sc.session
-    original = get_entry(sc, entry_id)
-    if original.type not in REVERSIBLE:
-        raise Conflict(f"a {original.type} entry cannot be reversed", code="not_reversible")
-    members = [s.get_one(Member, pk) for pk in (original.member_pk, original.counterparty_pk) if pk]
-    wallet = s.get_one(Wallet, original.wallet_id)
-    opened: dict[int | None, dict[str, AccountRef]] = dict(zip([m.id for m in members], open_members(sc, wallet, *members)))
-    remaining = original.points - _reversed(s, original.id)
-    n = remaining if points is None else check_points(points)
-    if remaining == 0:
-        raise Conflict(f"entry {entry_id} is already fully reversed", code="already_reversed")
-    if n > remaining:
-        raise Conflict(f"only {remaining} points of entry {entry_id} remain reversible", code="exceeds_reversible")
-
-    b = sc.builder("reverse", n, wallet, member_pk=original.member_pk, counterparty_pk=original.counterparty_pk,
-                   reverses_entry_id=original.id, reference=original.reference, reason=reason)
-    # The programme side, scaled: an award's issuance comes back, a spend's redemption is returned.
-    for account_id, amount in s.execute(select(Posting.account_id, Posting.amount).where(
-            Posting.entry_id == original.id, Posting.member_pk.is_(None))):
-        b.post(AccountRef(account_id, "system", None), n if amount < 0 else -n)
-    # Points the original put into new lots (award, positive adjustment, the receiver of a transfer).
-    created = list(s.scalars(select(Lot).where(Lot.source_entry_id == original.id).order_by(Lot.id)))
-    if created:
-        owner = created[0].member_pk
-        debt_ok = sc.program.allow_debt and original.type in ("award", "adjust")
-        _claw_back(b, opened[owner], created, n, debt_ok)
-    # Points the original took out of lots (spend, capture, negative adjustment, the giver of a transfer).
-    # (Not the lots it created: an award that paid off debt moved points out of its own new lot.)
-    paid = s.execute(
-        select(LotMove.lot_id, total(LotMove.amount))
-        .join(Lot, Lot.id == LotMove.lot_id)
-        .where(LotMove.entry_id == original.id, LotMove.amount < 0, Lot.source_entry_id.is_distinct_from(original.id))
-        .group_by(LotMove.lot_id).order_by(LotMove.lot_id)
-    ).all()
-    if paid:
-        _restore(b, opened[original.member_pk], original.id, [(lot_id, -amt) for lot_id, amt in paid], n)
-    return b.finish()
-
-
-def _claw_back(b: EntryBuilder, accounts: dict[str, AccountRef], lots: list[Lot], n: int, debt_ok: bool) -> None:
-    for kind in (PENDING, AVAILABLE, FROZEN):
-        for lot in lots:
-            part = min(n, getattr(lot, kind))
-            if part:
-                b.move(lot, accounts[kind], -part)
-                n -= part
-    if n:
-        part = min(n, b.balance(accounts[AVAILABLE]))
-        if part:
-            b.take(accounts[AVAILABLE], part)
-            n -= part
-    if n:
-        if not debt_ok:
-            raise InsufficientPoints(f"member has {n} points too few to reverse; programme allows no debt")
-        b.post(accounts[DEBT], -n)
-
-
-def _restore(b: EntryBuilder, accounts: dict[str, AccountRef], original_id: int, paid: list[tuple[int, int]],
-             n: int) -> None:
-    s = b.session
-    restored = dict(s.execute(
-        select(LotMove.lot_id, total(LotMove.amount))
-        .join(JournalEntry, JournalEntry.id == LotMove.entry_id)
-        .join(Account, Account.id == LotMove.account_id)
-        .where(JournalEntry.reverses_entry_id == original_id, LotMove.amount > 0,
-               Account.member_pk == accounts[AVAILABLE].member_pk)
-        .group_by(LotMove.lot_id)
-    ).all())
-    open_ = [(lot_id, amount - restored.get(lot_id, 0)) for lot_id, amount in paid]
-    for (lot_id, _), share in zip(open_, apportion(n, [w for _, w in open_])):
-        if share:
-            b.credit_available(accounts, s.get_one(Lot, lot_id), share)
