@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import BigInteger, Cast, ColumnExpressionArgument, DateTime, Integer, cast, create_engine, event, func
+from sqlalchemy import BigInteger, Cast, ColumnExpressionArgument, DateTime, Integer, cast, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -166,6 +166,15 @@ def run_in_transaction(factory: sessionmaker[Session], fn: Callable[[Session], T
                 raise
             time.sleep(0.01 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def by_code(session: Session, model: type[T], program_id: int, code: str, label: str) -> T:
+    """The programme's row of `model` with this code; otherwise 404 `unknown_<label>`."""
+    columns: Any = model  # (a mapped class with program_id and code columns)
+    row = session.scalar(select(model).where(columns.program_id == program_id, columns.code == code))
+    if row is None:
+        raise NotFound(f"unknown {label} {code!r}", code=f"unknown_{label}")
+    return row
 
 
 def owned(session: Session, model: type[OwnedT], pk: int, program_id: int, label: str, code: str) -> OwnedT:

@@ -10,7 +10,8 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from jifen.errors import Conflict, NotFound
+from jifen.db import by_code
+from jifen.errors import Conflict
 from jifen.ledger import operations as ops
 from jifen.mall.models import LotteryDraw, LotteryPool, LotteryPrize
 from jifen.members.models import Member
@@ -41,10 +42,7 @@ def uniform() -> Decimal:
 
 
 def get_pool(session: Session, program_id: int, code: str) -> LotteryPool:
-    pool = session.scalar(select(LotteryPool).where(LotteryPool.program_id == program_id, LotteryPool.code == code))
-    if pool is None:
-        raise NotFound(f"unknown lottery {code!r}", code="unknown_lottery")
-    return pool
+    return by_code(session, LotteryPool, program_id, code, "lottery")
 
 
 @ops.atomic

@@ -10,7 +10,8 @@ from typing import cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from jifen.errors import Conflict, InvalidRequest, NotFound
+from jifen.db import by_code
+from jifen.errors import Conflict, InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.mall.models import Partner, PartnerExchange
@@ -19,10 +20,7 @@ from jifen.risk.restrictions import ensure_unrestricted
 
 
 def get_partner(session: Session, program_id: int, code: str) -> Partner:
-    partner = session.scalar(select(Partner).where(Partner.program_id == program_id, Partner.code == code))
-    if partner is None:
-        raise NotFound(f"unknown partner {code!r}", code="unknown_partner")
-    return partner
+    return by_code(session, Partner, program_id, code, "partner")
 
 
 @ops.atomic

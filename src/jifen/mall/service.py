@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from jifen.db import owned
+from jifen.db import by_code, owned
 from jifen.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest, NotFound
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
@@ -47,10 +47,7 @@ def reserve_stock(session: Session, reward: Reward, quantity: int) -> bool:
 
 
 def get_reward(session: Session, program: Program, code: str) -> Reward:
-    reward = session.scalar(select(Reward).where(Reward.program_id == program.id, Reward.code == code))
-    if reward is None:
-        raise NotFound(f"unknown reward {code!r}", code="unknown_reward")
-    return reward
+    return by_code(session, Reward, program.id, code, "reward")
 
 
 def opens_at(program: Program, reward: Reward, member: Member | None) -> dt.datetime | None:
