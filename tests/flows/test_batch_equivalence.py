@@ -15,6 +15,7 @@ from tests.conftest import NOW, Ledger
 from tests.support.intake import add_members, configure, event, send
 
 MEMBERS = ("m1", "m2", "m3")
+IN_FORCE = "2020-01-01T00:00:00+08:00"
 RULES = {"budgets": {"promo": 400}, "rules": [
     {"code": "base", "events": ["purchase"], "award": {"per_yuan": 1}},
     {"code": "big", "events": ["purchase"], "condition": "event.amount > 100", "award": {"multiplier": "1.1"}},
@@ -36,7 +37,7 @@ def fresh(template) -> tuple:
     shutil.copy(template, path)
     engine = make_engine(f"sqlite:///{path}")
     factory = make_sessionmaker(engine)
-    configure(factory, {"rules": RULES})
+    configure(factory, {"rules": RULES | {"effective_from": IN_FORCE}})  # (rules in force before every event)
     add_members(factory, *MEMBERS)
     return engine, factory
 
@@ -86,3 +87,19 @@ def test_batch_equals_one_by_one(sqlite_template, steps, order):
     finally:
         eng_a.dispose()
         eng_b.dispose()
+
+
+def test_an_upgrade_inside_a_batch_prices_the_members_later_events_at_the_new_tier(sqlite_template):
+    """Three ¥600 purchases: the second lifts the member over ¥1,000 to silver, so the third earns silver's
+    ×1.1 — in a batch as one by one (the batch once priced them all at the tier the member had before)."""
+    events = [event("m1", at=NOW - dt.timedelta(hours=3 - n), event_id=f"p{n}", amount="600.00", order_id=f"o{n}")
+              for n in range(3)]
+    results = []
+    for send_as_batch in (True, False):
+        engine, factory = fresh(sqlite_template)
+        try:
+            got = send(factory, *events, now=NOW) if send_as_batch else [send(factory, e, now=NOW)[0] for e in events]
+            results.append([(r["points"], r["member_tier"], r["tier"]) for r in got])
+        finally:
+            engine.dispose()
+    assert results[0] == results[1] == [(750, "normal", "normal"), (720, "normal", "silver"), (792, "silver", "silver")]

@@ -15,9 +15,10 @@ from jifen.rules.engine import AwardLine, EventFacts, MemberFacts, UsageBook, fi
 from jifen.rules.service import doc_of
 
 
-def evaluate(ctx: Intake, ev: EventIn, member: Member, pk: int, book: UsageBook):
-    """(award lines, rule version, the member's tier then) for a stored event; nothing posted yet."""
-    who = member_facts(ctx.program, member, member.tier, ctx.credit(member))
+def evaluate(ctx: Intake, ev: EventIn, member: Member, pk: int, book: UsageBook, tier: str | None):
+    """(award lines, rule version, the member's tier then) for a stored event, priced with `tier` (the one the
+    member has when the event happens: an earlier event of the same batch may have raised it); nothing posted."""
+    who = member_facts(ctx.program, member, tier, ctx.credit(member))
     rule_set = ctx.version_at(ev.occurred_at)
     if rule_set is None:
         return [], None, who.tier

@@ -58,7 +58,7 @@ from jifen.risk.devices import sightings_of
 from jifen.risk.models import RiskCase
 from jifen.risk.restrictions import refusal
 from jifen.risk.scoring import Assessor, RiskBlocked, Tx, Verdict
-from jifen.rules.engine import EventFacts
+from jifen.rules.engine import AwardLine, EventFacts, UsageBook
 
 Reject = Callable[[int, JifenError], None]
 # One result dict per event, None until it has one. Any, not `dict | None`: mypy does not narrow results[i].
@@ -178,10 +178,11 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
     if raced:  # stored by a concurrent request since we looked: answer as a replay
         known.update({r.event_id: r for r in s.scalars(KNOWN, {"program": ctx.program.id, "ids": raced})})
     todo = [i for i in todo if events[i].event_id in stored]
+    measured = dict(ctx.measures)  # before the batch's own events: every pricing pass starts from here
     while True:  # scored once the points are known; blocked events are dropped and the rest evaluated again
         book = ctx.usage_book()
-        priced = [(i, *evaluate(ctx, events[i], members[events[i].member_id], stored[events[i].event_id], book))
-                  for i in todo]
+        ctx.measures = dict(measured)
+        priced = _price_in_order(ctx, events, todo, members, stored, book)
         verdicts = _risk_score(risk, txs, priced)
         blocked = [i for i, v in verdicts.items() if v.action == "block"]
         if not blocked:
@@ -190,6 +191,7 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
         for i in blocked:
             reject(i, RiskBlocked(verdicts[i], txs[i], "event", events[i].event_id))
         todo = [i for i in todo if i not in blocked]
+    ctx.measures = measured  # the tier steps count the batch's events again, as they are posted
     saves = [(i, sum(line.points for line in lines), version,
               _tier_step(ctx, events[i], members[events[i].member_id], sum(line.points for line in lines)))
              for i, lines, version, _ in priced]
@@ -223,6 +225,28 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
         except JifenError as exc:
             reject(i, exc)
 
+def _price_in_order(ctx: Intake, events: list[EventIn], todo: list[int], members: dict[str, Member],
+                    stored: dict[str, int], book: UsageBook) -> list[tuple[int, list[AwardLine], int | None, str | None]]:
+    """Each event priced, in the order they occurred, with the tier its member has by then: an earlier event
+    of the batch that qualifies the member for a higher tier raises it for the later ones, as the same events
+    sent one by one would (the upgrade itself is written by _tier_step once the batch is priced)."""
+    cfg = tiers.tier_config(ctx.program)
+    tier_now: dict[int, str | None] = {}
+    priced = []
+    for i in todo:
+        ev, member = events[i], members[events[i].member_id]
+        tier = tier_now.get(member.id, member.tier)
+        lines, version, tier_then = evaluate(ctx, ev, member, stored[ev.event_id], book, tier)
+        priced.append((i, lines, version, tier_then))
+        points = sum(line.points for line in lines)
+        if cfg is None or not (tiers.moves_measure(ctx.program, ev.type, points) or tier is None):
+            continue
+        measure = ctx.measure_after(member, ev, points)
+        if measure is not None and tiers.qualified_rank(cfg, measure[member.id], ctx.now) > cfg.rank(tier):
+            tier_now[member.id] = cfg.levels[tiers.qualified_rank(cfg, measure[member.id], ctx.now)].code
+    return priced
+
+
 def _tier_step(ctx: Intake, ev: EventIn, member: Member, points: int) -> dict[str, Any]:
     """Real-time upgrade after an event; the tier the member has now, and whether it just rose."""
     raised: dict[int, str] = {}
@@ -250,7 +274,7 @@ def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict[str, An
                 ORDERS_TAKEN.where(Event.id != pk), {"program": ctx.program.id, "orders": [ev.order_id]}):
             raise duplicate_order(ev)
         book = ctx.usage_book()
-        lines, version, tier_then = evaluate(ctx, ev, member, pk, book)
+        lines, version, tier_then = evaluate(ctx, ev, member, pk, book, member.tier)
         verdicts = _risk_score(risk, txs, [(0, lines, version, tier_then)])
         if 0 in verdicts and verdicts[0].action == "block":
             raise RiskBlocked(verdicts[0], txs[0], "event", ev.event_id)  # the savepoint takes the event back
