@@ -207,6 +207,9 @@ def test_rule_editor_validates_simulates_and_publishes(site):
         warned = client.post("/console/rules/draft", data={"text": draft, "effective": soon, "action": "simulate",
                                                            "csrf": token})
         assert "只提前 2 天公告" in warned.text or "只提前 3 天公告" in warned.text
+        empty = client.post("/console/rules/draft", data={"text": "rules: []", "effective": when, "action": "publish",
+                                                          "csrf": token})
+        assert empty.status_code == 422 and "no rules" in empty.text  # it would stop all earning
         done = client.post("/console/rules/draft", data={"text": draft, "effective": when, "note": "三倍",
                                                          "action": "publish", "csrf": token}, follow_redirects=False)
         assert done.status_code == 303 and done.headers["location"] == "/console/rules"

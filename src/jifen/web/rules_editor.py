@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InvalidRequest, JifenError
 from jifen.flows.replay import simulate
-from jifen.programs.config import parse
+from jifen.programs.config import RulesConfig, parse
 from jifen.programs.models import Program
 from jifen.rules.schema import RuleSetDoc
 from jifen.rules.service import in_force, publish
@@ -80,8 +80,9 @@ def draft_submit(request: Request, who: Writer, text: Annotated[str, Form()],
             if action == "publish":
                 if not context["can_publish"]:
                     return render(request, "rules_draft.html", status=403, **(context | {"error": "forbidden"}))
+                checked = RulesConfig.model_validate(doc.model_dump()).doc()  # (an empty set: 422 empty_rule_set)
                 run_in_transaction(request.app.state.sessions, lambda s: publish(
-                    s, s.get_one(Program, who.program_id), doc, effective_from=starts, now=now, note=note or None,
+                    s, s.get_one(Program, who.program_id), checked, effective_from=starts, now=now, note=note or None,
                     actor=who.actor))
                 return RedirectResponse("/console/rules", status_code=303)
             if who.role not in PERMISSIONS["rules:simulate"]:
