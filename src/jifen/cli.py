@@ -8,13 +8,12 @@ import time
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Column, Table
+from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from jifen.analytics.cli import analytics_app, export_app
-from jifen.clikit import err, out, sessions
+from jifen.clikit import Stages, err, out, sessions, took
 from jifen.config import get_settings
 from jifen.errors import JifenError
 from jifen.events.cli import events_app
@@ -62,65 +61,6 @@ def _safe_url() -> str:
         return repr(get_settings().database_url)
 
 
-def _took(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{seconds:.1f} s" if seconds < 59.5 else f"{whole // 60} min {whole % 60:02d} s"
-
-
-class Stages:
-    """The long steps of `jifen demo` and `jifen up`, as they happen: a line as a step starts and one as it ends,
-    with its time. In between, on a terminal, a live bar with what is done so far; otherwise (piped, CI) a line
-    at about every 10 %."""
-
-    def __init__(self, console=out):
-        self.console = console
-        self.bar: Progress | None = None
-        if console.is_terminal and not console.is_dumb_terminal:
-            self.bar = Progress(SpinnerColumn(), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis",
-                                                                                     ratio=1)),
-                                console=console, transient=True, expand=True)
-
-    def __enter__(self) -> Stages:
-        if self.bar:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar:
-            self.bar.stop()
-
-    def _line(self, text: str) -> None:
-        if self.bar:
-            self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        else:
-            print(text, file=self.console.file, flush=True)  # as it happens, even when stdout is a pipe
-
-    def start(self, title: str, total: int | None = None) -> None:
-        self.total, self.began, self.next = total, time.monotonic(), 10
-        self.said = self.began
-        self._line(f"{title} …")
-        if self.bar:
-            self.task = self.bar.add_task("", total=total)
-            self.bar.refresh()
-
-    def update(self, done: int, detail: str = "") -> None:
-        if self.bar:
-            self.bar.update(self.task, completed=done, description=detail)
-        elif self.total and done * 100 >= self.next * self.total:
-            pct = done * 100 // self.total
-            self.next = pct // 10 * 10 + 10
-            if time.monotonic() - self.said >= 1 and done < self.total:  # a quick step just starts and ends
-                self._line(f"  {pct:3d}%  {done:,}/{self.total:,}" + (f"  {detail}" if detail else ""))
-                self.said = time.monotonic()
-
-    def finish(self, summary: str = "") -> None:
-        if self.bar:
-            self.bar.remove_task(self.task)
-            self.bar.refresh()
-        self._line(f"  done in {_took(time.monotonic() - self.began)}" + (f": {summary}" if summary else ""))
-
-
 @app.command()
 def demo(members: Annotated[int, typer.Option(min=1, max=200_000, help="members to create")] = 2000,
          days: Annotated[int, typer.Option(min=1, max=730)] = 90,
@@ -141,7 +81,7 @@ def _seed_demo(stages: Stages, members: int, days: int, seed: int, force: bool) 
             return
     began = time.monotonic()
     report = seed_demo(factory, members=members, days=days, seed=seed, stages=stages)
-    out.print(f"demo seeded in {_took(time.monotonic() - began)}", highlight=False)
+    out.print(f"demo seeded in {took(time.monotonic() - began)}", highlight=False)
     table = Table(title=f"demo: {report.members} members, {days} days")
     table.add_column("activity")
     table.add_column("count", justify="right")
@@ -200,7 +140,7 @@ def up(host: str = "127.0.0.1", port: int = 8000, members: int = 2000):
         _seed_demo(stages, members, 90, 42, False)
     apikey_create(role="admin", name="make-run", program="default")
     demo_admin("default")
-    out.print(f"ready in {_took(time.monotonic() - began)}; starting the server (Ctrl-C stops it): console "
+    out.print(f"ready in {took(time.monotonic() - began)}; starting the server (Ctrl-C stops it): console "
               f"http://{host}:{port}/console …", highlight=False, soft_wrap=True)
     serve(host=host, port=port, jobs=True)
 

@@ -242,8 +242,9 @@ def _price_in_order(ctx: Intake, events: list[EventIn], todo: list[int], members
         if cfg is None or not (tiers.moves_measure(ctx.program, ev.type, points) or tier is None):
             continue
         measure = ctx.measure_after(member, ev, points)
-        if measure is not None and tiers.qualified_rank(cfg, measure[member.id], ctx.now) > cfg.rank(tier):
-            tier_now[member.id] = cfg.levels[tiers.qualified_rank(cfg, measure[member.id], ctx.now)].code
+        rank = tiers.qualified_rank(cfg, measure[member.id], ctx.now) if measure is not None else 0
+        if rank > cfg.rank(tier):
+            tier_now[member.id] = cfg.levels[rank].code
     return priced
 
 
