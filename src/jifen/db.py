@@ -70,6 +70,24 @@ def total(column: ColumnExpressionArgument[Any]) -> Cast[int]:
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
+_DECODED: dict[int, tuple[Any, Any]] = {}
+
+
+def decoded(value: Any, parse: Callable[[Any], T]) -> T:
+    """A JSON column's value parsed once per loaded object (the hot path asks for a programme's tiers or a
+    rule version's document several times per event). Such columns are only ever replaced whole, never
+    edited in place, so the loaded object's identity stands for its content; the entry keeps the object
+    alive, so its id cannot be reused while it is here."""
+    hit = _DECODED.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    if len(_DECODED) >= 1024:
+        _DECODED.clear()
+    result = parse(value)
+    _DECODED[id(value)] = (value, result)
+    return result
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, ins
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from jifen.db import Base, BigId, UTCDateTime, utcnow
+from jifen.rows import insert_rows
 
 
 class OutboxMessage(Base):
@@ -43,7 +44,7 @@ def emit(session: Session, program_id: int, topic: str, payload: dict, member_pk
 def emit_entries(session: Session, entries) -> None:
     """One message per ledger entry, written with the entries (a rolled-back entry takes its message along)."""
     if entries:
-        session.connection().execute(_INSERT, [_row(e.program_id, ENTRY_TOPICS.get(e.type, f"points.{e.type}"), {
+        insert_rows(session, OutboxMessage, [_row(e.program_id, ENTRY_TOPICS.get(e.type, f"points.{e.type}"), {
             "entry_id": e.id, "type": e.type, "points": e.points, "wallet_id": e.wallet_id,
             "member_pk": e.member_pk, "counterparty_pk": e.counterparty_pk, "reference": e.reference,
             "reason": e.reason, "occurred_at": e.occurred_at.isoformat()}, e.member_pk) for e in entries])

@@ -7,15 +7,15 @@ import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from jifen.db import upsert
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, NotFound
 from jifen.events.models import Event
 from jifen.events.schemas import EventIn
 from jifen.idempotency import request_hash
 from jifen.members.models import Member
+from jifen.rows import insert_new, update_rows
 
 if TYPE_CHECKING:
     from jifen.events.context import Intake
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew allowed between a till and the server
 
 
-
-SAVE_RESULT = update(Event).where(Event.id == bindparam("pk")).values(
-    rule_version=bindparam("version"), points=bindparam("points"), result=bindparam("result"))
 
 KNOWN = select(Event).where(Event.program_id == bindparam("program"),
                              Event.event_id.in_(bindparam("ids", expanding=True)))
@@ -73,5 +70,10 @@ def claim(session: Session, rows: list[dict]) -> dict[str, int]:
     """Store new events; {event_id: pk} of those stored (an id already taken is left out)."""
     if not rows:
         return {}
-    return {eid: pk for pk, eid in session.connection().execute(
-        upsert(session, Event).on_conflict_do_nothing().returning(Event.id, Event.event_id), rows)}
+    return {eid: pk for pk, eid in insert_new(session, Event, rows, ("id", "event_id"))}
+
+
+def save_results(session: Session, results: list[tuple[int, int | None, int, dict]]) -> None:
+    """(pk, rule version, points, result) of each priced event, written together."""
+    update_rows(session, Event, [{"id": pk, "rule_version": version, "points": points, "result": result}
+                                 for pk, version, points, result in results])

@@ -39,12 +39,12 @@ from jifen.events.schemas import EventIn
 from jifen.events.store import (
     KNOWN,
     ORDERS_TAKEN,
-    SAVE_RESULT,
     check_event,
     duplicate_order,
     event_digest,
     event_row,
     replay,
+    save_results,
     view,
 )
 from jifen.events.usage import save_usage
@@ -201,10 +201,9 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
     for (i, lines, version, tier_then), (_, points, _, tier_now), paid in zip(priced, saves, entries, strict=True):
         ev = events[i]
         result = {**rules_result(ctx, ev, lines, paid, tier_then), **tier_now, **_risk_result(ctx, txs[i], verdicts.get(i), ev)}
-        rows.append({"pk": stored[ev.event_id], "version": version, "points": points, "result": result})
+        rows.append((stored[ev.event_id], version, points, result))
         results[i] = view(ev.event_id, ev.member_id, ev.type, "processed", version, points, result)
-    if rows:
-        s.connection().execute(SAVE_RESULT, rows)
+    save_results(s, rows)
     _risk_hold(ctx, events, verdicts, members)
     for i in chosen:  # replays: of earlier requests, of concurrent ones, of an event sent twice in this batch
         ev = events[i]
@@ -284,7 +283,7 @@ def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict[str, An
         (paid,) = post(ctx, [(ev, member, lines)])
         result = {**rules_result(ctx, ev, lines, paid, tier_then), **_risk_result(ctx, txs[0], verdicts.get(0), ev)}
     result |= _tier_step(ctx, ev, member, points)
-    ctx.session.execute(SAVE_RESULT, {"pk": pk, "version": version, "points": points, "result": result})
+    save_results(ctx.session, [(pk, version, points, result)])
     if ev.type != "refund":
         _risk_hold(ctx, [ev], verdicts, {ev.member_id: member})
     shown = -sum(e["points"] for e in result["entries"]) if ev.type == "refund" else points

@@ -24,6 +24,7 @@ from jifen.ledger.models import AVAILABLE, DEBT, LOT_KINDS, Account, ChainHead, 
 from jifen.members.models import Member
 from jifen.outbox import emit_entries
 from jifen.programs.models import Program, Wallet
+from jifen.rows import update_rows
 
 
 @dataclass
@@ -47,8 +48,6 @@ _ADD_BALANCE = (update(Account).where(Account.id == bindparam("account"))
 _HEAD = select(ChainHead.seq, ChainHead.hash).where(ChainHead.program_id == bindparam("program")).with_for_update()
 _SET_HEAD = (update(ChainHead).where(ChainHead.program_id == bindparam("program"))
              .values(seq=bindparam("seq"), hash=bindparam("hash")))
-_SEAL_ENTRY = (update(JournalEntry).where(JournalEntry.id == bindparam("entry"))
-               .values(seq=bindparam("seq"), prev_hash=bindparam("prev"), hash=bindparam("hash")))
 
 
 def lock_members(session: Session, member_pks: Iterable[int]) -> None:
@@ -178,7 +177,7 @@ class EntryBuilder:
         self.postings.clear()
         # Sealed into the hash chain at commit (see seal_on_commit): the chain head is locked only
         # for the last moments of the transaction, once for all its entries.
-        session.info.setdefault(UNSEALED, []).append((self.entry, list(postings.items()), moves))
+        to_seal(session, self.entry, list(postings.items()), moves)
         emit_entries(session, [self.entry])
         return self.entry
 
@@ -186,33 +185,80 @@ class EntryBuilder:
 UNSEALED = "jifen_unsealed_entries"
 
 
+@dataclass
+class EntryRow:
+    """A journal entry written by the set path (ledger/bulk.py): a plain record with the ORM entry's fields."""
+
+    id: int
+    program_id: int
+    type: str
+    wallet_id: int
+    points: int
+    member_pk: int | None
+    reason: str | None
+    actor: str | None
+    reference: str | None
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    counterparty_pk: int | None = None
+    reverses_entry_id: int | None = None
+    hold_id: int | None = None
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def to_seal(session: Session, entry: JournalEntry | EntryRow, postings: list[tuple[int, int]],
+            moves: list[tuple[int, int, int]]) -> None:
+    """Queue a written entry for the hash chain, tagged with the savepoint it was written in."""
+    session.info.setdefault(UNSEALED, []).append((entry, postings, moves, session.get_nested_transaction()))
+
+
 @event.listens_for(Session, "before_commit")
 def seal_on_commit(session: Session) -> None:
     """Append the transaction's entries to their programme's hash chain, in the order written."""
     if session.in_nested_transaction() or not session.info.get(UNSEALED):
         return
-    # Entries written inside a savepoint that was rolled back since are expunged from the session
-    # by the ORM (their ids may even be reused on SQLite); they get no place in the chain.
-    pending = [item for item in session.info.pop(UNSEALED) if item[0] in session]
-    for program_id in sorted({e.program_id for e, _, _ in pending}):
+    pending = session.info.pop(UNSEALED)
+    for program_id in sorted({e.program_id for e, *_ in pending}):
         head = session.execute(_HEAD, {"program": program_id}).one()
         seq, prev, rows = head.seq, head.hash, []
-        for entry, postings, moves in pending:
+        for entry, postings, moves, _ in pending:
             if entry.program_id != program_id:
                 continue
             seq += 1
-            # Written with Core below, so set without marking the ORM object dirty.
-            set_committed_value(entry, "seq", seq)
-            set_committed_value(entry, "prev_hash", prev)
-            set_committed_value(entry, "hash", entry_hash(entry, postings, moves))
+            link = {"seq": seq, "prev_hash": prev}
+            if isinstance(entry, JournalEntry):  # written with rows.update_rows below: not marked dirty
+                for name, value in link.items():
+                    set_committed_value(entry, name, value)
+                set_committed_value(entry, "hash", entry_hash(entry, postings, moves))
+            else:
+                entry.seq, entry.prev_hash = seq, prev
+                entry.hash = entry_hash(entry, postings, moves)
             prev = entry.hash
-            rows.append({"entry": entry.id, "seq": seq, "prev": entry.prev_hash, "hash": entry.hash})
-        if rows:  # plain executemany on the connection, not an ORM bulk update
-            session.connection().execute(_SEAL_ENTRY, rows)
+            rows.append({"id": entry.id, "seq": seq, "prev_hash": entry.prev_hash, "hash": entry.hash})
+        if rows:
+            update_rows(session, JournalEntry, rows)
             session.connection().execute(_SET_HEAD, {"program": program_id, "seq": seq, "hash": prev})
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_unsealed(session: Session) -> None:
-    if not session.in_nested_transaction():
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_unsealed(session: Session, rolled_back: Any) -> None:
+    """A rolled-back savepoint (or the whole transaction) takes its entries out of the chain."""
+    if UNSEALED not in session.info:
+        return
+    if not rolled_back.nested:
         session.info.pop(UNSEALED, None)
+        return
+    session.info[UNSEALED] = [item for item in session.info[UNSEALED] if not _within(item[3], rolled_back)]
+
+
+def _within(tx: Any, outer: Any) -> bool:
+    while tx is not None:
+        if tx is outer:
+            return True
+        tx = tx.parent
+    return False

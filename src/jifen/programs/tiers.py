@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from jifen.db import decoded
 from jifen.events.models import Event
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
@@ -32,7 +33,7 @@ def _parsed(text: str) -> TierConfig:
 
 
 def tier_config(program: Program) -> TierConfig | None:
-    return _parsed(json.dumps(program.tiers, sort_keys=True)) if program.tiers else None
+    return decoded(program.tiers, lambda t: _parsed(json.dumps(t, sort_keys=True))) if program.tiers else None
 
 
 def current_level(cfg: TierConfig, member: Member) -> TierLevel:

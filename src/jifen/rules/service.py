@@ -9,6 +9,7 @@ import json
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from jifen.db import decoded
 from jifen.errors import InvalidRequest, NotFound
 from jifen.programs.models import Program, Wallet
 from jifen.rules.models import RuleSet
@@ -26,7 +27,7 @@ def _parsed(rule_set_id: int, document_json: str) -> RuleSetDoc:
 
 def doc_of(rule_set: RuleSet) -> RuleSetDoc:
     """Versions never change, so the parsed document is cached by id (and content, to be safe)."""
-    return _parsed(rule_set.id, json.dumps(rule_set.document, sort_keys=True))
+    return decoded(rule_set.document, lambda d: _parsed(rule_set.id, json.dumps(d, sort_keys=True)))
 
 
 def in_force(session: Session, program: Program, at: dt.datetime) -> RuleSet | None:

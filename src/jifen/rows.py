@@ -1,0 +1,148 @@
+"""Many rows in one statement: the set-oriented write path's tools.
+
+On PostgreSQL new rows go in by `COPY` and updates come as arrays (`UPDATE … FROM unnest(…)`), so a
+batch costs a fixed number of round trips and no SQL text grows with it (psycopg parsing a 10,000-
+placeholder statement took longer than the server running it). On SQLite — one writer, no network —
+SQLAlchemy Core's executemany does the same job. Rows are dicts keyed by column name; on PostgreSQL the
+values must be what the column takes (aware datetimes in UTC, JSON as Python objects).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+from sqlalchemy import JSON, Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from jifen.db import upsert
+
+_PG = postgresql.dialect()
+COPY_FROM = 8  # fewer rows than this go by a plain INSERT: COPY's own round trips cost more for them
+
+
+def _table(model: Any) -> Table:
+    return model.__table__ if hasattr(model, "__table__") else model
+
+
+def _pg(session: Session) -> Any | None:
+    """The psycopg connection under the session's transaction, or None on SQLite."""
+    conn = session.connection()
+    return conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
+
+
+@cache
+def _pg_types(table: Table) -> dict[str, tuple[str, bool]]:
+    """{column: (PostgreSQL type, is JSON)} — JSON travels as text and is cast on the server."""
+    return {c.name: (c.type.compile(dialect=_PG), isinstance(c.type, JSON)) for c in table.columns}
+
+
+def _value(value: Any, is_json: bool) -> Any:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if is_json and value is not None else value
+
+
+def new_ids(session: Session, model: Any, n: int) -> list[int]:
+    """n primary keys for rows about to be inserted, in one call: from the table's sequence on
+    PostgreSQL; on SQLite after the largest id (the writer holds the database lock, so nobody else takes them)."""
+    if n == 0:
+        return []
+    table = _table(model)
+    pg = _pg(session)
+    if pg is not None:
+        return [r[0] for r in pg.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                                         [table.name, n])]
+    top = session.connection().execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (all with the same keys)."""
+    if not rows:
+        return
+    table = _table(model)
+    pg = _pg(session)
+    if pg is None or len(rows) < COPY_FROM:
+        session.connection().execute(insert(table), list(rows))
+        return
+    columns = list(rows[0])
+    types = _pg_types(table)
+    json_cols = [c for c in columns if types[c][1]]
+    with pg.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            if json_cols:
+                row = {**row, **{c: _value(row[c], True) for c in json_cols}}
+            copy.write_row([row[c] for c in columns])
+
+
+def _unnest(table: Table, columns: Sequence[str]) -> tuple[str, str]:
+    """(`unnest(%s::t1[], …) AS v(c1, …)`, the select list casting JSON back)."""
+    types = _pg_types(table)
+    arrays = ", ".join("%s::text[]" if types[c][1] else f"%s::{types[c][0]}[]" for c in columns)
+    picks = ", ".join(f"v.{c}::{types[c][0]}" if types[c][1] else f"v.{c}" for c in columns)
+    return f"unnest({arrays}) AS v({', '.join(columns)})", picks
+
+
+def _arrays(table: Table, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[list[Any]]:
+    types = _pg_types(table)
+    rows = list(rows)
+    return [[_value(r[c], types[c][1]) for r in rows] for c in columns]
+
+
+def insert_new(session: Session, model: Any, rows: Sequence[dict[str, Any]], returning: Sequence[str]) -> list[tuple]:
+    """Insert rows, skipping those a unique key already holds (ON CONFLICT DO NOTHING); the `returning`
+    columns of the rows inserted."""
+    if not rows:
+        return []
+    table = _table(model)
+    pg = _pg(session)
+    if pg is None:
+        stmt = upsert(session, table).on_conflict_do_nothing().returning(*[table.c[c] for c in returning])
+        return [tuple(r) for r in session.connection().execute(stmt, list(rows))]
+    columns = list(rows[0])
+    source, picks = _unnest(table, columns)
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {picks} FROM {source} "
+           f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}")
+    return pg.execute(sql, _arrays(table, columns, rows)).fetchall()
+
+
+def update_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]], key: str = "id") -> None:
+    """Set each row's columns on the table row whose `key` it names (rows all have the same keys)."""
+    if not rows:
+        return
+    table = _table(model)
+    columns = list(rows[0])
+    pg = _pg(session)
+    if pg is None or len(rows) < COPY_FROM:
+        stmt = update(table).where(table.c[key] == bindparam("_key")).values(
+            {c: bindparam(c) for c in columns if c != key})
+        session.connection().execute(stmt, [{**r, "_key": r[key]} for r in rows])
+        return
+    source, _ = _unnest(table, columns)
+    types = _pg_types(table)
+    sets = ", ".join(f"{c} = v.{c}::{types[c][0]}" if types[c][1] else f"{c} = v.{c}" for c in columns if c != key)
+    pg.execute(f"UPDATE {table.name} SET {sets} FROM {source} WHERE {table.name}.{key} = v.{key}",
+               _arrays(table, columns, rows))
+
+
+def add_to(session: Session, model: Any, column: str, deltas: dict[int, int]) -> dict[int, int]:
+    """Add each delta to the column of the row with that id; {id: new value}. The rows are changed in
+    id order, so two writers adding to the same rows lock them in the same order."""
+    if not deltas:
+        return {}
+    table = _table(model)
+    pg = _pg(session)
+    ids = sorted(deltas)
+    if pg is None or len(ids) < COPY_FROM:
+        stmt = (update(table).where(table.c.id == bindparam("_id"))
+                .values({column: table.c[column] + bindparam("_delta")}).returning(table.c[column]))
+        conn = session.connection()
+        return {i: conn.execute(stmt, {"_id": i, "_delta": deltas[i]}).scalar_one() for i in ids}
+    # The locks are taken by the ordered sub-select, not by the join's arbitrary order.
+    sql = (f"WITH v AS (SELECT t.id, d.delta FROM {table.name} t JOIN unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) "
+           f"ON t.id = d.id ORDER BY t.id FOR UPDATE OF t) "
+           f"UPDATE {table.name} SET {column} = {table.name}.{column} + v.delta FROM v WHERE {table.name}.id = v.id "
+           f"RETURNING {table.name}.id, {table.name}.{column}")
+    return dict(pg.execute(sql, [ids, [deltas[i] for i in ids]]).fetchall())
