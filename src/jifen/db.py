@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import BigInteger, Cast, ColumnExpressionArgument, DateTime, Integer, cast, create_engine, event, func, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Cast,
+    ColumnElement,
+    ColumnExpressionArgument,
+    DateTime,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 from jifen.config import ensure_sqlite_dir
@@ -63,6 +82,73 @@ _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 def upsert(session: Session, table: Any) -> Any:
     """An INSERT with the session's database's ON CONFLICT clauses (PostgreSQL's and SQLite's own insert)."""
     return _INSERTS[session.get_bind().dialect.name](table)
+
+
+class among(ColumnElement[bool]):  # noqa: N801 - reads as a SQL operator, like in_
+    """`column IN (:name)` for a list given at execution. On PostgreSQL one array parameter (`= ANY(:name)`):
+    the SQL text is the same for every list length, so neither SQLAlchemy, psycopg nor the server renders or
+    parses a placeholder per item (a batch's 1,000 members made each such query a new, long statement)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a predicate: no "= 1" on SQLite
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("name", InternalTraversal.dp_string)]
+
+    def __init__(self, column: Any, name: str) -> None:
+        self.column, self.name = column, name
+
+
+@compiles(among)
+def _among_in(element: among, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
+
+
+@compiles(among, "postgresql")
+def _among_any(element: among, compiler: Any, **kw: Any) -> str:
+    array = postgresql.ARRAY(element.column.type)
+    return compiler.process(element.column == any_(bindparam(element.name, type_=array)), **kw)
+
+
+class _Spans(TypeDecorator):
+    """A list of (lo, hi] time ranges as one parameter: tstzrange[] on PostgreSQL, JSON text on SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            from psycopg.types.range import Range
+            return [Range(lo, hi, "(]") for lo, hi in value]
+        stored = "%Y-%m-%d %H:%M:%S.%f"  # as SQLAlchemy writes DateTime on SQLite (UTCDateTime: naive UTC)
+        return json.dumps([[lo.astimezone(dt.UTC).strftime(stored), hi.astimezone(dt.UTC).strftime(stored)]
+                           for lo, hi in value])
+
+
+class in_spans(ColumnElement[bool]):  # noqa: N801 - reads as a SQL operator
+    """`column` falls in one of the (lo, hi] ranges given at execution as `name`, in one parameter: a batch
+    spread over a month reads the hours around its events without an OR clause per range."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("name", InternalTraversal.dp_string)]
+
+    def __init__(self, column: Any, name: str) -> None:
+        self.column, self.name = column, name
+
+
+@compiles(in_spans)
+def _in_spans_json(element: in_spans, compiler: Any, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    spans = compiler.process(bindparam(element.name, type_=_Spans()), **kw)
+    return (f"EXISTS (SELECT 1 FROM json_each({spans}) AS s WHERE {col} > json_extract(s.value, '$[0]') "
+            f"AND {col} <= json_extract(s.value, '$[1]'))")
+
+
+@compiles(in_spans, "postgresql")
+def _in_spans_ranges(element: in_spans, compiler: Any, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    return f"{col} <@ ANY ({compiler.process(bindparam(element.name, type_=_Spans()), **kw)}::TSTZRANGE[])"
 
 
 def total(column: ColumnExpressionArgument[Any]) -> Cast[int]:

@@ -80,7 +80,7 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
 def _unnest(table: Table, columns: Sequence[str]) -> tuple[str, str]:
     """(`unnest(%s::t1[], …) AS v(c1, …)`, the select list casting JSON back)."""
     types = _pg_types(table)
-    arrays = ", ".join("%s::text[]" if types[c][1] else f"%s::{types[c][0]}[]" for c in columns)
+    arrays = ", ".join("%b::text[]" if types[c][1] else f"%b::{types[c][0]}[]" for c in columns)
     picks = ", ".join(f"v.{c}::{types[c][0]}" if types[c][1] else f"v.{c}" for c in columns)
     return f"unnest({arrays}) AS v({', '.join(columns)})", picks
 
@@ -141,7 +141,7 @@ def add_to(session: Session, model: Any, column: str, deltas: dict[int, int]) ->
         conn = session.connection()
         return {i: conn.execute(stmt, {"_id": i, "_delta": deltas[i]}).scalar_one() for i in ids}
     # The locks are taken by the ordered sub-select, not by the join's arbitrary order.
-    sql = (f"WITH v AS (SELECT t.id, d.delta FROM {table.name} t JOIN unnest(%s::bigint[], %s::bigint[]) AS d(id, delta) "
+    sql = (f"WITH v AS (SELECT t.id, d.delta FROM {table.name} t JOIN unnest(%b::bigint[], %b::bigint[]) AS d(id, delta) "
            f"ON t.id = d.id ORDER BY t.id FOR UPDATE OF t) "
            f"UPDATE {table.name} SET {column} = {table.name}.{column} + v.delta FROM v WHERE {table.name}.id = v.id "
            f"RETURNING {table.name}.id, {table.name}.{column}")

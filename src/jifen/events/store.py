@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from jifen.db import among
 from jifen.errors import Conflict, IdempotencyConflict, InvalidRequest, NotFound
 from jifen.events.models import Event
 from jifen.events.schemas import EventIn
@@ -25,10 +26,10 @@ FUTURE_SLACK = dt.timedelta(minutes=5)  # clock skew allowed between a till and 
 
 
 KNOWN = select(Event).where(Event.program_id == bindparam("program"),
-                             Event.event_id.in_(bindparam("ids", expanding=True)))
+                             among(Event.event_id, "ids"))
 
 ORDERS_TAKEN = select(Event.order_id).where(Event.program_id == bindparam("program"), Event.type == "purchase",
-                                             Event.order_id.in_(bindparam("orders", expanding=True)))
+                                             among(Event.order_id, "orders"))
 
 def check_event(ctx: Intake, ev: EventIn, member: Member | None) -> None:
     if member is None:

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from jifen.db import among
 from jifen.engagement import tasks
 from jifen.engagement.follow_ups import follow_ups
 from jifen.engagement.models import MemberCredit, Task
@@ -60,6 +61,9 @@ from jifen.risk.restrictions import refusal
 from jifen.risk.scoring import Assessor, RiskBlocked, Tx, Verdict
 from jifen.rules.engine import AwardLine, EventFacts, UsageBook
 
+_MEMBERS = select(Member).where(Member.program_id == bindparam("program"), among(Member.member_id, "ids"))
+_CREDITS = select(MemberCredit.member_pk, MemberCredit.score).where(among(MemberCredit.member_pk, "members"))
+
 Reject = Callable[[int, JifenError], None]
 # One result dict per event, None until it has one. Any, not `dict | None`: mypy does not narrow results[i].
 Results = list[Any]
@@ -71,12 +75,10 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
     (a single event); otherwise a bad event's result carries its error and the others go on."""
     ctx = open_intake(session, program, now, actor)
     ids = sorted({e.member_id for e in events})
-    members = {m.member_id: m for m in session.scalars(
-        select(Member).where(Member.program_id == program.id, Member.member_id.in_(ids)))}
-    lock_members(session, [m.id for m in members.values()])
-    ctx.credits.update({m.id: 100 for m in members.values()} | dict(session.execute(
-        select(MemberCredit.member_pk, MemberCredit.score).where(
-            MemberCredit.member_pk.in_([m.id for m in members.values()] or [0]))).all()))
+    members = {m.member_id: m for m in session.scalars(_MEMBERS, {"program": program.id, "ids": ids})}
+    pks = [m.id for m in members.values()]
+    lock_members(session, pks)
+    ctx.credits.update({pk: 100 for pk in pks} | dict(session.execute(_CREDITS, {"members": pks}).all()))
     order = sorted(range(len(events)), key=lambda i: (events[i].occurred_at, i))
     # A refund reverses entries that must exist first, and a score-based tier counts the member's later
     # events once they are stored: such members have their events taken one by one.

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import bindparam, select
 
+from jifen.db import among
 from jifen.errors import InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import EntryRow, system_account, to_seal
@@ -35,11 +36,11 @@ class AwardItem:
 
 
 _DUE_MEMBERS = select(Lot.member_pk).where(
-    Lot.wallet_id == bindparam("wallet"), Lot.member_pk.in_(bindparam("members", expanding=True)),
+    Lot.wallet_id == bindparam("wallet"), among(Lot.member_pk, "members"),
     ((Lot.pending > 0) & (Lot.pending_until <= bindparam("now")))
     | ((Lot.available > 0) & (Lot.expires_at <= bindparam("now")))).distinct()
 _ACCOUNTS = select(Account.id, Account.kind, Account.member_pk, Account.balance).where(
-    Account.wallet_id == bindparam("wallet"), Account.member_pk.in_(bindparam("members", expanding=True)))
+    Account.wallet_id == bindparam("wallet"), among(Account.member_pk, "members"))
 
 
 def award_many(sc: ops.Scope, items: list[AwardItem]) -> list[JournalEntry | EntryRow]:

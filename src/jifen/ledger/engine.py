@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from jifen.db import among
 from jifen.errors import InsufficientPoints
 from jifen.ledger.chain import entry_hash
 from jifen.ledger.models import AVAILABLE, DEBT, LOT_KINDS, Account, ChainHead, JournalEntry, Lot, LotMove, Posting
@@ -37,7 +38,7 @@ class AccountRef:
     balance: int = 0
 
 
-_LOCK_MEMBERS = (select(Member.id).where(Member.id.in_(bindparam("ids", expanding=True)))
+_LOCK_MEMBERS = (select(Member.id).where(among(Member.id, "ids"))
                  .order_by(Member.id).with_for_update())
 _MEMBER_ACCOUNTS = select(Account.id, Account.kind, Account.member_pk, Account.balance).where(
     Account.member_pk == bindparam("member"), Account.wallet_id == bindparam("wallet"))

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from jifen.db import upsert
+from jifen.db import among, upsert
 from jifen.risk.models import MemberDevice
 
 
@@ -47,6 +47,12 @@ def record(session: Session, program_id: int, seen: list[tuple[int, str, str, dt
     session.connection().execute(stmt, sorted(rows.values(), key=lambda r: (r["kind"], r["value"], r["member_pk"])))
 
 
+_CROWD = select(MemberDevice.kind, MemberDevice.value, func.count()).where(
+    MemberDevice.program_id == bindparam("program"),
+    ((MemberDevice.kind == "device") & among(MemberDevice.value, "devices"))
+    | ((MemberDevice.kind == "ip") & among(MemberDevice.value, "ips"))).group_by(MemberDevice.kind, MemberDevice.value)
+
+
 def accounts_on(session: Session, program_id: int, pairs) -> dict[tuple[str, str], int]:
     """{(kind, value): distinct members seen on it} for these devices / addresses (one query)."""
     by_kind = defaultdict(set)
@@ -54,11 +60,8 @@ def accounts_on(session: Session, program_id: int, pairs) -> dict[tuple[str, str
         by_kind[kind].add(value)
     if not by_kind:
         return {}
-    where = or_(*(and_(MemberDevice.kind == kind, MemberDevice.value.in_(sorted(values)))
-                  for kind, values in by_kind.items()))
-    return {(k, v): n for k, v, n in session.execute(
-        select(MemberDevice.kind, MemberDevice.value, func.count()).where(
-            MemberDevice.program_id == program_id, where).group_by(MemberDevice.kind, MemberDevice.value))}
+    return {(k, v): n for k, v, n in session.execute(_CROWD, {"program": program_id, "devices": sorted(by_kind["device"]),
+                                                               "ips": sorted(by_kind["ip"])})}
 
 
 def busiest(session: Session, program_id: int, member_pks) -> dict[int, tuple[int, int]]:

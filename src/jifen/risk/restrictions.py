@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from jifen.db import among
 from jifen.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from jifen.members.models import Member
 from jifen.risk.models import MemberRestriction
@@ -20,11 +21,11 @@ KINDS = ("blacklist", "freeze")
 IN_FORCE = ("active", "appealed")  # an appeal does not lift anything until someone decides
 
 _ACTIVE = select(MemberRestriction.member_pk, MemberRestriction.id).where(
-    MemberRestriction.member_pk.in_(bindparam("members", expanding=True)),
+    among(MemberRestriction.member_pk, "members"),
     MemberRestriction.status.in_(IN_FORCE),
     MemberRestriction.until.is_(None) | (MemberRestriction.until > bindparam("now")))
 _BEFORE = select(MemberRestriction.member_pk).where(
-    MemberRestriction.member_pk.in_(bindparam("members", expanding=True)),
+    among(MemberRestriction.member_pk, "members"),
     MemberRestriction.created_at > bindparam("since")).distinct()
 
 

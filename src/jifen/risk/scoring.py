@@ -13,9 +13,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from jifen.db import among, in_spans
 from jifen.errors import Forbidden
 from jifen.events.models import Event
 from jifen.mall.models import Redemption
@@ -29,7 +30,7 @@ ACTIONS = ("allow", "flag", "review", "block")
 RANK = {a: n for n, a in enumerate(ACTIONS)}
 
 _HISTORY = select(Event.member_pk, Event.occurred_at, Event.points, Event.type).where(
-    Event.member_pk.in_(bindparam("members", expanding=True)))
+    among(Event.member_pk, "members"), in_spans(Event.occurred_at, "spans"))
 WINDOW = dt.timedelta(hours=1)  # the longest look-back of a feature
 
 
@@ -44,7 +45,7 @@ def spans(times: list[dt.datetime], width: dt.timedelta = WINDOW) -> list[tuple[
             out.append([t - width, t])
     return [(lo, hi) for lo, hi in out]
 _REDEEMED = select(Redemption.member_pk, func.count()).where(
-    Redemption.member_pk.in_(bindparam("members", expanding=True)), Redemption.created_at > bindparam("since"),
+    among(Redemption.member_pk, "members"), Redemption.created_at > bindparam("since"),
     Redemption.status != "cancelled").group_by(Redemption.member_pk)
 
 
@@ -120,9 +121,9 @@ class Assessor:
         pairs = {p for t in txs for p in t.sightings}
         self.crowd = devices.accounts_on(s, self.program.id, pairs) if pairs else {}
         members = {m.id: m for m in (t.member for t in txs)}
-        within = or_(*((Event.occurred_at > lo) & (Event.occurred_at <= hi) for lo, hi in spans([t.at for t in txs])))
         self.history = [row(members[pk], at, self.tz, points=points, nonpurchase=type_ != "purchase", amount=points)
-                        for pk, at, points, type_ in s.execute(_HISTORY.where(within), {"members": pks})]
+                        for pk, at, points, type_ in s.execute(_HISTORY, {"members": pks,
+                                                                          "spans": spans([t.at for t in txs])})]
         redeemers = sorted({t.member.id for t in txs if t.kind == "redeem"})
         if redeemers:
             self.redeemed = dict(s.execute(_REDEEMED, {"members": redeemers,
