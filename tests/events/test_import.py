@@ -131,3 +131,12 @@ def test_the_cli_imports_with_processes_and_a_rerun_replays(tmp_path, sqlite_tem
     assert "12 events: 0 processed (+0 points), 11 already taken, 1 refused" in again.stdout
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 11
+
+
+def test_an_empty_file_sends_nothing_and_starts_no_process(tmp_path, sqlite_template):
+    db = tmp_path / "jifen.db"
+    shutil.copy(sqlite_template, db)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n", encoding="utf-8")
+    outcome = import_file(f"sqlite:///{db}", empty, processes=2)
+    assert outcome.events == 0 and outcome.tally.counts == {} and outcome.tally.points == 0

@@ -90,8 +90,8 @@ def import_file(url: str, path: Path, *, program: str = "default", batch: int = 
         if not scan.parts:
             tally = send_part(url, path, False, program, batch, actor, report)
         else:
-            tally = _in_processes(url, [p for p, size in zip(scan.parts, scan.sizes, strict=True) if size],
-                                  program, batch, actor, report)
+            busy = [p for p, size in zip(scan.parts, scan.sizes, strict=True) if size]  # (parts with events)
+            tally = _in_processes(url, busy, program, batch, actor, report) if busy else Tally()
     tally.refused.sort(key=lambda x: int(x["line"]))
     return Outcome(scan.events, tally, validated - began, time.perf_counter() - validated)
 
