@@ -47,7 +47,6 @@ from jifen.events.schemas import MAX_BATCH
 from jifen.flows.file_import import Outcome, import_file
 from jifen.ledger.models import Account, JournalEntry, Lot, LotMove, Posting
 from jifen.ledger.verify import verify
-from jifen.members.models import Member
 from jifen.members.service import create_member
 from jifen.outbox import OutboxMessage
 from jifen.programs.config import load_example
