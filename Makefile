@@ -26,7 +26,10 @@ test: $(STAMP)
 	$(VENV)/bin/mypy src/jifen
 	$(VENV)/bin/pytest
 
+# bench/intake.py writes its tables into docs/benchmarks.md (its own sections, dated with the machine).
 bench: $(STAMP)
+	$(VENV)/bin/python bench/intake.py --db postgresql --events 100000
+	$(VENV)/bin/python bench/intake.py --db sqlite --events 50000
 	$(VENV)/bin/python bench/ledger_ops.py --ops 1000 --clients 8
 	$(VENV)/bin/python bench/events.py --events 2000
 	$(VENV)/bin/python bench/http_events.py --seconds 10

@@ -74,7 +74,7 @@ def test_simulate_recompute_and_evaluate(demo_db, tmp_path):  # noqa: F811
     assert jifen(demo_db, "ledger", "verify").returncode == 0
 
 
-def test_events_send_a_file_and_resume(demo_db, tmp_path):  # noqa: F811
+def test_events_import_a_file_and_resume(demo_db, tmp_path):  # noqa: F811
     import datetime as dt
 
     at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat()
@@ -82,18 +82,18 @@ def test_events_send_a_file_and_resume(demo_db, tmp_path):  # noqa: F811
              "amount": "150.00", "order_id": f"F{i}", "occurred_at": at} for i in range(5)]
     good = tmp_path / "events.jsonl"
     good.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    r = jifen(demo_db, "events", "send", str(good), "--batch", "2", "--rejects", str(tmp_path / "rej.jsonl"))
+    r = jifen(demo_db, "events", "import", str(good), "--batch", "2", "--rejects", str(tmp_path / "rej.jsonl"))
     assert r.returncode == 2  # some refused
     assert "4 processed (+" in r.stdout and "1 refused" in r.stdout and "unknown_member" in r.stderr
     assert json.loads((tmp_path / "rej.jsonl").read_text(encoding="utf-8"))["event"]["event_id"] == "f3"
-    again = jifen(demo_db, "events", "send", str(good))
+    again = jifen(demo_db, "events", "import", str(good))
     assert "0 processed" in again.stdout and "4 already taken" in again.stdout
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(rows[0] | {"event_id": "new"}) + "\n" + json.dumps(rows[0] | {"amount": "-1"}) + "\n",
                    encoding="utf-8")
     with sqlite3.connect(demo_db) as conn:
         before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    refused = jifen(demo_db, "events", "send", str(bad))
+    refused = jifen(demo_db, "events", "import", str(bad))
     assert refused.returncode == 1 and "bad.jsonl:2: amount" in refused.stderr
     with sqlite3.connect(demo_db) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == before  # nothing sent
