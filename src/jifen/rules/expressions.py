@@ -72,7 +72,7 @@ _LOOPS = {"all": False, "exists": False, "exists_one": False, "map": True, "filt
 Token = tuple[str, str]  # (kind, text)
 
 
-def _tokens(source: str) -> list[Token]:
+def tokens(source: str) -> list[Token]:
     """The tokens without spaces and comments: enough of CEL's grammar to bound its cost."""
     return [(m.lastgroup or "op", m[0]) for m in _TOKEN.finditer(source) if m.lastgroup != "space"]
 
@@ -141,16 +141,16 @@ def check_bounds(source: str) -> None:
     """Refuse a condition too long, too deep or too costly to evaluate, before the CEL library parses it."""
     if len(source) > MAX_LENGTH:
         raise ExpressionError(f"too long: {len(source):,} characters (at most {MAX_LENGTH:,})")
-    tokens = _tokens(source)
-    if len(tokens) > MAX_TOKENS:
-        raise ExpressionError(f"too long: {len(tokens):,} terms and operators (at most {MAX_TOKENS})")
+    found = tokens(source)
+    if len(found) > MAX_TOKENS:
+        raise ExpressionError(f"too long: {len(found):,} terms and operators (at most {MAX_TOKENS})")
     depth = deepest = 0
-    for _, text in tokens:
+    for _, text in found:
         depth += (text in _OPEN) - (text in _CLOSE)
         deepest = max(deepest, depth)
     if deepest > MAX_DEPTH:
         raise ExpressionError(f"brackets nested {deepest} deep (at most {MAX_DEPTH})")
-    cost = estimated_cost(tokens)
+    cost = estimated_cost(found)
     if cost > MAX_COST:
         raise ExpressionError(f"too costly: up to {cost:,} steps per event (at most {MAX_COST:,}); "
                               "avoid nesting map, filter, exists or all over lists")
