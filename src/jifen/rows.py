@@ -54,7 +54,10 @@ def new_ids(session: Session, model: Any, n: int) -> list[int]:
     if pg is not None:
         return [r[0] for r in pg.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                                          [table.name, n])]
+    taken = session.info.setdefault("jifen_ids_taken", {})  # taken here but perhaps not inserted yet
     top = session.connection().execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0
+    top = max(top, taken.get(table.name, 0))
+    taken[table.name] = top + n
     return list(range(top + 1, top + 1 + n))
 
 

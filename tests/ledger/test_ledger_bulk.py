@@ -9,7 +9,7 @@ from sqlalchemy import select
 from jifen.ledger import operations as ops
 from jifen.ledger.bulk import AwardItem, award_many
 from jifen.ledger.engine import lock_members
-from jifen.ledger.models import Lot
+from jifen.ledger.models import JournalEntry, Lot
 from tests.conftest import NOW, Ledger, m
 
 DAY = dt.timedelta(days=1)
@@ -75,4 +75,41 @@ def test_settles_due_lots_first(factory):
     later = Ledger(factory, now=NOW)
     later.run(lambda sc, s: award_many(sc, [AwardItem(m(sc, "x"), 10, NOW)]))
     assert later.balances("x")["available"] == 40 and later.balances("x")["pending"] == 0
+    assert later.verify() == []
+
+
+def test_settles_as_settle_member_does_maturing_and_expiring(factory):
+    """Lots that mature, lots that expire, and a lot that does both, for several members in one batch:
+    the same entries, balances and lot states as each member settled on its own (ops.award settles first)."""
+    early = Ledger(factory, now=NOW - 40 * DAY)
+    early.add_members("a", "b", "c", "d")
+    early.run(lambda sc, s: setattr(sc.program, "expiry_months", None))
+    for who in ("a", "b", "c", "d"):
+        early.run(lambda sc, s, who=who: ops.award(sc, m(sc, who), 30, pending_until=NOW - 30 * DAY))
+        early.run(lambda sc, s, who=who: ops.award(sc, m(sc, who), 20))
+        early.run(lambda sc, s, who=who: ops.award(sc, m(sc, who), 5, pending_until=NOW + DAY))
+    pks = [early.member(who).id for who in ("a", "b", "c", "d")]
+    with factory() as s, s.begin():  # two lots overdue by now: one still pending until it matured, one not
+        for pk in pks:
+            for lot in s.scalars(select(Lot).where(Lot.member_pk == pk, Lot.points.in_([30, 20]))):
+                lot.expires_at = NOW - DAY
+    later = Ledger(factory, now=NOW)
+
+    def bulk(sc, s):
+        members = [m(sc, "a"), m(sc, "b")]
+        lock_members(s, [x.id for x in members])
+        award_many(sc, [AwardItem(members[0], 7, NOW), AwardItem(members[1], 9, NOW)])
+
+    later.run(bulk)
+    later.run(lambda sc, s: ops.award(sc, m(sc, "c"), 7))
+    later.run(lambda sc, s: ops.award(sc, m(sc, "d"), 9))
+    for a, b in (("a", "c"), ("b", "d")):
+        assert later.balances(a) == later.balances(b)
+        assert lots(later, a) == lots(later, b)
+    assert later.balances("a") | {"available": 7, "pending": 5} == later.balances("a")
+    a_pk = later.member("a").id
+    with factory() as s:
+        kinds = s.execute(select(JournalEntry.type, JournalEntry.points).where(
+            JournalEntry.member_pk == a_pk, JournalEntry.recorded_at == NOW).order_by(JournalEntry.id)).all()
+    assert [tuple(k) for k in kinds] == [("mature", 30), ("expire", 50), ("award", 7)]
     assert later.verify() == []
