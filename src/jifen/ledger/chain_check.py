@@ -1,11 +1,11 @@
 """The hash chain, checked fast and in pieces.
 
 A programme's chain is cut into spans of seq. A span is read in seq order with plain queries (no ORM
-objects; on PostgreSQL the driver's binary rows, postings and lot moves aggregated per entry by the
-server) and every entry's hash is recomputed with the chain's own function (chain.fields_hash). The first
-entry of a span is linked to the stored hash of the entry before it, whose hash the span before
-recomputed: spans checked apart — in any order, in other processes — prove what one walk from the first
-entry proves. A problem names the first broken entry, as a walk would.
+objects; on PostgreSQL the driver's binary rows) and every entry's hash is recomputed with the chain's
+own function (chain.fields_hash). The first entry of a span is linked to the stored hash of the entry
+before it, whose hash the span before recomputed: spans checked apart — in any order, in other
+processes — prove what one walk from the first entry proves. A problem names the first broken entry,
+as a walk would.
 """
 
 from __future__ import annotations
@@ -71,50 +71,38 @@ _ENTRIES = (select(*(_E.c[f] for f in FIELDS), _E.c.hash)
                    _E.c.seq <= bindparam("last")).order_by(_E.c.seq).limit(bindparam("chunk")))
 _PG_ENTRIES = (f"SELECT {', '.join(FIELDS)}, hash FROM journal_entries "
                "WHERE program_id = %s AND seq >= %s AND seq <= %s ORDER BY seq LIMIT %s")
-# Postings and moves are found by entry id: ids follow seq closely (both grow as entries are written),
-# so a chunk's ids make a short range of the entry_id index; a scattered chunk names its ids instead.
-_PG_PARTS = {"postings": "ARRAY[account_id, amount]", "lot_moves": "ARRAY[lot_id, account_id, amount]"}
+_PARTS = ((Posting.entry_id, Posting.account_id, Posting.amount),
+          (LotMove.entry_id, LotMove.lot_id, LotMove.account_id, LotMove.amount))
 
 
-def _scattered(ids: list[int]) -> bool:
-    return max(ids) - min(ids) > 4 * len(ids) + 1000
+def _entries(conn: Connection, program_id: int, first: int, last: int, chunk: int) -> Rows:
+    if conn.dialect.name == "postgresql":
+        # The driver's binary rows: timestamps decoded in C, already in UTC (SET LOCAL: this transaction only),
+        # where the ORM column type would convert each one in Python.
+        conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+        cur = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
+        return cur.execute(_PG_ENTRIES, (program_id, first, last, chunk)).fetchall()  # type: ignore[no-any-return]
+    return conn.execute(_ENTRIES, {"program": program_id, "first": first, "last": last, "chunk": chunk}).all()
 
 
-def _read_pg(conn: Connection, program_id: int, first: int, last: int, chunk: int) -> tuple[Rows, Grouped, Grouped]:
-    cur = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
-    entries = cur.execute(_PG_ENTRIES, (program_id, first, last, chunk)).fetchall()
+def _read(conn: Connection, program_id: int, first: int, last: int, chunk: int) -> tuple[Rows, Grouped, Grouped]:
+    entries = _entries(conn, program_id, first, last, chunk)
     if not entries:
         return entries, {}, {}
+    # Postings and moves are found by entry id: ids follow seq closely (both grow as entries are written), so
+    # a chunk's ids make a short range of the entry_id index; a scattered chunk names its ids instead.
+    # (Aggregating them per entry on PostgreSQL, array_agg, was no faster: decoding the arrays costs the client
+    # what grouping rows does, and one lookup per entry cost the server 15 times a range scan.)
     ids = [e[_ID] for e in entries]
-    where, args = (("entry_id = ANY(%s)", (ids,)) if _scattered(ids) else
-                   ("entry_id BETWEEN %s AND %s", (min(ids), max(ids))))
-    parts = [dict(cur.execute(f"SELECT entry_id, array_agg({agg}) FROM {table} WHERE {where} GROUP BY entry_id",
-                              args).fetchall()) for table, agg in _PG_PARTS.items()]
-    return entries, parts[0], parts[1]
-
-
-def _read_core(conn: Connection, program_id: int, first: int, last: int, chunk: int) -> tuple[Rows, Grouped, Grouped]:
-    entries = conn.execute(_ENTRIES, {"program": program_id, "first": first, "last": last, "chunk": chunk}).all()
-    if not entries:
-        return entries, {}, {}
-    ids = [e[_ID] for e in entries]
+    scattered = max(ids) - min(ids) > 4 * len(ids) + 1000
     grouped = []
-    for table, columns in ((Posting, (Posting.account_id, Posting.amount)),
-                           (LotMove, (LotMove.lot_id, LotMove.account_id, LotMove.amount))):
-        which = table.entry_id.in_(ids) if _scattered(ids) else table.entry_id.between(min(ids), max(ids))
+    for entry_id, *columns in _PARTS:
         by_entry: dict[int, list[tuple[int, ...]]] = defaultdict(list)
-        for entry_id, *values in conn.execute(select(table.entry_id, *columns).where(which)):
-            by_entry[entry_id].append(tuple(values))
+        which = entry_id.in_(ids) if scattered else entry_id.between(min(ids), max(ids))
+        for eid, *values in conn.execute(select(entry_id, *columns).where(which)):
+            by_entry[eid].append(tuple(values))
         grouped.append(by_entry)
     return entries, grouped[0], grouped[1]
-
-
-def _reader(conn: Connection) -> Callable[[Connection, int, int, int, int], tuple[Rows, Grouped, Grouped]]:
-    if conn.dialect.name == "postgresql":
-        # Timestamps arrive in UTC, so none is converted per entry (LOCAL: for this transaction only).
-        conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
-        return _read_pg
-    return _read_core
 
 
 _HASH_AT = select(JournalEntry.hash).where(JournalEntry.program_id == bindparam("program"),
@@ -123,11 +111,10 @@ _HASH_AT = select(JournalEntry.hash).where(JournalEntry.program_id == bindparam(
 
 def walk(conn: Connection, span: Span, progress: Callable[[int], None] | None = None, chunk: int = CHUNK) -> Walked:
     """Check one span: contiguous seq, each link, each recomputed hash. Stops at the first problem."""
-    read = _reader(conn)
     prev = GENESIS if span.first == 1 else conn.scalar(_HASH_AT, {"program": span.program_id, "seq": span.first - 1})
     expected, checked, last_id = span.first, 0, None
     while expected <= span.last:
-        entries, postings, moves = read(conn, span.program_id, expected, span.last, chunk)
+        entries, postings, moves = _read(conn, span.program_id, expected, span.last, chunk)
         if not entries:
             break
         for row in entries:
