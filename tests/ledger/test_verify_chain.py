@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jifen.db import run_in_transaction
+from jifen.ledger import chain_check
 from jifen.ledger import operations as ops
 from jifen.ledger.chain_check import plan, save_checkpoints
 from jifen.ledger.models import ChainHead
@@ -15,6 +16,11 @@ from tests.conftest import NOW, m
 from tests.support.tampering import delete_entry, entry_at, rehash_from, tamper
 
 ENTRIES = 12  # three spans of four on three processes
+
+
+@pytest.fixture(autouse=True)
+def parallel_however_few(monkeypatch):
+    monkeypatch.setattr(chain_check, "PARALLEL_FROM", 0)
 
 
 @pytest.fixture

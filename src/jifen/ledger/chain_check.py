@@ -27,6 +27,7 @@ from jifen.ledger.models import ChainCheckpoint, ChainHead, JournalEntry, LotMov
 
 CHUNK = 5000  # entries per query
 SPAN = 200_000  # entries per span at most: what one process checks before reporting progress
+PARALLEL_FROM = 100_000  # fewer entries are checked here: starting processes would take longer
 
 _N = len(FIELDS)
 _ID, _SEQ, _PREV, _HASH = FIELDS.index("id"), FIELDS.index("seq"), FIELDS.index("prev_hash"), _N
@@ -161,7 +162,8 @@ def _walk_apart(url: str, span: Span) -> Walked:
 def run(session: Session, spans: list[Span], processes: int, progress: Callable[[int], None]) -> list[Walked]:
     """Check spans here (one process) or in a pool of processes, which read the same database by URL."""
     url = session.get_bind().engine.url
-    if processes <= 1 or len(spans) <= 1 or url.database in (None, "", ":memory:"):
+    total = sum(s.last - s.first + 1 for s in spans)
+    if processes <= 1 or len(spans) <= 1 or total < PARALLEL_FROM or url.database in (None, "", ":memory:"):
         return [walk(session.connection(), span, progress) for span in spans]
     # Spawned, not forked: a forked child would share the parent's open database connections.
     context = multiprocessing.get_context("spawn")
