@@ -85,6 +85,20 @@ def test_verify_against_a_published_head(demo_db, tmp_path):
     assert r.returncode == 1 and "head" in r.stderr
 
 
+def test_verify_since_checkpoint(demo_db, tmp_path):
+    """A clean verify saves a checkpoint; --since-checkpoint re-hashes only what follows it, so an edit
+    before it waits for the next full run."""
+    copy = tmp_path / "checkpointed.db"
+    copy.write_bytes(demo_db.read_bytes())
+    assert jifen(copy, "ledger", "verify", "--processes", "2").returncode == 0
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE journal_entries SET actor = 'x' WHERE id = 42")
+    quick = jifen(copy, "ledger", "verify", "--since-checkpoint")
+    assert quick.returncode == 0 and "(0 entries after the checkpoints re-hashed)" in quick.stdout
+    full = jifen(copy, "ledger", "verify")
+    assert full.returncode == 1 and "error: ledger broken at [chain] entry 42:" in full.stderr
+
+
 def test_jobs_command(demo_db):
     r = jifen(demo_db, "ledger", "jobs")
     assert r.returncode == 0 and "entries written: 0" in r.stdout  # the demo already settled

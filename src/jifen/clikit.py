@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Column
 
 from jifen.config import get_settings
-from jifen.db import make_engine, make_sessionmaker
+from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker
 
 out = Console()
 err = Console(stderr=True)
@@ -26,8 +26,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def sessions():
-    return make_sessionmaker(make_engine(get_settings().database_url))
+def sessions(read_only: bool = False):
+    """Sessions on the configured database; read_only ones take no writer lock on SQLite (a long check)."""
+    engine = make_engine(get_settings().database_url)
+    return make_read_sessionmaker(engine) if read_only else make_sessionmaker(engine)
 
 
 def parse_when(text: str, tz: ZoneInfo, *, end: bool = False) -> dt.datetime:

@@ -22,6 +22,7 @@ from jifen.events.models import Event  # noqa: F401
 from jifen.idempotency import IdempotencyRecord  # noqa: F401
 from jifen.ledger.models import (  # noqa: F401
     Account,
+    ChainCheckpoint,
     ChainHead,
     Hold,
     JournalEntry,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
 from jifen.ledger import operations as ops
 from tests.conftest import m
+from tests.support.tampering import delete_entry, tamper
 
 
 @pytest.fixture
@@ -22,12 +22,6 @@ def history(ledger):
     ids["last"] = ledger.run(lambda sc, s: ops.award(sc, m(sc, "B"), 7)).id
     assert ledger.verify() == []
     return ids
-
-
-def tamper(ledger, *statements, **params):
-    with ledger.factory() as s, s.begin():
-        for sql in statements:
-            s.execute(text(sql), params)
 
 
 def test_edited_posting_amount(ledger, history):
@@ -47,13 +41,6 @@ def test_edited_lot_move(ledger, history):
     tamper(ledger, "UPDATE lot_moves SET amount = amount - 1 WHERE entry_id = :e AND amount < 0", e=history["transfer"])
     problems = ledger.verify()
     assert problems[0].entry_id == history["transfer"]
-
-
-def delete_entry(ledger, entry_id):
-    """What a careful hand would do: remove the entry with its rows, leaving no dangling reference."""
-    tamper(ledger, "UPDATE lots SET source_entry_id = NULL WHERE source_entry_id = :e",
-           "DELETE FROM lot_moves WHERE entry_id = :e", "DELETE FROM postings WHERE entry_id = :e",
-           "DELETE FROM journal_entries WHERE id = :e", e=entry_id)
 
 
 def test_deleted_entry_in_the_middle(ledger, history):

@@ -172,3 +172,15 @@ class ChainHead(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+
+
+class ChainCheckpoint(Base):
+    """How far a programme's chain was last proven whole by `jifen ledger verify`: `--since-checkpoint`
+    re-checks only the entries after it (and that the checkpoint's entry still has this hash)."""
+
+    __tablename__ = "chain_checkpoints"
+
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -3,24 +3,23 @@
 Checks: every entry's postings sum to zero; every balance equals the sum of its postings; no member
 balance is negative (debt never positive); every lot's state columns equal its moves and every
 member balance equals its lots; held balances equal open holds; the hash chain is intact from the
-first entry to the chain head (an edited, inserted or deleted journal row breaks it).
+first entry to the chain head (an edited, inserted or deleted journal row breaks it) — see chain_check for
+how the chain is checked in parallel and from a checkpoint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from jifen.ledger.chain import GENESIS, entry_hash
+from jifen.ledger.chain_check import ChainReport, Problem, check_chain, save_checkpoints
 from jifen.ledger.models import (
     DEBT,
     HELD,
     LOT_KINDS,
     Account,
-    ChainHead,
     Hold,
     JournalEntry,
     Lot,
@@ -28,16 +27,8 @@ from jifen.ledger.models import (
     Posting,
 )
 
-
-@dataclass(frozen=True)
-class Problem:
-    check: str
-    entry_id: int | None  # the first broken entry, where one can be named
-    message: str
-
-    def __str__(self) -> str:
-        where = f"entry {self.entry_id}: " if self.entry_id is not None else ""
-        return f"[{self.check}] {where}{self.message}"
+__all__ = ["ChainReport", "Problem", "check_balances", "check_chain", "check_lots", "save_checkpoints", "verify",
+           "verify_ledger"]
 
 
 def _last_entry_of_account(session: Session, account_id: int) -> int | None:
@@ -46,47 +37,6 @@ def _last_entry_of_account(session: Session, account_id: int) -> int | None:
 
 def _last_entry_of_lot(session: Session, lot_id: int) -> int | None:
     return session.scalar(select(func.max(LotMove.entry_id)).where(LotMove.lot_id == lot_id))
-
-
-def check_chain(session: Session, chunk: int = 2000, progress: Callable[[int], None] | None = None) -> list[Problem]:
-    problems: list[Problem] = []
-    orphans = session.scalars(select(JournalEntry.id).where(JournalEntry.seq.is_(None)).order_by(JournalEntry.id))
-    problems += [Problem("chain", eid, "entry is not linked into the hash chain") for eid in orphans]
-    for head in session.scalars(select(ChainHead).order_by(ChainHead.program_id)).all():
-        prev_hash, expected_seq, last = GENESIS, 1, 0
-        while True:
-            entries = session.scalars(
-                select(JournalEntry)
-                .where(JournalEntry.program_id == head.program_id, JournalEntry.seq >= expected_seq)
-                .order_by(JournalEntry.seq).limit(chunk)
-            ).all()
-            if not entries:
-                break
-            ids = [e.id for e in entries]
-            postings: dict[int, list[tuple[int, int]]] = {i: [] for i in ids}
-            for p in session.execute(select(Posting.entry_id, Posting.account_id, Posting.amount)
-                                     .where(Posting.entry_id.in_(ids))):
-                postings[p.entry_id].append((p.account_id, p.amount))
-            moves: dict[int, list[tuple[int, int, int]]] = {i: [] for i in ids}
-            for m in session.execute(select(LotMove.entry_id, LotMove.lot_id, LotMove.account_id, LotMove.amount)
-                                     .where(LotMove.entry_id.in_(ids))):
-                moves[m.entry_id].append((m.lot_id, m.account_id, m.amount))
-            for e in entries:
-                if e.seq != expected_seq:
-                    return problems + [Problem("chain", e.id, f"sequence gap: expected {expected_seq}, found "
-                                               f"{e.seq} (an entry was removed)")]
-                if e.prev_hash != prev_hash:
-                    return problems + [Problem("chain", e.id, "previous-hash link broken")]
-                if entry_hash(e, postings[e.id], moves[e.id]) != e.hash:
-                    return problems + [Problem("chain", e.id, "content does not match its hash (altered entry, "
-                                               "posting or lot move)")]
-                prev_hash, expected_seq, last = e.hash, e.seq + 1, e.id
-            if progress:
-                progress(len(entries))
-        if expected_seq - 1 != head.seq or prev_hash != head.hash:
-            problems.append(Problem("chain", last or None, f"chain of programme {head.program_id} ends at seq "
-                                    f"{expected_seq - 1} but its head says {head.seq} (entries removed at the end)"))
-    return problems
 
 
 def check_balances(session: Session) -> list[Problem]:
@@ -167,7 +117,17 @@ def check_lots(session: Session) -> list[Problem]:
     return problems
 
 
-def verify(session: Session, progress: Callable[[int], None] | None = None) -> list[Problem]:
+def verify_ledger(session: Session, progress: Callable[[int, int], None] | None = None, *, processes: int = 1,
+                  since_checkpoint: bool = False) -> ChainReport:
+    """Every check; the hash chains in `processes` processes, from the checkpoints with since_checkpoint.
+    Problems come earliest broken entry first; `ends` are the checkpoints to save if there are none."""
+    report = check_chain(session, progress, processes=processes, since_checkpoint=since_checkpoint)
+    problems = report.problems + check_balances(session) + check_lots(session)
+    report.problems = sorted(problems, key=lambda p: (p.entry_id is None, p.entry_id or 0))
+    return report
+
+
+def verify(session: Session, progress: Callable[[int, int], None] | None = None, *, processes: int = 1,
+           since_checkpoint: bool = False) -> list[Problem]:
     """All problems found, the earliest broken entry first."""
-    problems = check_chain(session, progress=progress) + check_balances(session) + check_lots(session)
-    return sorted(problems, key=lambda p: (p.entry_id is None, p.entry_id or 0))
+    return verify_ledger(session, progress, processes=processes, since_checkpoint=since_checkpoint).problems
