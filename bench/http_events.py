@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events import seed  # noqa: E402 - the same programme and members as bench/events.py
-from ledger_ops import pgbench, scratch_databases  # noqa: E402 - the same PostgreSQL baseline as the ledger bench
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction  # noqa: E402
 from jifen.programs.service import get_program  # noqa: E402
 from jifen.security.service import create_api_key  # noqa: E402
+from ledger_ops import pgbench, scratch_databases  # noqa: E402 - the same PostgreSQL baseline as the ledger bench
 
 LUA = r"""
 local n, batch = 0, tonumber(os.getenv("BATCH") or "0")
