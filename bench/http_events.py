@@ -2,15 +2,19 @@
 server in the same run (the floor of FastAPI + Uvicorn + one database round trip).
 
     .venv/bin/python bench/http_events.py [--seconds 10] [--connections 8]     (needs Debian's wrk)
+    .venv/bin/python bench/http_events.py --group-commit [--clients 8,32,64] [--pg-url URL]
 
-One `jifen serve` process (one Uvicorn worker, embedded SQLite, seed 001's programme, 200 members).
-POST /v1/events sends one purchase per request with a unique event_id; POST /v1/events/batch sends
-100 per request.
+One `jifen serve` process (one Uvicorn worker, seed 001's programme, 200 members). POST /v1/events sends one
+purchase per request with a unique event_id; POST /v1/events/batch sends 100 per request. By default on
+embedded SQLite. --group-commit: on a scratch PostgreSQL database, single events from each number of
+concurrent clients to a server with group commit (JIFEN_GROUP_COMMIT_MS, flows/group_commit.py) and to one
+without (0), beside `pgbench -b tpcb-like` with as many clients on the same server in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
@@ -27,6 +31,7 @@ from events import seed  # noqa: E402 - the same programme and members as bench/
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction  # noqa: E402
 from jifen.programs.service import get_program  # noqa: E402
 from jifen.security.service import create_api_key  # noqa: E402
+from ledger_ops import pgbench, scratch_databases  # noqa: E402 - the same PostgreSQL baseline as the ledger bench
 
 LUA = r"""
 local n, batch = 0, tonumber(os.getenv("BATCH") or "0")
@@ -53,7 +58,8 @@ end
 
 
 def wrk(url: str, seconds: int, connections: int, script: Path | None = None, env=None) -> dict:
-    args = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
+    # A 10 s timeout (wrk's default is 2 s): a slow answer is measured, not dropped from the latencies.
+    args = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "--latency", url]
     if script:
         args[1:1] = ["-s", str(script)]
     text = subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
@@ -64,54 +70,104 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None, en
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": int(errors[1]) if errors else 0}
+    timeouts = re.search(r"timeout (\d+)", text)  # (wrk's "Socket errors" line)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"),
+            "errors": (int(errors[1]) if errors else 0) + (int(timeouts[1]) if timeouts else 0)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=8)
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("needs wrk: apt-get install wrk")
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        seed(url)
-        engine = make_engine(url)
-        key = run_in_transaction(make_sessionmaker(engine), lambda s: create_api_key(
-            s, get_program(s, "default"), "pos", "bench"))[1]
-        engine.dispose()
-        port = 8799
-        env = os.environ | {"JIFEN_DATABASE_URL": url}
-        server = subprocess.Popen([sys.executable, "-c", "from jifen.cli import main; main()", "serve", "--port",
-                                   str(port), "--no-jobs"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            script = Path(tmp) / "events.lua"
-            script.write_text(LUA)
-            at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            base = wrk(f"http://127.0.0.1:{port}/healthz", args.seconds, args.connections)
-            rows = [("GET /healthz (baseline)", base, 1)]
-            for path, batch in (("/v1/events", 0), ("/v1/events/batch", 100)):
-                wenv = os.environ | {"KEY": key, "TAG": f"b{batch}", "AT": at, "BATCH": str(batch)}
-                rows.append((f"POST {path}" + (f" ({batch} events)" if batch else ""),
-                             wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, script, wenv),
-                             batch or 1))
-        finally:
-            server.terminate()
-            server.wait()
+PORT = 8799
+# One API key sends every request: its rate limit (1,200 a minute by default) would answer 429 instead.
+KEY_RATE = {"JIFEN_KEY_RATE": "1000000/minute"}
+
+
+def prepare(url: str) -> str:
+    """Seed the database; a fresh API key."""
+    seed(url)
+    engine = make_engine(url)
+    key = run_in_transaction(make_sessionmaker(engine), lambda s: create_api_key(
+        s, get_program(s, "default"), "pos", "bench"))[1]
+    engine.dispose()
+    return key
+
+
+@contextlib.contextmanager
+def serving(url: str, **env: str):
+    """One `jifen serve` process on the database, with extra JIFEN_* settings, until the block ends."""
+    server = subprocess.Popen([sys.executable, "-c", "from jifen.cli import main; main()", "serve", "--port",
+                               str(PORT), "--no-jobs"], env=os.environ | {"JIFEN_DATABASE_URL": url} | KEY_RATE | env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{PORT}"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def post_events(base: str, script: Path, key: str, tag: str, seconds: int, connections: int, batch: int = 0) -> dict:
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    env = os.environ | {"KEY": key, "TAG": tag, "AT": at, "BATCH": str(batch)}
+    return wrk(f"{base}/v1/events" + ("/batch" if batch else ""), seconds, connections, script, env)
+
+
+def sqlite_run(args, tmp: Path) -> None:
+    url = f"sqlite:///{tmp}/bench.db"
+    key = prepare(url)
+    script = tmp / "events.lua"
+    script.write_text(LUA)
+    with serving(url) as base:
+        rows = [("GET /healthz (baseline)", wrk(f"{base}/healthz", args.seconds, args.connections), 1)]
+        for path, batch in (("/v1/events", 0), ("/v1/events/batch", 100)):
+            rows.append((f"POST {path}" + (f" ({batch} events)" if batch else ""),
+                         post_events(base, script, key, f"b{batch}", args.seconds, args.connections, batch),
+                         batch or 1))
     print(f"| request | requests/s | events/s | p50 ms | p99 ms | non-2xx | ({args.connections} connections, "
           f"{args.seconds} s) |")
     print("|---|---|---|---|---|---|---|")
     for name, r, per in rows:
         print(f"| {name} | {r['rps']:,.0f} | {r['rps'] * per:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
               f"{r['errors']} | |")
+
+
+def group_commit_run(args, tmp: Path) -> None:
+    clients = [int(c) for c in args.clients.split(",")]
+    script = tmp / "events.lua"
+    script.write_text(LUA)
+    rows = []
+    with scratch_databases(args.pg_url) as (url, bench_db):
+        key = prepare(url)
+        for ms in ("0", args.window):
+            with serving(url, JIFEN_GROUP_COMMIT_MS=ms) as base:
+                for n in clients:
+                    rows.append((ms, n, post_events(base, script, key, f"g{ms}-{n}", args.seconds, n)))
+        tps = {n: pgbench(bench_db, n, args.seconds, "tpcb-like") for n in clients}
+    print(f"| POST /v1/events on PostgreSQL | clients | requests/s | p50 ms | p99 ms | non-2xx | "
+          f"pgbench -b tpcb-like, same clients ({args.seconds} s each) |")
+    print("|---|---|---|---|---|---|---|")
+    for ms, n, r in rows:
+        mode = "each request alone (0 ms)" if ms == "0" else f"group commit ({ms} ms)"
+        print(f"| {mode} | {n} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} | "
+              f"{tps[n]:,.0f} tps |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--group-commit", action="store_true", help="with and without group commit, on PostgreSQL")
+    parser.add_argument("--clients", default="8,32,64", help="concurrent clients of the --group-commit runs")
+    parser.add_argument("--window", default="2", help="JIFEN_GROUP_COMMIT_MS of the group commit runs")
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("needs wrk: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        (group_commit_run if args.group_commit else sqlite_run)(args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -123,11 +123,12 @@ def sqlite_baseline(path: Path, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def pgbench(dsn_url: str, clients: int, seconds: int) -> float:
+def pgbench(dsn_url: str, clients: int, seconds: int, builtin: str = "simple-update") -> float:
+    """tps of one of pgbench's built-in scripts (simple-update is `-N`; tpcb-like its default)."""
     url = make_url(dsn_url)
     base = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
     subprocess.run(["pgbench", *base, "-i", "-q", "-s", "1", url.database], check=True, capture_output=True)
-    out = subprocess.run(["pgbench", *base, "-N", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
+    out = subprocess.run(["pgbench", *base, "-b", builtin, "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
                           url.database], check=True, capture_output=True, text=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("tps"))
     return float(line.split("=")[1].split()[0])

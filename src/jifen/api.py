@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +24,7 @@ from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run
 from jifen.engagement.api import router as engagement_router
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
+from jifen.flows.group_commit import GroupCommit
 from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
@@ -92,6 +94,17 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, lis
     return 422, "invalid_request", f"{where}{first['message']}", details
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The group commit's worker lives as long as the app serves (an app never started, as in a test without
+    # its client's `with`, runs each event alone).
+    app.state.group_commit.start()
+    try:
+        yield
+    finally:
+        app.state.group_commit.stop()
+
+
 def create_app(database_url: str | None = None) -> FastAPI:
     # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from the wheel, not a CDN,
     # so the documentation works on a closed network.
@@ -101,12 +114,15 @@ def create_app(database_url: str | None = None) -> FastAPI:
         description="Membership points (積分) and loyalty platform. Every write (a POST, PUT or DELETE that changes "
         "state) takes an `Idempotency-Key`, except events, whose `event_id` is their key; errors are "
         "`{\"error\": {\"code\", \"message\"}}` (the `Error` schema), listed on each operation that can give them.",
+        lifespan=_lifespan,
     )
     install_openapi(app)
     app.state.engine = make_engine(database_url or get_settings().database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.read_sessions = make_read_sessionmaker(app.state.engine)
     changes.listen(app.state.sessions)  # before/after values of each write, for the audit log
+    settings = get_settings()
+    app.state.group_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max)
 
     @app.exception_handler(JifenError)
     def _jifen_error(_: Request, exc: JifenError):

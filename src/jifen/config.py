@@ -13,6 +13,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/jifen.db"
     # Interval of the in-process job runner (expiry, maturing, stale holds) in `jifen serve`.
     jobs_interval_seconds: int = 60
+    # Group commit of single events (flows/group_commit.py): concurrent POST /v1/events requests of a
+    # programme are gathered for up to this many milliseconds (0: each request alone) or this many requests.
+    group_commit_ms: float = 2.0
+    group_commit_max: int = 500
     # Notification channels; a channel without its setting is off. (docs/notifications.md)
     smtp_url: str | None = None  # smtp://host:port — e-mail
     mail_from: str = "jifen@localhost"

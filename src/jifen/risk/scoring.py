@@ -89,8 +89,10 @@ class Verdict:
 class RiskBlocked(Forbidden):
     """403 risk_blocked. Carries the verdict so the caller can record the case after rolling back."""
 
+    code = "risk_blocked"  # (a class attribute: a refusal recorded in a batch's result is recognised by it)
+
     def __init__(self, verdict: Verdict, tx: Tx, subject_kind: str, subject_id: str | None = None):
-        super().__init__(f"refused by risk control (score {verdict.score}: {verdict.rule})", code="risk_blocked",
+        super().__init__(f"refused by risk control (score {verdict.score}: {verdict.rule})",
                          details={"risk": verdict.view()})
         # Plain values: the session the member came from may be rolled back by the time the case is written.
         self.who, self.at = (tx.member.id, tx.member.member_id), tx.at

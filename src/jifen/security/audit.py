@@ -13,7 +13,7 @@ import json
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from jifen.db import Base, BigId, UTCDateTime, utcnow
+from jifen.db import Base, BigId, UTCDateTime, upsert, utcnow
 
 GENESIS = "0" * 64
 
@@ -56,11 +56,10 @@ def line_hash(e: AuditEntry) -> str:
 
 def append(session: Session, *, program_id: int | None, actor: str, role: str, method: str, path: str,
            status: int, detail: dict) -> AuditEntry:
-    head = session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
+    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    if session.scalar(locked) is None:  # the first line: concurrent first writers race to create the head
+        session.execute(upsert(session, AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+    head = session.scalars(locked).one()
     detail = json.loads(json.dumps(detail, ensure_ascii=False, default=str))  # as it reads back: the hash holds
     e = AuditEntry(seq=head.seq + 1, program_id=program_id, actor=actor, role=role, method=method, path=path,
                    status=status, detail=detail, at=utcnow(), prev_hash=head.hash, hash="")
