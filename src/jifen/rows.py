@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, insert, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -104,11 +104,37 @@ def insert_new(session: Session, model: Any, rows: Sequence[dict[str, Any]], ret
     if pg is None:
         stmt = upsert(session, table).on_conflict_do_nothing().returning(*[table.c[c] for c in returning])
         return [tuple(r) for r in session.connection().execute(stmt, list(rows))]
+    return _insert_select(pg, table, rows, f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}")
+
+
+def merge_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]], key: Sequence[str],
+               merge: dict[str, str]) -> None:
+    """Insert rows; where `key` is already taken, set each `merge` column to its SQL expression instead
+    (written with {old} for the stored row and {new} for the incoming one, e.g. "{old}.seen + {new}.seen";
+    every database this runs on must know the expression's functions)."""
+    if not rows:
+        return
+    table = _table(model)
+    sets = ", ".join(f"{c} = {e.format(old=table.name, new='excluded')}" for c, e in merge.items())
+    tail = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+    pg = _pg(session)
+    if pg is None:  # (one statement, a row each: SQLite has no round trips to save)
+        columns = list(rows[0])
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+               f"{tail}")
+        session.connection().execute(text(sql).bindparams(*[bindparam(c, type_=table.c[c].type) for c in columns]),
+                                     list(rows))
+        return
+    _insert_select(pg, table, rows, tail)
+
+
+def _insert_select(pg: Any, table: Table, rows: Sequence[dict[str, Any]], tail: str) -> list[tuple]:
     columns = list(rows[0])
     source, picks = _unnest(table, columns)
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {picks} FROM {source} "
-           f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}")
-    return pg.execute(sql, _arrays(table, columns, rows)).fetchall()
+    cursor = pg.execute(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {picks} FROM {source} {tail}",
+        _arrays(table, columns, rows))
+    return cursor.fetchall() if cursor.description else []
 
 
 def update_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]], key: str = "id") -> None:

@@ -10,8 +10,9 @@ from collections import defaultdict
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from jifen.db import among, upsert
+from jifen.db import among
 from jifen.risk.models import MemberDevice
+from jifen.rows import merge_rows
 
 
 def sightings_of(attributes: dict | None, device: str | None = None, ip: str | None = None) -> list[tuple[str, str]]:
@@ -38,13 +39,10 @@ def record(session: Session, program_id: int, seen: list[tuple[int, str, str, dt
                          "first_seen": at, "last_seen": at, "seen": 1}
     if not rows:
         return
-    stmt = upsert(session, MemberDevice)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["program_id", "kind", "value", "member_pk"],
-        set_={"last_seen": func.max(MemberDevice.last_seen, stmt.excluded.last_seen)
-              if session.get_bind().dialect.name == "sqlite" else func.greatest(MemberDevice.last_seen, stmt.excluded.last_seen),
-              "seen": MemberDevice.seen + stmt.excluded.seen})
-    session.connection().execute(stmt, sorted(rows.values(), key=lambda r: (r["kind"], r["value"], r["member_pk"])))
+    greatest = "max" if session.get_bind().dialect.name == "sqlite" else "greatest"
+    merge_rows(session, MemberDevice, sorted(rows.values(), key=lambda r: (r["kind"], r["value"], r["member_pk"])),
+               key=("program_id", "kind", "value", "member_pk"),
+               merge={"last_seen": greatest + "({old}.last_seen, {new}.last_seen)", "seen": "{old}.seen + {new}.seen"})
 
 
 _CROWD = select(MemberDevice.kind, MemberDevice.value, func.count()).where(
