@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/ledger_ops.py --ops 1000 --clients 8
 	$(VENV)/bin/python bench/events.py --events 2000
 	$(VENV)/bin/python bench/http_events.py --seconds 10
+	$(VENV)/bin/python bench/http_events.py --group-commit --seconds 10
+	$(VENV)/bin/python bench/verify.py --entries 200000
 	$(VENV)/bin/python bench/boards.py
 	$(VENV)/bin/python bench/analytics.py
 
