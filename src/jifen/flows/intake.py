@@ -60,6 +60,7 @@ from jifen.risk.models import RiskCase
 from jifen.risk.restrictions import refusal
 from jifen.risk.scoring import Assessor, RiskBlocked, Tx, Verdict
 from jifen.rules.engine import AwardLine, EventFacts, UsageBook
+from jifen.rules.service import doc_of
 
 _MEMBERS = select(Member).where(Member.program_id == bindparam("program"), among(Member.member_id, "ids"))
 _CREDITS = select(MemberCredit.member_pk, MemberCredit.score).where(among(MemberCredit.member_pk, "members"))
@@ -84,6 +85,10 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
     # events once they are stored: such members have their events taken one by one.
     cfg = tiers.tier_config(program)
     one_by_one = {e.member_id for e in events if e.type == "refund" or (cfg is not None and cfg.basis == "score")}
+    if one_by_one and any(doc_of(v).budgets for v in ctx.versions):
+        # A budget is shared by all members: spent in the order the events occurred only if the others' events
+        # are not taken as a set ahead of these members' (the batch-equivalence property found it).
+        one_by_one = {e.member_id for e in events}
     results: Results = [None] * len(events)
 
     def reject(i: int, exc: JifenError) -> None:
