@@ -68,18 +68,18 @@ class _Parser:
         return token
 
     def expr(self) -> Check:
-        parts = [self.conj()]
-        while self.peek() == ("op", "||"):
-            self.take()
-            parts.append(self.conj())
-        return parts[0] if len(parts) == 1 else (lambda v: any(p(v) for p in parts))
+        return self.joined("||", self.conj, any)
 
     def conj(self) -> Check:
-        parts = [self.unary()]
-        while self.peek() == ("op", "&&"):
+        return self.joined("&&", self.unary, all)
+
+    def joined(self, op: str, part: Callable[[], Check], combine: Callable[[Any], bool]) -> Check:
+        """`part (op part)*`, combined with any (||) or all (&&), which stop at the first decisive part."""
+        parts = [part()]
+        while self.peek() == ("op", op):
             self.take()
-            parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else (lambda v: all(p(v) for p in parts))
+            parts.append(part())
+        return parts[0] if len(parts) == 1 else (lambda v: combine(p(v) for p in parts))
 
     def unary(self) -> Check:
         token = self.peek()
