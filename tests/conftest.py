@@ -194,3 +194,21 @@ def keyed(client):
 
     client.event_hooks["request"].append(add_key)
     return client
+
+
+NATS_URL = os.environ.get("JIFEN_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture(scope="session")
+def nats_url():
+    """The local NATS server with JetStream (a service of the machine, like PostgreSQL): required in CI."""
+    import socket
+
+    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
+    try:
+        socket.create_connection((host, int(port or 4222)), timeout=3).close()
+    except OSError as exc:
+        if IN_CI:
+            pytest.fail(f"NATS is required in CI but unreachable at {NATS_URL}: {exc}")
+        pytest.skip(f"NATS unreachable: {exc}")
+    return NATS_URL
