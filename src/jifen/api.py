@@ -10,9 +10,10 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DataError, StatementError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -27,8 +28,10 @@ from jifen.events.api import router as events_router
 from jifen.flows.group_commit import GroupCommit
 from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
+from jifen.metrics import RequestTimer, scrape
+from jifen.migrate import schema_revisions
 from jifen.notify.api import router as notify_router
-from jifen.openapi import api_routes
+from jifen.openapi import api_routes, errors
 from jifen.openapi import install as install_openapi
 from jifen.points.api import router as points_router
 from jifen.risk import cases as risk_cases
@@ -198,6 +201,21 @@ def create_app(database_url: str | None = None) -> FastAPI:
             session.connection()
         return {"status": "ok", "version": __version__}
 
+    @app.get("/readyz", tags=["ops"], summary="Ready for traffic: the database answers and its schema is current",
+             responses=errors(503))
+    def readyz():
+        with app.state.read_sessions() as session:
+            current, head = schema_revisions(session.connection())
+        if current != head:
+            return error(503, "not_ready", f"the database schema is at {current or 'nothing'}, this release needs "
+                         f"{head}: run `jifen db upgrade`")
+        return {"status": "ready", "version": __version__, "schema": head}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text exposition format)",
+             response_class=PlainTextResponse)
+    def metrics():
+        return PlainTextResponse(scrape(app.state.read_sessions), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(members_router)
     app.include_router(points_router)
     app.include_router(events_router)
@@ -221,4 +239,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
     def root():
         return RedirectResponse("/console")
 
+    app.add_middleware(RequestTimer)  # added last: outermost, so it times everything the others do
     return app

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from jifen.analytics.cli import analytics_app, export_app
-from jifen.clikit import Stages, err, out, sessions, took
+from jifen.clikit import Stages, err, fail, out, sessions, took
 from jifen.config import get_settings
 from jifen.errors import JifenError
 from jifen.events.cli import events_app
@@ -92,22 +92,46 @@ def _seed_demo(stages: Stages, members: int, days: int, seed: int, force: bool) 
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
-          jobs: Annotated[bool, typer.Option(help="run expiry/maturity/hold jobs in-process")] = True):
-    """Serve the API (OpenAPI docs at /docs)."""
+          jobs: Annotated[bool, typer.Option(help="run expiry/maturity/hold jobs in-process")] = True,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="server processes (Uvicorn workers) sharing the "
+                                                                   "port; PostgreSQL for more than one")] = 1):
+    """Serve the API (OpenAPI docs at /docs). SIGTERM stops taking requests, answers those in flight (their
+    group commits included) and exits."""
+    import os
+    import tempfile
+
     import uvicorn
 
+    from jifen.metrics import MULTIPROCESS
+
+    settings = get_settings()
+    if workers > 1:
+        if settings.database_url.startswith("sqlite"):
+            fail("--workers needs PostgreSQL: SQLite has one writer, and one process serves it best")
+        # Set before the workers start (they read them as they import): the connections divided among them,
+        # and a fresh folder where each writes its metrics for /metrics to add up.
+        per_worker = max(4, settings.db_pool_size // workers)
+        os.environ["JIFEN_DB_POOL_SIZE"], os.environ["JIFEN_DB_MAX_OVERFLOW"] = str(per_worker), str(per_worker)
+        os.environ[MULTIPROCESS] = tempfile.mkdtemp(prefix="jifen-metrics-")
+        get_settings.cache_clear()
     from jifen.api import create_app
     from jifen.jobs import loop_forever
 
-    application = create_app()
+    # One worker: the app is built here and the jobs share its engine (on SQLite, its writer lock). Several:
+    # each worker builds its own from the factory, and the jobs run in this process only.
+    application = create_app() if workers == 1 else None
     stop = threading.Event()
     if jobs:
-        interval = get_settings().jobs_interval_seconds
-        threading.Thread(target=loop_forever, args=(application.state.sessions, interval, stop), daemon=True).start()
+        jobs_sessions = application.state.sessions if application else sessions()
+        threading.Thread(target=loop_forever, args=(jobs_sessions, settings.jobs_interval_seconds, stop),
+                         daemon=True).start()
     base = f"http://{host}:{port}"
-    out.print(f"Jifen console {base}/console  ·  API {base}/v1  ·  OpenAPI docs {base}/docs")
+    out.print(f"Jifen console {base}/console  ·  API {base}/v1  ·  OpenAPI docs {base}/docs"
+              + (f"  ·  {workers} workers" if workers > 1 else ""))
     try:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        uvicorn.run(application or "jifen.api:create_app", factory=application is None, host=host, port=port,
+                    workers=workers, log_level="info", timeout_graceful_shutdown=30,
+                    timeout_worker_healthcheck=60)  # (a worker importing Jifen on a busy machine takes more than 5 s)
     finally:
         stop.set()
 

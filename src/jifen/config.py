@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     # programme are gathered for up to this many milliseconds (0: each request alone) or this many requests.
     group_commit_ms: float = 2.0
     group_commit_max: int = 500
+    # PostgreSQL connections per process (pool and overflow); `serve --workers N` divides them among workers.
+    db_pool_size: int = 20
+    db_max_overflow: int = 40
     # Notification channels; a channel without its setting is off. (docs/notifications.md)
     smtp_url: str | None = None  # smtp://host:port — e-mail
     mail_from: str = "jifen@localhost"

@@ -35,7 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
-from jifen.config import ensure_sqlite_dir
+from jifen.config import ensure_sqlite_dir, get_settings
 from jifen.errors import NotFound
 
 T = TypeVar("T")
@@ -229,8 +229,8 @@ def make_engine(url: str, **kwargs) -> Engine:
 
         return engine
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 40)
+        kwargs.setdefault("pool_size", get_settings().db_pool_size)
+        kwargs.setdefault("max_overflow", get_settings().db_max_overflow)
     # No pre-ping round trip per transaction: a connection found dead is invalidated and the
     # transaction retried by run_in_transaction instead.
     return create_engine(url, pool_recycle=1800, **kwargs)

@@ -54,6 +54,7 @@ WHY = {
     413: "`body_too_large`: the body is over the size limit",
     422: "`invalid_request` naming the field, `out_of_range`, or a business rule's code",
     429: "`rate_limited` (per key, per member) or `too_many_attempts` (failed authentications)",
+    503: "`not_ready`: the database schema is not the one this release needs (run `jifen db upgrade`)",
 }
 KEY_HEADER = "idempotency-key"
 MAX_ID = 2**63 - 1

@@ -14,6 +14,7 @@ from jifen.db import run_in_transaction, utcnow
 from jifen.events.schemas import EventBatchIn, EventIn
 from jifen.flows.group_commit import ALONE
 from jifen.flows.intake import ingest
+from jifen.metrics import count_events
 from jifen.openapi import errors
 from jifen.programs.models import Program
 from jifen.security.deps import require
@@ -42,6 +43,7 @@ async def post_event(body: EventIn, request: Request, who: Sender):
     if isinstance(outcome, Exception):
         raise outcome
     result = outcome
+    count_events([result])
     replayed = result["status"] == "replayed"
     return JSONResponse(result, status_code=200 if replayed else 201,
                         headers={"Idempotent-Replayed": str(replayed).lower()})
@@ -50,5 +52,6 @@ async def post_event(body: EventIn, request: Request, who: Sender):
 @router.post("/batch", summary="Up to 1,000 events in one transaction; each gets its own result or error")
 def post_batch(body: EventBatchIn, request: Request, who: Sender):
     results = _run(request, who, body.events, strict=False)
+    count_events(results)
     counts = {s: sum(r["status"] == s for r in results) for s in ("processed", "replayed", "rejected")}
     return {"results": results, **counts}

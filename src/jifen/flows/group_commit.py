@@ -36,6 +36,7 @@ from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError
 from jifen.events.schemas import EventIn
 from jifen.flows.intake import ingest
+from jifen.metrics import GROUP_SIZE
 from jifen.programs.models import Program
 from jifen.risk.scoring import RiskBlocked
 from jifen.security import changes
@@ -138,6 +139,7 @@ class GroupCommit:
         return gathered, False
 
     def _commit(self, group: list[_Request]) -> None:
+        GROUP_SIZE.observe(len(group))
         if len(group) == 1:
             return  # (answered ALONE by the caller: as it would be without group commit)
         events = [r.event for r in group]

@@ -36,6 +36,7 @@ from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
 from jifen.events.jsonl import part_of
 from jifen.events.schemas import EventIn
 from jifen.flows.intake import ingest
+from jifen.metrics import STREAM_MESSAGES, STREAM_PENDING, count_events
 from jifen.programs.service import get_program
 
 log = logging.getLogger("jifen.stream")
@@ -168,7 +169,9 @@ async def _fetch(subs: list[Any], batch: int) -> list[Any]:
 
 
 async def _lag(js: Any, stream: Stream, take: list[int]) -> int:
-    return sum([(await js.consumer_info(stream.name, stream.durable(k))).num_pending for k in take])
+    pending: int = sum([(await js.consumer_info(stream.name, stream.durable(k))).num_pending for k in take])
+    STREAM_PENDING.set(pending)
+    return pending
 
 
 async def _take(nc: Any, js: Any, factory: Any, stream: Stream, msgs: list[Any], stats: Stats) -> None:
@@ -200,11 +203,15 @@ async def _take(nc: Any, js: Any, factory: Any, stream: Stream, msgs: list[Any],
         results = []
         taken = []
         await asyncio.sleep(0.5)
+    count_events(results)
     for (msg, ev), r in zip(taken, results, strict=True):
         stats.counts[r["status"]] += 1
+        STREAM_MESSAGES.labels(r["status"]).inc()
         if r["status"] == "rejected":
             dead.append((msg, {"event": ev.model_dump(mode="json"), "error": r["error"]}))
-    stats.counts["dead"] += sum(1 for _, d in dead if "message" in d)
+    unreadable = sum(1 for _, d in dead if "message" in d)
+    stats.counts["dead"] += unreadable
+    STREAM_MESSAGES.labels("dead").inc(unreadable)
     for msg, d in dead:  # keyed by the message's place in the stream: a re-send after a crash is dropped
         await js.publish(stream.dead, json.dumps({**d, "subject": msg.subject}, ensure_ascii=False).encode(),
                          headers={"Nats-Msg-Id": f"dead:{msg.metadata.sequence.stream}"})
