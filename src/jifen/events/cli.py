@@ -98,7 +98,9 @@ def events_consume(program: ProgramOpt = "default", nats: NatsOpt = "nats://127.
                    ack_wait: Annotated[float, typer.Option(min=1, help="seconds before an unacknowledged message "
                                                                        "is redelivered (set when first created)")] = 30,
                    until_idle: Annotated[float | None, typer.Option(help="stop after this many seconds with "
-                                                                         "nothing to take")] = None):
+                                                                         "nothing to take")] = None,
+                   metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics (messages by "
+                                                                           "outcome, lag) on this port")] = None):
     """Take events from JetStream through the rules, a batch per transaction, acknowledged after commit;
     refused events go to <stream>.dead.<programme> with their error. Stops cleanly on Ctrl-C or SIGTERM."""
     import asyncio
@@ -114,6 +116,10 @@ def events_consume(program: ProgramOpt = "default", nats: NatsOpt = "nats://127.
         fail(f"--take {take!r}: give partition numbers separated by commas")
     if any(not 0 <= k < partitions for k in chosen):
         fail(f"--take: partitions are 0 to {partitions - 1}")
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     last = [0.0]
 
     def report(stats: Stats) -> None:
