@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/events.py --events 2000
 	$(VENV)/bin/python bench/http_events.py --seconds 10
 	$(VENV)/bin/python bench/http_events.py --group-commit --seconds 10
+	$(VENV)/bin/python bench/stream.py --events 20000 --consumers 2
 	$(VENV)/bin/python bench/verify.py --entries 200000
 	$(VENV)/bin/python bench/boards.py
 	$(VENV)/bin/python bench/analytics.py
