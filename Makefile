@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/verify.py --entries 200000
 	$(VENV)/bin/python bench/boards.py
 	$(VENV)/bin/python bench/analytics.py
+	$(VENV)/bin/pip install -q -e '.[scale]' && $(VENV)/bin/python bench/kpi_engines.py --entries 2000000
 
 clean:
 	rm -rf var .pytest_cache
