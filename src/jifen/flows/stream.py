@@ -131,7 +131,9 @@ async def consume(db_url: str, nats_url: str, stream: Stream, take: list[int], *
     try:
         js = nc.jetstream()
         await ensure_stream(js, stream)
-        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_ack_pending=max(batch, 1000))
+        # At most a batch unacknowledged per partition: a consumer that dies holding a full batch leaves the
+        # partition stopped until that batch is redelivered, rather than its successor taking later events first.
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_ack_pending=batch)
         subs = [await js.pull_subscribe(stream.subject(k), durable=stream.durable(k), stream=stream.name,
                                         config=config) for k in take]
         idle_since = time.monotonic()
@@ -202,7 +204,7 @@ async def _take(nc: Any, js: Any, factory: Any, stream: Stream, msgs: list[Any],
                 await msg.nak(delay=1.0)
         results = []
         taken = []
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.5)  # (past the nak's delay: the batch is due again before the next fetch)
     count_events(results)
     for (msg, ev), r in zip(taken, results, strict=True):
         stats.counts[r["status"]] += 1
