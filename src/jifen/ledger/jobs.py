@@ -1,6 +1,6 @@
 """Background ledger jobs: mature pending points, expire overdue lots, release stale holds.
 
-Each job works in small committed batches (resumable: a rerun picks up what is left) and re-checks
+Each job works in committed batches (resumable: a rerun picks up what is left) and re-checks
 every candidate under its member's lock, so two runs at once never expire or mature a point twice.
 On PostgreSQL, concurrent runners skip members another runner has locked and share the work.
 """
