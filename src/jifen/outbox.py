@@ -4,6 +4,7 @@ Everything that reports a change writes here (the ledger included); notify/ deli
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -39,6 +40,11 @@ ENTRY_TOPICS = {
 
 def emit(session: Session, program_id: int, topic: str, payload: dict, member_pk: int | None = None) -> None:
     session.connection().execute(_INSERT, [_row(program_id, topic, payload, member_pk)])
+
+
+def emit_many(session: Session, messages: Sequence[tuple[int, str, dict, int | None]]) -> None:
+    """Many messages (program id, topic, payload, member pk) in one statement, in order."""
+    insert_rows(session, OutboxMessage, [_row(*m) for m in messages])
 
 
 def emit_entries(session: Session, entries) -> None:

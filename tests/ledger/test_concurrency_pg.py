@@ -15,7 +15,7 @@ from jifen.errors import InsufficientPoints
 from jifen.idempotency import idempotent
 from jifen.ledger import jobs
 from jifen.ledger import operations as ops
-from jifen.ledger.models import Account, Hold
+from jifen.ledger.models import Account, Hold, JournalEntry
 from jifen.members.service import create_member
 from jifen.programs.service import get_program, get_wallet
 from tests.conftest import Ledger, m
@@ -240,5 +240,63 @@ def test_expiry_racing_with_spends_never_spends_an_expired_point(pg_only_url):
     with factory() as s:
         expired = s.scalar(select(func.sum(Account.balance)).where(Account.kind == "expiry"))
     assert expired == 100 * len(ids)
+    assert ledger.verify() == []
+    engine.dispose()
+
+
+def test_two_set_path_runners_at_once_settle_each_member_once(pg_only_url):
+    """Two settle_due runners started together over members with maturing, expiring and both-at-once lots
+    (and debtors, who take the ordinary path): each member settled by one of them, each point matured or
+    expired once, the ledger whole."""
+    engine = make_engine(pg_only_url, pool_size=4)
+    factory = make_sessionmaker(engine)
+    ledger = Ledger(factory)
+    ids = [f"S{i}" for i in range(300)]
+    ledger.add_members(*ids)
+    day = jobs.dt.timedelta(days=1)
+    ledger.run(lambda sc, s: setattr(sc.program, "allow_debt", True))
+
+    def awards(s):
+        program = get_program(s, "default")
+        sc = ops.Scope(s, program, get_wallet(s, program, None), ledger.now, "test")
+        for n, mid in enumerate(ids):
+            member = m(sc, mid)
+            if n % 10 == 0:  # a debtor: 40 of debt, 13 paid by its awards below, 25 by its maturing points
+                first = ops.award(sc, member, 40)
+                ops.spend(sc, member, 40)
+                ops.reverse(sc, first.id)
+            ops.award(sc, member, 10, expires_at=ledger.now + day)                           # expires
+            ops.award(sc, member, 20, pending_until=ledger.now + day)                       # matures
+            ops.award(sc, member, 5, pending_until=ledger.now + day, expires_at=ledger.now + 2 * day)  # both
+            ops.award(sc, member, 3, expires_at=ledger.now + 30 * day)                      # stays
+
+    run_in_transaction(factory, awards)
+    later = ledger.now + 3 * day
+    barrier, reports, errors = threading.Barrier(2), [], []
+
+    def runner():
+        barrier.wait()
+        try:
+            reports.append(jobs.settle_due(factory, later, batch=37))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    debtors = len(ids) // 10  # (their available points all went to the debt: nothing of theirs expires)
+    assert sum(r.entries for r in reports) == 2 * len(ids) - debtors  # a mature and an expire entry each
+    with factory() as s:
+        kinds = Counter(s.execute(select(JournalEntry.member_pk, JournalEntry.type).where(
+            JournalEntry.recorded_at == later)).all())
+        expired = s.scalar(select(func.sum(Account.balance)).where(Account.kind == "expiry"))
+    assert len(kinds) == 2 * len(ids) - debtors and set(kinds.values()) == {1}
+    assert expired == 15 * (len(ids) - debtors)
+    for n, mid in enumerate(ids[:20]):
+        assert ledger.balances(mid) | {} == {"available": 0 if n % 10 == 0 else 23, "pending": 0, "held": 0,
+                                             "frozen": 0, "debt": -2 if n % 10 == 0 else 0}
     assert ledger.verify() == []
     engine.dispose()

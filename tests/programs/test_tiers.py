@@ -4,18 +4,22 @@ threshold discounts, and progress on the member API."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from jifen.db import run_in_transaction, utcnow
+from jifen.members.models import Member
 from jifen.members.service import get_member
+from jifen.outbox import OutboxMessage, emit
 from jifen.programs import tiers
 from jifen.programs.config import TierConfig
 from jifen.programs.service import get_program
 from tests.conftest import NOW, api_key
 from tests.support.console_login import console_as
-from tests.support.intake import add_members, configure, send_one
+from tests.support.intake import add_members, configure, event, send, send_one
 
 DAY = dt.timedelta(days=1)
 
@@ -191,3 +195,62 @@ def test_a_registration_replayed_after_the_evaluation_answers_like_the_first(app
         assert again.json() == client.get("/v1/members/alice", headers=admin).json()
         console_as(client, app, "admin")  # the console's member page shows the grace from the same view
         assert "寬限至" in client.get("/console/members/alice").text
+
+
+def _reference_evaluation(s, program, now):
+    """The evaluation as it was written before the set path: ORM members one by one, a flush per batch."""
+    cfg = tiers.tier_config(program)
+    summary = dict.fromkeys(("members", "upgraded", "kept", "grace_started", "in_grace", "downgraded"), 0)
+    program.tiers_evaluated_at = now
+    pks = list(s.scalars(select(Member.id).where(Member.program_id == program.id).order_by(Member.id)))
+    values = tiers.measures(s, program, cfg, now, pks)
+    for mem in s.scalars(select(Member).where(Member.id.in_(pks)).order_by(Member.id)):
+        summary["members"] += 1
+        before = mem.tier
+        summary[tiers._evaluate_one(cfg, mem, values.get(mem.id, Decimal(0)), now)] += 1
+        if before is not None and mem.tier != before:
+            emit(s, *tiers._tier_message(program, cfg, mem, before))
+    s.flush()
+    return summary
+
+
+def _outcome(s, since_message):
+    members = [tuple(r) for r in s.execute(select(Member.member_id, Member.tier, Member.tier_since,
+                                                  Member.tier_grace_until).order_by(Member.id))]
+    messages = [(r.topic, r.member_pk, r.payload) for r in s.scalars(
+        select(OutboxMessage).where(OutboxMessage.id > since_message).order_by(OutboxMessage.id))]
+    return members, messages
+
+
+def test_the_set_evaluation_equals_member_by_member(factory):
+    """Members at every tier, with and without grace (ended or not), measures above, between and below the
+    thresholds and retentions: the batched evaluation (batches crossing the members) ends exactly as the
+    member-by-member one — summary, tier columns, tier.changed messages in order."""
+    configure(factory)
+    rng = random.Random(5)
+    ids = [f"t{i}" for i in range(60)]
+    add_members(factory, *ids)
+    amounts = [0, 300, 850, 1000, 4200, 5000, 17000, 25000]
+    send(factory, *[event(mid, amount=amounts[i % len(amounts)], order_id=f"T{i}", at=NOW - 5 * DAY)
+                    for i, mid in enumerate(ids) if amounts[i % len(amounts)]], now=NOW - 5 * DAY)
+    codes = [None, "normal", "silver", "gold", "black_gold"]
+    graces = [None, NOW - DAY, NOW + DAY]
+
+    def scramble(s):
+        for mem in s.scalars(select(Member).where(Member.member_id.in_(ids))):
+            mem.tier = rng.choice(codes)
+            mem.tier_since = None if mem.tier is None else NOW - 90 * DAY
+            mem.tier_grace_until = None if mem.tier is None else rng.choice(graces)
+
+    run_in_transaction(factory, scramble)
+    with factory() as s:
+        since = s.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
+        expected = _reference_evaluation(s, get_program(s, "default"), NOW)
+        expected_outcome = _outcome(s, since)
+        s.rollback()
+    summary = run_in_transaction(factory, lambda s: tiers.evaluate(s, get_program(s, "default"), NOW, batch=7))
+    with factory() as s:
+        assert summary == expected
+        assert _outcome(s, since) == expected_outcome
+    assert all(summary[k] > 0 for k in expected), summary  # every outcome was exercised
+    assert {m[2]["new_code"] for m in expected_outcome[1]} >= {"normal", "black_gold"}  # raised and lowered

@@ -1,14 +1,16 @@
-"""Many awards in one go: the entries, lots, lot moves, postings and balance updates of a whole batch
-are written with a handful of statements instead of a handful per award.
+"""Many awards, or many members' due lots settled, in one go: the entries, lots, lot moves, postings and
+balance updates of a whole batch are written with a handful of statements instead of a handful per award.
 
-The result is exactly what `operations.award` would write for each item, in order (the tests compare
-the two); members in refund debt take that ordinary path, since their awards pay the debt first.
+The result is exactly what `operations.award` (`settle_member`) would write for each item (member), in
+order (the tests compare the two); members in refund debt take that ordinary path, since their awards and
+maturing points pay the debt first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -61,20 +63,11 @@ def award_many(sc: ops.Scope, items: list[AwardItem]) -> list[JournalEntry | Ent
     """Award every item in the scope's wallet; the caller holds the members' locks. One entry per item."""
     if not items:
         return []
-    s, wallet = sc.session, sc.wallet
     for item in items:
         ops.check_points(item.points)
     pks = sorted({i.member.id for i in items})
-    accounts = _accounts(sc, pks)
-    in_debt = {pk for pk, acc in accounts.items() if acc[DEBT][1] < 0}
-    due = s.execute(_DUE_LOTS, {"wallet": wallet.id, "members": pks, "now": sc.now}).all()
-    if any(lot.member_pk in in_debt for lot in due):  # maturing pays the debt first: the ordinary path does that
-        for pk in sorted({lot.member_pk for lot in due if lot.member_pk in in_debt}):
-            ops.settle_member(sc, wallet, pk)
-        accounts = _accounts(sc, pks)
-        in_debt = {pk for pk, acc in accounts.items() if acc[DEBT][1] < 0}
     batch = _Batch()
-    _settle(sc, [lot for lot in due if lot.member_pk not in in_debt], accounts, batch)
+    accounts, in_debt, _ = _settle_due(sc, pks, batch)
     entries: list[JournalEntry | EntryRow | None] = [None] * len(items)
     fast = []
     for n, item in enumerate(items):
@@ -88,6 +81,35 @@ def award_many(sc: ops.Scope, items: list[AwardItem]) -> list[JournalEntry | Ent
     for (n, _), entry in zip(fast, awarded, strict=True):
         entries[n] = entry
     return cast(list[JournalEntry | EntryRow], entries)  # every slot is filled by one of the two paths above
+
+
+def settle_many(sc: ops.Scope, member_pks: Iterable[int]) -> list[JournalEntry | EntryRow]:
+    """Mature and expire the members' due lots in the scope's wallet, as `settle_member` does for each one;
+    the caller holds the members' locks. The entries written (members settled the ordinary way first)."""
+    pks = sorted(set(member_pks))
+    if not pks:
+        return []
+    batch = _Batch()
+    accounts, _, done = _settle_due(sc, pks, batch)
+    _write(sc, batch, accounts)
+    return [*done, *(e for e, _, _ in batch.entries)]
+
+
+def _settle_due(sc: ops.Scope, pks: list[int], batch: _Batch) -> tuple[Accounts, set[int], list[JournalEntry]]:
+    """The members' due lots settled: those of members in debt now, by the ordinary path (maturing pays
+    the debt first), the others planned into the batch. (accounts, members still in debt, entries written)"""
+    s, wallet = sc.session, sc.wallet
+    accounts = _accounts(sc, pks)
+    in_debt = {pk for pk, acc in accounts.items() if acc[DEBT][1] < 0}
+    due = s.execute(_DUE_LOTS, {"wallet": wallet.id, "members": pks, "now": sc.now}).all()
+    ordinary = {lot.member_pk for lot in due if lot.member_pk in in_debt}
+    done = [e for pk in sorted(ordinary) for e in ops.settle_member(sc, wallet, pk)]
+    if ordinary:  # their balances moved; a member whose debt is now paid takes the set path from here on
+        accounts = _accounts(sc, pks)
+        in_debt = {pk for pk, acc in accounts.items() if acc[DEBT][1] < 0}
+    # (not `in_debt`: a member whose maturing paid off the debt is settled already, its lots as read are stale)
+    _settle(sc, [lot for lot in due if lot.member_pk not in ordinary], accounts, batch)
+    return accounts, in_debt, done
 
 
 def _accounts(sc: ops.Scope, pks: list[int]) -> Accounts:

@@ -1,6 +1,6 @@
 """Background ledger jobs: mature pending points, expire overdue lots, release stale holds.
 
-Each job works in small committed batches (resumable: a rerun picks up what is left) and re-checks
+Each job works in committed batches (resumable: a rerun picks up what is left) and re-checks
 every candidate under its member's lock, so two runs at once never expire or mature a point twice.
 On PostgreSQL, concurrent runners skip members another runner has locked and share the work.
 """
@@ -8,14 +8,16 @@ On PostgreSQL, concurrent runners skip members another runner has locked and sha
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from jifen.db import run_in_transaction, utcnow
+from jifen.db import among, run_in_transaction, utcnow
 from jifen.errors import Conflict
+from jifen.ledger import bulk
 from jifen.ledger import operations as ops
 from jifen.ledger.models import Hold, Lot
 from jifen.members.models import Member
@@ -34,15 +36,16 @@ class JobReport:
 
 
 def _claim_members(session: Session, pks: list[int]) -> list[int]:
-    stmt = select(Member.id).where(Member.id.in_(pks)).order_by(Member.id)
+    stmt = select(Member.id).where(among(Member.id, "members")).order_by(Member.id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    return list(session.scalars(stmt, {"members": pks}))
 
 
-def settle_due(factory: sessionmaker[Session], now: dt.datetime | None = None, batch: int = 500,
+def settle_due(factory: sessionmaker[Session], now: dt.datetime | None = None, batch: int = 10_000,
                progress: Callable[[int], None] | None = None) -> JobReport:
-    """Mature and expire every lot whose time has come, a batch of members per transaction."""
+    """Mature and expire every lot whose time has come, a batch of members per transaction, written by
+    the ledger's set path (`bulk.settle_many`: a few statements per batch and wallet, not a few per member)."""
     now = now or utcnow()
     report = JobReport()
     due = (Lot.available > 0) & (Lot.expires_at <= now) | (Lot.pending > 0) & (Lot.pending_until <= now)
@@ -55,11 +58,16 @@ def settle_due(factory: sessionmaker[Session], now: dt.datetime | None = None, b
             if not members:
                 return []
             claimed = _claim_members(s, list(members))
-            for member_pk in claimed:  # every wallet of the member, so the cursor never skips one
-                for wallet_id in s.scalars(select(Lot.wallet_id).where(due, Lot.member_pk == member_pk).distinct()):
-                    wallet = s.get_one(Wallet, wallet_id)
-                    sc = ops.Scope(s, s.get_one(Program, wallet.program_id), wallet, now, actor="job:settle")
-                    report.entries += len(ops.settle_member(sc, wallet, member_pk))
+            # Every wallet of the member, so the cursor never skips one; read under the locks, so a member
+            # another runner settled meanwhile has nothing left here.
+            by_wallet: defaultdict[int, list[int]] = defaultdict(list)
+            for wallet_id, member_pk in s.execute(select(Lot.wallet_id, Lot.member_pk).where(
+                    due, among(Lot.member_pk, "members")).distinct(), {"members": claimed}):
+                by_wallet[wallet_id].append(member_pk)
+            for wallet_id in sorted(by_wallet):  # system accounts locked in wallet order by every runner
+                wallet = s.get_one(Wallet, wallet_id)
+                sc = ops.Scope(s, s.get_one(Program, wallet.program_id), wallet, now, actor="job:settle")
+                report.entries += len(bulk.settle_many(sc, by_wallet[wallet_id]))
             report.members += len(claimed)
             return list(members)
 

@@ -11,8 +11,9 @@ import datetime as dt
 import functools
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, select
@@ -22,9 +23,10 @@ from jifen.db import among, decoded
 from jifen.events.models import Event
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
-from jifen.outbox import emit
+from jifen.outbox import emit, emit_many
 from jifen.programs.config import TierConfig, TierLevel
 from jifen.programs.models import Program
+from jifen.rows import update_rows
 
 
 @functools.lru_cache(maxsize=64)
@@ -36,7 +38,7 @@ def tier_config(program: Program) -> TierConfig | None:
     return decoded(program.tiers, lambda t: _parsed(json.dumps(t, sort_keys=True))) if program.tiers else None
 
 
-def current_level(cfg: TierConfig, member: Member) -> TierLevel:
+def current_level(cfg: TierConfig, member: Member | Standing) -> TierLevel:
     return cfg.level(member.tier) or cfg.levels[0]
 
 
@@ -134,8 +136,23 @@ def upgrade(session: Session, program: Program, members: list[Member], now: dt.d
     return raised
 
 
-def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 1000) -> dict[str, int]:
-    """The periodic evaluation: upgrades, grace for those below retention, downgrades after grace."""
+@dataclass
+class Standing:
+    """A member's tier columns, as the periodic evaluation reads and writes them: no ORM object per member."""
+
+    id: int
+    tier: str | None
+    tier_since: dt.datetime | None
+    tier_grace_until: dt.datetime | None
+
+
+_STANDINGS = (select(Member.id, Member.tier, Member.tier_since, Member.tier_grace_until)
+              .where(among(Member.id, "members")).order_by(Member.id))
+
+
+def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 10_000) -> dict[str, int]:
+    """The periodic evaluation: upgrades, grace for those below retention, downgrades after grace.
+    A batch of members at a time, their changes written with one statement and their messages with another."""
     cfg = tier_config(program)
     summary = {"members": 0, "upgraded": 0, "kept": 0, "grace_started": 0, "in_grace": 0, "downgraded": 0}
     if cfg is None:
@@ -144,19 +161,34 @@ def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 
     after = 0
     while True:
         pks = list(session.scalars(select(Member.id).where(Member.program_id == program.id, Member.id > after)
-                                   .order_by(Member.id).limit(batch)))
+                                   .order_by(Member.id).limit(batch)))  # (autoflush: pending ORM changes first)
         if not pks:
             return summary
         after = pks[-1]
         lock_members(session, pks)
         values = measures(session, program, cfg, now, pks)
-        for m in session.scalars(select(Member).where(Member.id.in_(pks)).order_by(Member.id)):
+        changed: list[dict[str, Any]] = []
+        messages = []
+        for row in session.execute(_STANDINGS, {"members": pks}):
+            m = Standing(*row)
             summary["members"] += 1
-            before = m.tier
+            before = (m.tier, m.tier_since, m.tier_grace_until)
             summary[_evaluate_one(cfg, m, values.get(m.id, Decimal(0)), now)] += 1
-            if before is not None and m.tier != before:
-                _announce(session, program, cfg, m, before)
-        session.flush()
+            if (m.tier, m.tier_since, m.tier_grace_until) != before:
+                changed.append({"id": m.id, "tier": m.tier, "tier_since": m.tier_since,
+                                "tier_grace_until": m.tier_grace_until})
+            if before[0] is not None and m.tier != before[0]:
+                messages.append(_tier_message(program, cfg, m, before[0]))
+        update_rows(session, Member, changed)
+        emit_many(session, messages)
+        _expire_loaded(session, {m["id"] for m in changed})
+
+
+def _expire_loaded(session: Session, pks: set[int]) -> None:
+    """Members the session already holds as objects were written behind its back: read them again when used."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Member) and obj.id in pks:
+            session.expire(obj, ["tier", "tier_since", "tier_grace_until"])
 
 
 def _change(session: Session, program: Program, cfg: TierConfig, m: Member, level: TierLevel,
@@ -164,17 +196,19 @@ def _change(session: Session, program: Program, cfg: TierConfig, m: Member, leve
     before = m.tier
     m.tier, m.tier_since, m.tier_grace_until = level.code, now, None
     if before is not None:
-        _announce(session, program, cfg, m, before)
+        emit(session, *_tier_message(program, cfg, m, before))
 
 
-def _announce(session: Session, program: Program, cfg: TierConfig, m: Member, before: str) -> None:
-    """A tier.changed message in the outbox, with the change (the member learns of it; webhooks too)."""
+def _tier_message(program: Program, cfg: TierConfig, m: Member | Standing,
+                  before: str) -> tuple[int, str, dict, int]:
+    """A tier.changed message for the outbox, with the change (the member learns of it; webhooks too)."""
     old, new = cfg.level(before) or cfg.levels[0], cfg.level(m.tier) or cfg.levels[0]
-    emit(session, program.id, "tier.changed", {"old": old.name, "new": new.name, "old_code": old.code,
-                                                "new_code": new.code, "member_pk": m.id}, m.id)
+    return (program.id, "tier.changed", {"old": old.name, "new": new.name, "old_code": old.code,
+                                         "new_code": new.code, "member_pk": m.id}, m.id)
 
 
-def _evaluate_one(cfg: TierConfig, m: Member, value: Decimal, now: dt.datetime) -> str:
+def _evaluate_one(cfg: TierConfig, m: Member | Standing, value: Decimal, now: dt.datetime) -> str:
+    """The evaluation's decision for one member, applied to its tier columns; which outcome it was."""
     if m.tier is None:
         m.tier, m.tier_since = cfg.levels[0].code, now
     rank, qualified = cfg.rank(m.tier), qualified_rank(cfg, value, now)
