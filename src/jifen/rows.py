@@ -145,9 +145,11 @@ def update_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]], ke
     columns = list(rows[0])
     pg = _pg(session)
     if pg is None or len(rows) < COPY_FROM:
-        stmt = update(table).where(table.c[key] == bindparam("_key")).values(
-            {c: bindparam(c) for c in columns if c != key})
-        session.connection().execute(stmt, [{**r, "_key": r[key]} for r in rows])
+        sets = [c for c in columns if c != key]
+        stmt = update(table).where(table.c[key] == bindparam("_key")).values({c: bindparam(c) for c in sets})
+        # The key goes in as _key only: a parameter named after a column is SET too, and setting a primary key
+        # (even to itself) makes SQLite check every table referencing it — a scan where that column has no index.
+        session.connection().execute(stmt, [{**{c: r[c] for c in sets}, "_key": r[key]} for r in rows])
         return
     source, _ = _unnest(table, columns)
     types = _pg_types(table)
