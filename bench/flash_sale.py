@@ -140,6 +140,11 @@ def hottest(raw: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
+def table(row: dict) -> str:
+    """A one-row markdown table."""
+    return "\n".join("| " + " | ".join(map(str, cells)) + " |" for cells in (row, ["---"] * len(row), row.values()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attempts", type=int, default=10_000)
@@ -175,18 +180,22 @@ def main() -> None:
     codes = collections.Counter(str(a.status) if a.status < 300 else f"{a.status} {(a.json() or {}).get('error', {}).get('code')}"
                                 for _, a in answers)
     ms = [a.seconds * 1000 for _, a in answers]
-    window = args.window or "server default"
+    load = {"answers": ", ".join(f"{k}: {v:,}" for k, v in sorted(codes.items())), "wall s": f"{wall:.1f}",
+            "requests/s": f"{len(answers) / wall:,.0f}",
+            **{f"p{p} ms": f"{percentile(ms, p):.0f}" for p in (50, 95, 99)}, "max ms": f"{max(ms):.0f}",
+            f"pgbench -b tpcb-like, {args.pgbench_clients} clients": f"{tps:,.0f} tps"}
+    db = {"orders": f"{result['orders']:,}", "stock left": result["stock"], "sold": result["sold"],
+          "oversold": result["oversold"], "stock + sold = total": result["stock_adds_up"],
+          "double-deducted members": result["double_deducted"],
+          "holds = orders = held balance": result["holds_match"],
+          "201s without an order": result["acknowledged_missing"], "`verify` problems": result["verify_problems"]}
     md = f"""{args.attempts:,} `POST /v1/redemptions` for one reward with {args.stock:,} units from {args.clients} concurrent
 keep-alive connections (one asyncio client process, bench/httpload.py), {args.members:,} members each sending
-{attempts_each} at about the same time; one `jifen serve` process, JIFEN_GROUP_COMMIT_MS = {window}.
+{attempts_each} at about the same time; one `jifen serve` process, JIFEN_GROUP_COMMIT_MS = {args.window or "server default"}.
 
-| answers | wall s | requests/s | p50 ms | p95 ms | p99 ms | max ms | pgbench -b tpcb-like, {args.pgbench_clients} clients |
-|---|---|---|---|---|---|---|---|
-| {', '.join(f'{k}: {v:,}' for k, v in sorted(codes.items()))} | {wall:.1f} | {len(answers) / wall:,.0f} | {percentile(ms, 50):.0f} | {percentile(ms, 95):.0f} | {percentile(ms, 99):.0f} | {max(ms):.0f} | {tps:,.0f} tps |
+{table(load)}
 
-| orders | stock left | sold | oversold | stock + sold = total | double-deducted members | holds = orders = held balance | 201s without an order | `verify` problems |
-|---|---|---|---|---|---|---|---|---|
-| {result['orders']:,} | {result['stock']:,} | {result['sold']:,} | {result['oversold']} | {result['stock_adds_up']} | {result['double_deducted']} | {result['holds_match']} | {result['acknowledged_missing']} | {result['verify_problems']} |
+{table(db)}
 """
     print(md)
     if args.profile:

@@ -25,6 +25,7 @@ from jifen.engagement.api import router as engagement_router
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
 from jifen.flows.group_commit import GroupCommit
+from jifen.flows.redeem import commit_redemptions
 from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.notify.api import router as notify_router
@@ -96,13 +97,15 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, lis
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # The group commit's worker lives as long as the app serves (an app never started, as in a test without
-    # its client's `with`, runs each event alone).
-    app.state.group_commit.start()
+    # The group commits' workers (events, redemptions) live as long as the app serves (an app never started,
+    # as in a test without its client's `with`, runs each request alone).
+    for commit in (app.state.group_commit, app.state.redemption_commit):
+        commit.start()
     try:
         yield
     finally:
-        app.state.group_commit.stop()
+        for commit in (app.state.group_commit, app.state.redemption_commit):
+            commit.stop()
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -123,6 +126,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     changes.listen(app.state.sessions)  # before/after values of each write, for the audit log
     settings = get_settings()
     app.state.group_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max)
+    app.state.redemption_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max,
+                                              commit_redemptions, "redemptions")
 
     @app.exception_handler(JifenError)
     def _jifen_error(_: Request, exc: JifenError):
