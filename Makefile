@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/events.py --events 2000
 	$(VENV)/bin/python bench/http_events.py --seconds 10
 	$(VENV)/bin/python bench/http_events.py --group-commit --seconds 10
+	$(VENV)/bin/python bench/flash_sale.py --attempts 2000 --clients 500 --stock 200 --members 400
+	$(VENV)/bin/python bench/balance_read.py --seconds 10
 	$(VENV)/bin/python bench/verify.py --entries 200000
 	$(VENV)/bin/python bench/boards.py
 	$(VENV)/bin/python bench/analytics.py

@@ -79,24 +79,28 @@ class Connection:
             self.writer.close()
 
 
-async def _client(base: str, calls: Iterable[Call], answers: list[tuple[Call, Answer]], stop: asyncio.Event | None):
+async def _client(base: str, calls: Iterable[Call], answers: list[tuple[Call, Answer]], stop: asyncio.Event | None,
+                  pause: float):
     conn = Connection(base)
     try:
         for call in calls:
             if stop is not None and stop.is_set():
                 return
             answers.append((call, await conn.send(call)))
+            if pause:
+                await asyncio.sleep(pause)
     finally:
         conn.close()
 
 
-async def run_clients(base: str, per_client: list[Iterable[Call]], stop: asyncio.Event | None = None
-                      ) -> tuple[list[tuple[Call, Answer]], float]:
-    """Each client's calls on its own connection, all clients at once; every (call, answer) and the seconds
-    from the first request to the last answer."""
+async def run_clients(base: str, per_client: list[Iterable[Call]], stop: asyncio.Event | None = None,
+                      pause: float = 0) -> tuple[list[tuple[Call, Answer]], float]:
+    """Each client's calls on its own connection, all clients at once (`pause` seconds between one's answer
+    and its next call), until they are done or `stop` is set; every (call, answer) and the seconds from the
+    first request to the last answer."""
     answers: list[tuple[Call, Answer]] = []
     start = time.perf_counter()
-    await asyncio.gather(*(_client(base, calls, answers, stop) for calls in per_client))
+    await asyncio.gather(*(_client(base, calls, answers, stop, pause) for calls in per_client))
     return answers, time.perf_counter() - start
 
 
