@@ -18,6 +18,8 @@ from jifen.db import utcnow
 from jifen.flows import redeem as redeem_flow
 from jifen.flows.group_commit import GroupCommit
 from jifen.mall.models import Redemption, Reward
+from jifen.security import audit
+from jifen.security.audit import AuditEntry
 from tests.conftest import Ledger, api_key, keyed
 from tests.mall.test_mall import ADDRESS, fund
 from tests.support.intake import add_members, configure
@@ -105,6 +107,9 @@ def test_more_attempts_than_stock_in_one_group_exactly_stock_orders(app, factory
         assert (b["available"], b["held"]) == ((700, 300) if mid in winners else (1_000, 0))
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Redemption)) == 3
+        # one audit line per request (the concurrent ones chained in one transaction), the chain intact
+        paths = s.scalars(select(AuditEntry.path).where(AuditEntry.path == "/v1/redemptions")).all()
+        assert len(paths) == 8 and audit.verify(s) == []
     assert ledger.verify() == []
 
 
