@@ -93,17 +93,24 @@ def prepare(url: str) -> str:
 @contextlib.contextmanager
 def serving(url: str, **env: str):
     """One `jifen serve` process on the database, with extra JIFEN_* settings, until the block ends."""
+    with server_process(url, **env) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def server_process(url: str, **env: str):
+    """`serving`, giving the process too (the flash-sale bench profiles it)."""
     server = subprocess.Popen([sys.executable, "-c", "from jifen.cli import main; main()", "serve", "--port",
                                str(PORT), "--no-jobs"], env=os.environ | {"JIFEN_DATABASE_URL": url} | KEY_RATE | env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        for _ in range(600):  # (up to a minute: a loaded machine imports slowly)
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
                 break
             except OSError:
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{PORT}"
+        yield f"http://127.0.0.1:{PORT}", server
     finally:
         server.terminate()
         server.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -25,7 +26,8 @@ from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run
 from jifen.engagement.api import router as engagement_router
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
-from jifen.flows.group_commit import GroupCommit
+from jifen.flows.group_commit import ALONE, GroupCommit
+from jifen.flows.redeem import commit_redemptions
 from jifen.mall.api import router as mall_router
 from jifen.members.api import router as members_router
 from jifen.metrics import RequestTimer, scrape
@@ -99,13 +101,16 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, lis
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # The group commit's worker lives as long as the app serves (an app never started, as in a test without
-    # its client's `with`, runs each event alone).
-    app.state.group_commit.start()
+    # The group commits' workers (events, redemptions, audit lines) live as long as the app serves (an app never started,
+    # as in a test without its client's `with`, runs each request alone).
+    kinds = (app.state.group_commit, app.state.redemption_commit, app.state.audit_commit)
+    for commit in kinds:
+        commit.start()
     try:
         yield
     finally:
-        app.state.group_commit.stop()
+        for commit in kinds:
+            commit.stop()
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -126,6 +131,10 @@ def create_app(database_url: str | None = None) -> FastAPI:
     changes.listen(app.state.sessions)  # before/after values of each write, for the audit log
     settings = get_settings()
     app.state.group_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max)
+    app.state.redemption_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max,
+                                              commit_redemptions, "redemptions")
+    app.state.audit_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max,
+                                         audit.commit_lines, "audit")
 
     @app.exception_handler(JifenError)
     def _jifen_error(_: Request, exc: JifenError):
@@ -190,9 +199,11 @@ def create_app(database_url: str | None = None) -> FastAPI:
         if who is not None and writes:
             detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
                       "changes": changes.summary(cast(list[Any], collected))}  # (a list: writes)
-            await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(
-                s, program_id=who.program_id, actor=who.actor, role=who.role, method=request.method,
-                path=request.url.path, status=response.status_code, detail=detail))
+            line = {"program_id": who.program_id, "actor": who.actor, "role": who.role, "method": request.method,
+                    "path": request.url.path, "status": response.status_code, "detail": detail}
+            # With the concurrent requests' lines (one lock of the chain's head for all), or alone.
+            if await asyncio.wrap_future(app.state.audit_commit.submit(None, line)) is ALONE:
+                await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(s, **line))
         return response
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")

@@ -1,20 +1,24 @@
 """What every /v1 router shares: the Idempotency-Key every state-changing request carries, honoured in one place
 (`keyed`: the first request with a key does the work and its JSON answer is stored in the same transaction; a
 replay answers with that, `Idempotent-Replayed: true`; the key with another request is 409 — jifen/idempotency.py),
-the same through the ledger's scope (`write`), the member a write names, and an empty body."""
+the same through the ledger's scope (`write`) or committed with the concurrent writes of its kind (`grouped`),
+the member a write names, and an empty body."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from jifen.db import run_in_transaction, utcnow
+from jifen.flows.group_commit import ALONE, GroupCommit, Write
 from jifen.idempotency import idempotent
 from jifen.ledger.operations import Scope  # what a write's work is given
 from jifen.members.models import Member
@@ -56,6 +60,21 @@ def write(request: Request, who: Principal, key: str, operation: str, body: Base
     control refuses is answered, and its case recorded, by the app's RiskBlocked handler.)"""
     wallet = getattr(body, "wallet", None)
     return keyed(request, who, key, operation, body, lambda session: work(scope(session, who, wallet)), status)
+
+
+async def grouped(request: Request, commit: GroupCommit, who: Principal, key: str, operation: str, body: BaseModel,
+                  work: Callable[[Scope], dict[str, Any]], status: int = 200) -> JSONResponse:
+    """`write`, committed in one transaction with the concurrent writes of its kind (flows/group_commit.py);
+    alone (`write` itself) when the group says so. Awaited: a request waiting for its group holds no thread."""
+    item = Write(key, operation, body.model_dump(mode="json"), lambda sc: jsonable_encoder(work(sc)), who.actor,
+                 getattr(body, "wallet", None))
+    outcome = await asyncio.wrap_future(commit.submit(who.program_id, item))
+    if outcome is ALONE:
+        return await run_in_threadpool(write, request, who, key, operation, body, work, status)
+    if isinstance(outcome, Exception):
+        raise outcome
+    result, replayed = outcome
+    return JSONResponse(result, status_code=status, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
 def member(sc: Scope, member_id: str) -> Member:

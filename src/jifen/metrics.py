@@ -29,8 +29,8 @@ EVENTS = Counter("jifen_events_total", "Events taken by the intake, by outcome (
                  ["status"])
 POINTS = Counter("jifen_points_awarded_total", "Points awarded to processed events")
 RISK_BLOCKS = Counter("jifen_risk_blocks_total", "Events refused by risk control (risk_blocked)")
-GROUP_SIZE = Histogram("jifen_group_commit_requests", "Single requests committed together in one transaction",
-                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+GROUP_SIZE = Histogram("jifen_group_commit_requests", "Single requests committed together in one transaction, by "
+                       "kind (events, redemptions, audit lines)", ["kind"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 STREAM_MESSAGES = Counter("jifen_stream_messages_total", "JetStream messages taken, by outcome "
                           "(processed, replayed, rejected, dead)", ["status"])
 STREAM_PENDING = Gauge("jifen_stream_pending", "JetStream messages of this consumer's partitions not yet "

@@ -262,17 +262,19 @@ def test_nothing_is_acknowledged_before_its_commit(app, factory, setup, groups):
     assert ledger.verify() == []
 
 
-def test_the_worker_lives_with_the_app(db_url):
-    def workers():
-        return [t for t in threading.enumerate() if t.name == "jifen-group-commit"]
+def test_the_workers_live_with_the_app(db_url):
+    def workers():  # one per kind: events, redemptions, audit lines
+        return [t for t in threading.enumerate() if t.name.startswith("jifen-group-commit-")]
 
     app = create_app(db_url)
     try:
         before = len(workers())
         with TestClient(app):
-            assert len(workers()) == before + 1
+            assert len(workers()) == before + 3
         assert len(workers()) == before
         app.state.group_commit = GroupCommit(app.state.sessions, 0, 500)  # JIFEN_GROUP_COMMIT_MS=0: off
+        app.state.redemption_commit = GroupCommit(app.state.sessions, 0, 500)
+        app.state.audit_commit = GroupCommit(app.state.sessions, 0, 500)
         with TestClient(app):
             assert len(workers()) == before
     finally:

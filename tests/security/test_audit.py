@@ -39,3 +39,21 @@ def test_writes_are_audited_and_the_chain_verifies(app, factory):
     with factory() as s:
         problems = verify(s)
         assert "line 2 missing (found 3)" in problems
+
+
+def test_lines_committed_together_chain_in_their_order(factory):
+    """The lines of concurrent requests (audit.commit_lines, the audit kind of group commit) are chained in
+    the order given after the lines before them, and the chain verifies."""
+    from jifen.db import run_in_transaction
+    from jifen.security import audit
+
+    def line(path):
+        return {"program_id": None, "actor": "t", "role": "admin", "method": "POST", "path": path, "status": 201,
+                "detail": {"n": path}}
+
+    run_in_transaction(factory, lambda s: audit.append(s, **line("/first")))
+    assert audit.commit_lines(factory, None, [line("/a"), line("/b"), line("/c")]) == [True] * 3
+    with factory() as s:
+        rows = s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+        assert [(e.seq, e.path) for e in rows] == [(1, "/first"), (2, "/a"), (3, "/b"), (4, "/c")]
+        assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False)) and verify(s) == []

@@ -37,7 +37,7 @@ def _run(request: Request, who: Principal, events: list[EventIn], strict: bool) 
                                                    "same body; its first result"}})
 async def post_event(body: EventIn, request: Request, who: Sender):
     # Async, so a request waiting for its group holds no thread of the pool.
-    outcome = await asyncio.wrap_future(request.app.state.group_commit.submit(who.program_id, who.actor, body))
+    outcome = await asyncio.wrap_future(request.app.state.group_commit.submit((who.program_id, who.actor), body))
     if outcome is ALONE:
         (outcome,) = await run_in_threadpool(_run, request, who, [body], True)
     if isinstance(outcome, Exception):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
-from jifen.apikit import Key, keyed, member, write
+from jifen.apikit import Key, grouped, keyed, member, write
 from jifen.db import utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
 from jifen.flows.redeem import redeem
@@ -164,10 +164,12 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
 
 @router.post("/redemptions", status_code=201, responses=errors(404),
              summary="Redeem: hold the points and reserve the stock together")
-def create_redemption(body: RedemptionIn, request: Request, who: Buyer, key: Key):
-    return write(request, who, key, "redemptions.create", body, lambda sc: redemption_view(sc.session, redeem(
-        sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward), body.quantity,
-        body.address, body.pay, body.device_id, body.ip)), status=201)
+async def create_redemption(body: RedemptionIn, request: Request, who: Buyer, key: Key):
+    # Committed with the concurrent redemptions (flows/redeem.py): a flash sale's stock row taken once a group.
+    return await grouped(request, request.app.state.redemption_commit, who, key, "redemptions.create", body,
+                         lambda sc: redemption_view(sc.session, redeem(
+                             sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward),
+                             body.quantity, body.address, body.pay, body.device_id, body.ip)), status=201)
 
 
 @router.get("/redemptions/{redemption_id}", summary="A redemption and its coupons")

@@ -42,8 +42,50 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at
 
 
 def reserve_stock(session: Session, reward: Reward, quantity: int) -> bool:
-    """Take units from the stock unless fewer are left (the row stays locked to the transaction's end)."""
+    """Take units from the stock unless fewer are left (the row stays locked to the transaction's end); from
+    the transaction's allotment when a group of redemptions holds one for the reward."""
+    allotment = session.info.get(Allotment.KEY)
+    if allotment is not None and reward.id in allotment.left:
+        return cast(Allotment, allotment).take(reward.id, quantity)
     return session.execute(_RESERVE, {"reward": reward.id, "qty": quantity}).first() is not None
+
+
+class Allotment:
+    """The stock of some rewards taken once for a group of redemptions in one transaction (flows/redeem.py):
+    their rows locked up front (after the members: lock order member → reward), the units handed out in
+    memory in the group's order, and taken from each row by one conditional UPDATE (the one a single
+    redemption runs, `stock >= units`) before the group commits. A flash sale's hot row is then locked once
+    per group instead of once per order, and held only while the group's transaction runs."""
+
+    KEY = "jifen.mall.allotment"  # (in the session's info while the group runs)
+
+    def __init__(self, session: Session, program_id: int, codes: set[str]):
+        rows = session.execute(select(Reward.id, Reward.stock).where(
+            Reward.program_id == program_id, Reward.code.in_(sorted(codes))).order_by(Reward.id).with_for_update())
+        self.session = session
+        self.left: dict[int, int | None] = {r.id: r.stock for r in rows}  # None: unlimited
+        self.taken = dict.fromkeys(self.left, 0)
+        session.info[self.KEY] = self
+
+    def take(self, reward_id: int, quantity: int) -> bool:
+        left = self.left[reward_id]
+        if left is not None and left - self.taken[reward_id] < quantity:
+            return False
+        self.taken[reward_id] += quantity
+        return True
+
+    def mark(self) -> dict[int, int]:
+        return dict(self.taken)
+
+    def undo(self, mark: dict[int, int]) -> None:
+        """The units a refused redemption took go back (its savepoint was rolled back)."""
+        self.taken = mark
+
+    def close(self) -> None:
+        del self.session.info[self.KEY]
+        for reward_id, quantity in self.taken.items():
+            if quantity and self.session.execute(_RESERVE, {"reward": reward_id, "qty": quantity}).first() is None:
+                raise RuntimeError(f"reward {reward_id}: {quantity} units allotted but not in stock")  # (locked: never)
 
 
 def get_reward(session: Session, program: Program, code: str) -> Reward:

@@ -2,18 +2,20 @@
 idempotency key, the answer's status, and the rows it changed with their values before and after —
 personal data masked, secrets redacted, ledger rows summarised: security/changes.py), hash-chained like
 the journal so a deleted or edited line shows.
-Written after the response, in its own transaction; `jifen audit verify` recomputes the chain."""
+Written after the response, in its own transaction (with the lines of concurrent requests: `commit_lines`);
+`jifen audit verify` recomputes the chain."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from jifen.db import Base, BigId, UTCDateTime, upsert, utcnow
+from jifen.db import Base, BigId, UTCDateTime, run_in_transaction, upsert, utcnow
 
 GENESIS = "0" * 64
 
@@ -56,17 +58,33 @@ def line_hash(e: AuditEntry) -> str:
 
 def append(session: Session, *, program_id: int | None, actor: str, role: str, method: str, path: str,
            status: int, detail: dict) -> AuditEntry:
+    return append_many(session, [{"program_id": program_id, "actor": actor, "role": role, "method": method,
+                                  "path": path, "status": status, "detail": detail}])[0]
+
+
+def append_many(session: Session, lines: list[dict[str, Any]]) -> list[AuditEntry]:
+    """Lines (append's keywords each) chained in this order, the head locked once for all of them."""
     locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
     if session.scalar(locked) is None:  # the first line: concurrent first writers race to create the head
         session.execute(upsert(session, AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
     head = session.scalars(locked).one()
-    detail = json.loads(json.dumps(detail, ensure_ascii=False, default=str))  # as it reads back: the hash holds
-    e = AuditEntry(seq=head.seq + 1, program_id=program_id, actor=actor, role=role, method=method, path=path,
-                   status=status, detail=detail, at=utcnow(), prev_hash=head.hash, hash="")
-    e.hash = line_hash(e)
-    session.add(e)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=e.seq, hash=e.hash))
-    return e
+    seq, prev, entries = head.seq, head.hash, []
+    for line in lines:
+        detail = json.loads(json.dumps(line["detail"], ensure_ascii=False, default=str))  # as it reads back
+        seq += 1
+        e = AuditEntry(**(line | {"detail": detail}), seq=seq, at=utcnow(), prev_hash=prev, hash="")
+        e.hash = prev = line_hash(e)
+        entries.append(e)
+    session.add_all(entries)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    return entries
+
+
+def commit_lines(factory: sessionmaker[Session], _key: Any, lines: list[dict[str, Any]]) -> list[bool]:
+    """The audit lines of concurrent requests in one transaction (a GroupCommit kind, api.py): the head is
+    one row every write's line locks, so one transaction per line queues every write behind it."""
+    run_in_transaction(factory, lambda session: append_many(session, lines))
+    return [True] * len(lines)
 
 
 def verify(session: Session) -> list[str]:
