@@ -45,7 +45,11 @@ def test_readyz_is_ready_only_with_the_current_schema(app, factory):
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         head = ready.json()["schema"]
         run_in_transaction(factory, lambda s: s.execute(text("UPDATE alembic_version SET version_num = '0001'")))
-        stale = client.get("/readyz")
+        try:
+            stale = client.get("/readyz")
+        finally:  # (the PostgreSQL database is the session's, shared with the tests that follow)
+            run_in_transaction(factory, lambda s: s.execute(text("UPDATE alembic_version SET version_num = :v"),
+                                                            {"v": head}))
         assert stale.status_code == 503
         assert stale.json()["error"]["code"] == "not_ready" and head in stale.json()["error"]["message"]
         assert client.get("/healthz").status_code == 200  # alive all the same
