@@ -76,6 +76,7 @@ def test_metrics_count_requests_events_and_the_outbox(app, factory):
     assert (sample(after.text, "jifen_http_request_duration_seconds_count", **route)
             - sample(before, "jifen_http_request_duration_seconds_count", **route)) == 4
     assert sample(after.text, "jifen_points_awarded_total") > sample(before, "jifen_points_awarded_total")
+    assert sample(after.text, "jifen_ledger_entries_total") - sample(before, "jifen_ledger_entries_total") == 3
     assert sample(after.text, "jifen_outbox_waiting") >= 3  # each award's entry is in the outbox, not fanned out
     assert sample(after.text, "jifen_outbox_lag_seconds") >= 0
 

@@ -28,6 +28,8 @@ REQUEST_SECONDS = Histogram("jifen_http_request_duration_seconds", "HTTP request
 EVENTS = Counter("jifen_events_total", "Events taken by the intake, by outcome (processed, replayed, rejected)",
                  ["status"])
 POINTS = Counter("jifen_points_awarded_total", "Points awarded to processed events")
+ENTRIES = Counter("jifen_ledger_entries_total", "Journal entries written for processed events (one per event and "
+                  "wallet paid; each with its postings)")
 RISK_BLOCKS = Counter("jifen_risk_blocks_total", "Events refused by risk control (risk_blocked)")
 GROUP_SIZE = Histogram("jifen_group_commit_requests", "Single requests committed together in one transaction, by "
                        "kind (events, redemptions, audit lines)", ["kind"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
@@ -102,6 +104,7 @@ def count_events(results: list[dict[str, Any]]) -> None:
         EVENTS.labels(r["status"]).inc()
         if r["status"] == "processed":
             POINTS.inc(max(int(r.get("points") or 0), 0))
+            ENTRIES.inc(len(r.get("entries") or ()))
         elif r.get("error", {}).get("code") == "risk_blocked":
             RISK_BLOCKS.inc()
 
