@@ -85,7 +85,7 @@ def main() -> None:
         secret = run_in_transaction(factory, lambda s: create_api_key(s, get_program(s, "default"), "admin", "bench"))[1]
         env = {**os.environ, "JIFEN_DATABASE_URL": url}
         server = subprocess.Popen([JIFEN, "serve", "--workers", "2", "--port", str(port), "--no-jobs"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
         def consumer(take: str) -> subprocess.Popen:
             return subprocess.Popen([JIFEN, "events", "consume", "--stream", stream.name, "--partitions", "8",

@@ -107,7 +107,7 @@ def test_two_workers_share_the_port_add_up_their_metrics_and_stop_on_sigterm(pg_
     port = _free_port()
     server = subprocess.Popen([JIFEN, "serve", "--workers", "2", "--port", str(port), "--no-jobs"],
                               env={**os.environ, "JIFEN_DATABASE_URL": pg_only_url}, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -135,8 +135,9 @@ def test_two_workers_share_the_port_add_up_their_metrics_and_stop_on_sigterm(pg_
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)
     finally:
-        if server.poll() is None:
-            server.kill()
+        if server.poll() is None:  # the whole group: killing the parent alone would leave its workers serving
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
         engine.dispose()
     assert server.returncode == 0, output
     assert "Finished server process" in output
