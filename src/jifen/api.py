@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from jifen import __version__
 from jifen.analytics.api import router as analytics_router
+from jifen.campaigns.api import router as campaigns_router
 from jifen.config import get_settings
 from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run_in_transaction
 from jifen.engagement.api import router as engagement_router
@@ -236,6 +237,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(risk_router)
     app.include_router(engagement_router)
     app.include_router(analytics_router)
+    app.include_router(campaigns_router)
     app.include_router(console_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)
