@@ -9,7 +9,7 @@ from jifen.db import make_engine, make_sessionmaker
 from jifen.events.models import Event
 from jifen.programs.service import get_program
 from tests.campaigns.test_campaigns import BASE, campaign, launch
-from tests.conftest import NOW, Ledger
+from tests.conftest import Ledger
 from tests.support.intake import add_members, configure, event, send
 from tests.support.racing import race
 

@@ -35,7 +35,7 @@ def behaviour(session: Session, program: Program, members: pl.DataFrame, start: 
     orders = session.execute(select(Redemption.member_pk, func.count())
                              .where(Redemption.program_id == program.id, Redemption.created_at >= start,
                                     Redemption.created_at < end).group_by(Redemption.member_pk)).all()
-    bought = pl.DataFrame([(pk, n, float(amount) - float(refunded)) for pk, n, amount, refunded in buys],
+    bought = pl.DataFrame([(pk, n, float(amount or 0) - float(refunded or 0)) for pk, n, amount, refunded in buys],
                           schema={"member_pk": pl.Int64, "purchases": pl.Int64, "spend": pl.Float64}, orient="row")
     redeemed = pl.DataFrame(orders, schema={"member_pk": pl.Int64, "redemptions": pl.Int64}, orient="row")
     return (members.join(bought, on="member_pk", how="left").join(redeemed, on="member_pk", how="left")

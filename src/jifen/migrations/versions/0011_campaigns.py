@@ -9,7 +9,6 @@ from alembic import op
 
 import jifen.db
 
-
 revision = '0011'
 down_revision = '0010'
 branch_labels = None
