@@ -43,6 +43,7 @@ from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
 from jifen.web import console
+from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.notifications_page import router as notifications_page_router
@@ -239,6 +240,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(analytics_router)
     app.include_router(campaigns_router)
     app.include_router(console_router)
+    app.include_router(campaigns_page_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)
     app.include_router(notifications_page_router)
