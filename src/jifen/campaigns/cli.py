@@ -119,7 +119,8 @@ def campaign_report(code: str, program: ProgramOpt = "default", as_json: AsJson 
         cost, inc = r["cost"], r["incremental"]
         yield f"{r['campaign']['name']} ({r['campaign']['status']}) {r['period']['from']} → {r['period']['to']}"
         yield (f"points {cost['points']} (¥{cost['liability_yuan']}); sponsor {cost['sponsor'] or '—'} "
-               f"{cost['sponsored_points']} (¥{cost['sponsored_yuan']}); budget used {r['budget']['used']}/{r['budget']['points']}")
+               f"{cost['sponsored_points']} (¥{cost['sponsored_yuan']})")
+        yield f"budget used {r['budget']['used']} of {r['budget']['points']}"
         yield f"participants {r['participants']}; reached {r['groups']['treated']}, holdout {r['groups']['holdout']}"
         for metric in ("purchases", "spend"):
             m = inc[metric]

@@ -76,8 +76,9 @@ def results(session: Session, program: Program, e: Experiment, now: dt.datetime)
     data = measure.behaviour(session, program, members, start, end)
     names = [a["name"] for a in e.arms] + [HOLDOUT]
     by = {g: data.filter(pl.col("group") == g) for g in names}
-    metrics = {g: {"members": f.height, "conversion": _rate(f, "purchases"), "spend": round(float(f["spend"].sum()) / f.height, 2),
-                   "redemption": _rate(f, "redemptions")} for g, f in by.items() if f.height}
+    metrics = {g: {"members": f.height, "conversion": _rate(f, "purchases"),
+                   "spend": round(float(f["spend"].sum()) / f.height, 2), "redemption": _rate(f, "redemptions")}
+               for g, f in by.items() if f.height}
     control = by[names[0]]
     comparisons = []
     for g in names[1:]:
