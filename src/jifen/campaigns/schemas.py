@@ -152,7 +152,7 @@ class RewardIn(Strict):
 
 class SimulateIn(Strict):
     rates: list[float] = Field(min_length=2, max_length=20)
-    rounds: int = Field(2000, ge=1, le=20_000)
+    rounds: int = Field(2000, ge=1, le=5_000)
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
