@@ -24,6 +24,7 @@ from jifen.programs.cli import program_app, tiers_app
 from jifen.risk.cli import risk_app
 from jifen.rules.cli import rules_app
 from jifen.security.cli import apikey_app, apikey_create, demo_admin, user_app
+from jifen.sim.cli import sim
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -43,6 +44,7 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(risk_app, name="risk")
+app.command("sim")(sim)
 
 
 @db_app.command("upgrade")

@@ -99,7 +99,8 @@ def purchases(env: Env, op: Op) -> dict[str, Any]:
     results = _ingest(env, [_event(op, m, a, f".{j}", now=env.now) for j, (m, a) in enumerate(op.args["lines"])],
                       strict=False)
     return {"points": sum(r.get("points", 0) for r in results),
-            "rejected": [r["error"]["code"] for r in results if r["status"] == "rejected"]}
+            "rejected": [r["error"]["code"] for r in results if r["status"] == "rejected"],
+            "replayed": all(r["status"] == "replayed" for r in results)}
 
 
 def refund(env: Env, op: Op) -> dict[str, Any]:

@@ -191,10 +191,13 @@ def differences(model: Model, seen: dict[str, Any]) -> list[str]:
     return out
 
 
-def simulate(url: str, plan: list[Op], clients: int, *, faults: bool = False, seed: int = 0,
-             checkpoint_every: int = 4, lose_answers: float = 0.05, progress: Callable[[Report], None] | None = None) -> Report:
+def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | None = None, faults: bool = False,
+             lose_answers: float = 0.0, seed: int = 0, checkpoint_every: int = 4,
+             progress: Callable[[Report], None] | None = None) -> Report:
     """Carry out the plan on a database that has just been wiped (world.wipe); raises SimulationFailed at the
-    first violation, with how many operations had been carried out."""
+    first violation, with how many operations had been carried out. Faults: `faults` drops the clients'
+    connections at random moments (PostgreSQL); `lose_answers` is the share of answers lost on their way
+    back (the same operations each time: a replay meets the same losses)."""
     pg = url.startswith("postgresql")
     report = Report()
     engine = make_engine(url, **({"connect_args": {"application_name": APP_NAME}, "pool_size": clients + 4,
@@ -206,9 +209,9 @@ def simulate(url: str, plan: list[Op], clients: int, *, faults: bool = False, se
         if ctx.is_disconnect:
             report.faults["connection lost (seen by a client)"] += 1
 
-    members = member_ids(max(op.client for op in plan) + 1 if plan else 1)
+    members = members or member_ids(clients)
     populate(factory, members)
-    env = Env(factory, START, lose_answers=lose_answers if faults else 0.0)
+    env = Env(factory, START, lose_answers=lose_answers)
     with factory() as s:
         env.program_id = get_program(s, "default").id
     env.group = GroupCommit(factory, window_ms=3, max_size=64, name="sim-events",

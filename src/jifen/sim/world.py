@@ -17,6 +17,7 @@ from jifen.members.models import Member
 from jifen.members.service import create_member
 from jifen.models import metadata
 from jifen.programs.config import ProgramConfig
+from jifen.programs.models import Program
 from jifen.programs.service import apply_config, ensure_default_program, get_program
 from jifen.sim.plan import REWARDS
 
@@ -55,11 +56,13 @@ def populate(factory: sessionmaker[Session], members: list[str]) -> None:
 
 
 def ensure_empty(url: str) -> None:
-    """A simulation writes thousands of rows and wipes them between replays: only on a database without members."""
+    """A simulation writes thousands of rows and wipes them between replays: only on a database without members,
+    or one an earlier simulation left."""
     engine = make_engine(url)
     try:
         with make_sessionmaker(engine)() as s:
-            if s.scalar(select(func.count()).select_from(Member)):
+            names = set(s.scalars(select(Program.name)))
+            if s.scalar(select(func.count()).select_from(Member)) and names != {CONFIG["name"]}:
                 raise InvalidRequest("the simulation needs a database without members (a scratch one: it is wiped "
                                      "between replays)", code="database_not_empty")
     finally:
