@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -196,7 +198,8 @@ def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | Non
              progress: Callable[[Report], None] | None = None) -> Report:
     """Carry out the plan on a database that has just been wiped (world.wipe); raises SimulationFailed at the
     first violation, with how many operations had been carried out. Faults: `faults` drops the clients'
-    connections at random moments (PostgreSQL); `lose_answers` is the share of answers lost on their way
+    connections at random moments (PostgreSQL) and kills the job runner in the middle of its run at each tick;
+    `lose_answers` is the share of answers lost on their way
     back (the same operations each time: a replay meets the same losses)."""
     pg = url.startswith("postgresql")
     report = Report()
@@ -221,6 +224,7 @@ def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | Non
     chaos = Faults(url, seed, report) if faults and pg else None
     if chaos:
         chaos.start()
+    chaos_rng = random.Random(seed)
     began = time.monotonic()
     try:
         with ThreadPoolExecutor(max(1, clients), thread_name_prefix="jifen-sim-client") as pool:
@@ -228,6 +232,8 @@ def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | Non
                 _round(env, model, pool, ops, report)
                 if tick is not None:
                     now = env.now + dt.timedelta(days=tick.args["days"])
+                    if faults:
+                        kill_jobs_midway(url, now, chaos_rng, report)
                     persist(report, functools.partial(_jobs, factory, now))
                     env.now = now
                     model.apply(tick, None, None)
@@ -269,6 +275,30 @@ def _round(env: Env, model: Model, pool: ThreadPoolExecutor, ops: list[Op], repo
             model.apply(op, answer, refused)
     if over := model.oversold():
         raise Violation("; ".join(over))
+
+
+def kill_jobs_midway(url: str, now: dt.datetime, rng: random.Random, report: Report) -> None:
+    """The tick's jobs in a process of their own, killed with SIGKILL at a random moment of their run (the
+    caller then runs them to the end: what a restarted `jifen worker` does)."""
+    runner = subprocess.Popen([sys.executable, "-c", "import sys; from jifen.sim.run import jobs_main; jobs_main()",
+                               url, now.isoformat()], stdout=subprocess.PIPE, text=True)
+    try:
+        assert runner.stdout is not None
+        if runner.stdout.readline().strip() == "ready":
+            time.sleep(rng.uniform(0, 0.2))
+            if runner.poll() is None:
+                report.faults["job runner killed (SIGKILL)"] += 1
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+def jobs_main() -> None:
+    """`python -c …jobs_main()` URL NOW: the jobs at that time (the process kill_jobs_midway kills)."""
+    url, now = sys.argv[1], dt.datetime.fromisoformat(sys.argv[2])
+    engine = make_engine(url)
+    print("ready", flush=True)
+    _jobs(make_sessionmaker(engine), now)
 
 
 def _jobs(factory: sessionmaker[Session], now: dt.datetime) -> None:
