@@ -37,10 +37,10 @@ def test_the_plan_is_a_function_of_its_seed_and_no_member_is_shared_by_two_clien
 
 
 def test_a_seeded_run_with_dropped_connections_and_lost_answers_ends_equal_to_the_model(pg_only_url):
-    plan = generate(16, 300, 4)
+    plan = generate(16, 200, 4)
     report = simulate(pg_only_url, plan, 4, faults=True, lose_answers=0.1, seed=16)
     assert report.ops == sum(op.kind != "tick" for op in plan)
-    assert report.checkpoints >= 3 and report.ticks == sum(op.kind == "tick" for op in plan)
+    assert report.checkpoints >= 2 and report.ticks == sum(op.kind == "tick" for op in plan)
     lost = report.faults["answer lost (sent again, same key)"]
     assert lost > 0 and report.replayed >= lost  # each lost answer came back as a replay, done once
     assert report.acked > 0 and report.refused["insufficient_points"] > 0
