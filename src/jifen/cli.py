@@ -25,6 +25,7 @@ from jifen.programs.cli import program_app, tiers_app
 from jifen.risk.cli import risk_app
 from jifen.rules.cli import rules_app
 from jifen.security.cli import apikey_app, apikey_create, demo_admin, user_app
+from jifen.sim.cli import sim
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -46,6 +47,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(risk_app, name="risk")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(experiment_app, name="experiment")
+app.command("sim")(sim)
 
 
 @db_app.command("upgrade")
