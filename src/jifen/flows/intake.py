@@ -85,10 +85,10 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
     # events once they are stored: such members have their events taken one by one.
     cfg = tiers.tier_config(program)
     one_by_one = {e.member_id for e in events if e.type == "refund" or (cfg is not None and cfg.basis == "score")}
-    if one_by_one and any(doc_of(v).budgets for v in ctx.versions):
-        # A budget is shared by all members: spent in the order the events occurred only if the others' events
-        # are not taken as a set ahead of these members' (the batch-equivalence property found it).
-        one_by_one = {e.member_id for e in events}
+    # A budget is shared by all members: spent in the order the events occurred only if the others' events are
+    # not taken as a set ahead of these members' (the batch-equivalence property found it). Then the set is
+    # taken in runs, each ending where an event of a one-by-one member comes in time.
+    budgets = bool(one_by_one) and any(doc_of(v).budgets for v in ctx.versions)
     results: Results = [None] * len(events)
 
     def reject(i: int, exc: JifenError) -> None:
@@ -100,20 +100,35 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
             risk_cases.record_block(session, program.id, exc, now)
             results[i]["risk"] = exc.verdict.view()
 
-    as_set = [i for i in order if events[i].member_id not in one_by_one]
-    _ingest_set(ctx, events, as_set, members, results, reject)
+    run: list[int] = []
+    singles = []
     for i in order:
-        if events[i].member_id in one_by_one:
-            try:
-                with session.begin_nested():
-                    results[i] = _ingest_one(ctx, events[i], members.get(events[i].member_id))
-            except JifenError as exc:
-                reject(i, exc)
+        if events[i].member_id not in one_by_one:
+            run.append(i)
+            continue
+        if budgets and run:
+            _ingest_set(ctx, events, run, members, results, reject)
+            run = []
+        if budgets:
+            _ingest_single(ctx, events, i, members, results, reject)
+        else:
+            singles.append(i)
+    _ingest_set(ctx, events, run, members, results, reject)
+    for i in singles:
+        _ingest_single(ctx, events, i, members, results, reject)
     _advance_tasks(ctx, events, order, results, members)
     follow = _follow_ups(ctx, events, results, members)
     if follow:
         ingest(session, program, follow, now=now, actor=actor, strict=False)
     return results
+
+def _ingest_single(ctx: Intake, events: list[EventIn], i: int, members: dict[str, Member], results: Results,
+                   reject: Reject) -> None:
+    try:
+        with ctx.session.begin_nested():
+            results[i] = _ingest_one(ctx, events[i], members.get(events[i].member_id))
+    except JifenError as exc:
+        reject(i, exc)
 
 def _advance_tasks(ctx: Intake, events: list[EventIn], order: list[int], results: Results,
                    members: dict[str, Member]) -> None:
