@@ -47,7 +47,6 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(risk_app, name="risk")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(experiment_app, name="experiment")
-app.command("sim")(sim)
 
 
 @db_app.command("upgrade")
@@ -186,3 +185,6 @@ def main():
         err.print(f"error: database {_safe_url()}: {reason} (is it reachable, and upgraded with `jifen db upgrade`?)",
                   markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
+
+
+app.command("sim")(sim)  # (registered last: listed after the everyday commands)
