@@ -93,7 +93,7 @@ def test_bandit_online_and_in_simulation(client):
         refused = client.post("/v1/bandits/offers/rewards", json={"arm": unpulled[0], "converted": True})
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "no_pull_to_reward"
     assert client.post("/v1/bandits/offers/rewards", json={"arm": "zz", "converted": True}).status_code == 404
-    sim = client.post("/v1/bandits/simulate", json={"rates": [0.04, 0.06, 0.12], "rounds": 4000, "seed": 3}).json()
+    sim = client.post("/v1/bandit-simulations", json={"rates": [0.04, 0.06, 0.12], "rounds": 4000, "seed": 3}).json()
     assert sim["best_arm"] == 2 and sim["best_share_last_tenth"] > 0.9
 
 

@@ -174,7 +174,7 @@ def reward(key: Code, body: RewardIn, request: Request, who: Shower, key_: Key):
                  lambda s: bandit.reward(s, who.program_id, key, body.arm, body.converted))
 
 
-@router.post("/bandits/simulate", response_model=Simulation,
+@router.post("/bandit-simulations", response_model=Simulation,
              summary="Thompson sampling against known conversion rates: convergence and regret")
 def simulate(body: SimulateIn, who: Reader):
     return bandit.simulate(body.rates, body.rounds, body.seed)
