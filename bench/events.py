@@ -28,7 +28,7 @@ from sqlalchemy import text
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction, utcnow
 from jifen.events.schemas import EventIn
 from jifen.flows.intake import ingest
-from jifen.members.service import create_member
+from jifen.members.service import NewMember, create_members
 from jifen.programs.config import load_example
 from jifen.programs.service import apply_config, get_program
 from jifen.rules.engine import Counters, EventFacts, MemberFacts, fire
@@ -72,8 +72,7 @@ def seed(url: str) -> None:
     def setup(s):
         apply_config(s, load_example("seed001"), now=utcnow() - dt.timedelta(days=1), actor="bench")
         program = get_program(s, "default")
-        for i in range(MEMBERS):
-            create_member(s, program, f"B{i}")
+        create_members(s, program, [NewMember(f"B{i}") for i in range(MEMBERS)])
 
     run_in_transaction(make_sessionmaker(engine), setup)
     engine.dispose()

@@ -47,7 +47,7 @@ from jifen.events.schemas import MAX_BATCH
 from jifen.flows.file_import import Outcome, import_file
 from jifen.ledger.models import Account, JournalEntry, Lot, LotMove, Posting
 from jifen.ledger.verify import verify
-from jifen.members.service import create_member
+from jifen.members.service import NewMember, create_members
 from jifen.outbox import OutboxMessage
 from jifen.programs.config import load_example
 from jifen.programs.service import apply_config, get_program
@@ -82,9 +82,8 @@ def seed(url: str, members: int) -> float:
     def setup(s):
         apply_config(s, load_example("seed001"), now=now - dt.timedelta(days=1), actor="bench")
         program = get_program(s, "default")
-        for i in range(members):
-            create_member(s, program, f"B{i}", attributes={"device_id": f"phone-{i}"},
-                          joined_at=now - dt.timedelta(days=400))
+        create_members(s, program, [NewMember(f"B{i}", attributes={"device_id": f"phone-{i}"},
+                                              joined_at=now - dt.timedelta(days=400)) for i in range(members)])
 
     start = time.perf_counter()
     run_in_transaction(make_sessionmaker(engine), setup)
@@ -280,7 +279,7 @@ def main() -> None:
         f"into bare tables: {shaped:,.0f} events/s | {ratio(whole, shaped)} |",
         f"| validation pass alone (read, parse, validate) | {n / outcome.validating:,.0f} events/s "
         f"({outcome.validating:.1f} s) | | |",
-        f"| seeding {args.members:,} members (`create_member`, one transaction) | "
+        f"| seeding {args.members:,} members (`create_members`, one transaction) | "
         f"{args.members / seeding:,.0f} members/s ({seeding:.1f} s) | | |",
         f"| `ledger.verify` after the import ({entries:,} journal entries) | {entries / verifying:,.0f} entries/s "
         f"({verifying:.1f} s) | | |",

@@ -27,7 +27,7 @@ from jifen.ledger.jobs import settle_due
 from jifen.mall import service as mall
 from jifen.mall.models import Reward
 from jifen.members.models import Member
-from jifen.members.service import create_member, get_member
+from jifen.members.service import NewMember, create_member, create_members, get_member
 from jifen.programs import tiers
 from jifen.programs.config import load_example
 from jifen.programs.service import apply_config, get_program, get_wallet
@@ -165,15 +165,14 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
         apply_config(s, load_example("seed001"), now=start, actor="demo")
         program = get_program(s, "default")
         add_catalogue(s, program, start)
-        ids = []
-        for i in range(members):
-            mid = f"M{100001 + i}"
-            create_member(s, program, mid, name=fake.name(), phone=fake.phone_number(), email=fake.email(),
+        ids = [f"M{100001 + i}" for i in range(members)]
+        for at in range(0, members, 500):  # (in slices: the progress bar moves)
+            create_members(s, program, [
+                NewMember(mid, name=fake.name(), phone=fake.phone_number(), email=fake.email(),
                           attributes={"city": fake.city_name(), "channel": rng.choice(CHANNELS)},
                           joined_at=start - dt.timedelta(days=rng.randrange(0, 700)),
-                          birthday=fake.date_of_birth(minimum_age=18, maximum_age=70))
-            ids.append(mid)
-            stages.update(i + 1)
+                          birthday=fake.date_of_birth(minimum_age=18, maximum_age=70)) for mid in ids[at:at + 500]])
+            stages.update(min(at + 500, members))
         return ids
 
     stages.start(f"seed 001: rules, catalogue and {members:,} members (personal data encrypted)", members)
