@@ -54,6 +54,8 @@ def dump(url: str, to: Path) -> Manifest:
 def _ensure_database(url: str) -> None:
     """Create the target database if it does not exist (a restore drill into a fresh one)."""
     name = make_url(url).database
+    if not name:
+        raise InvalidRequest("the PostgreSQL URL names no database", code="invalid_url")
     admin, env = _libpq(url, "postgres")
     with psycopg.connect(admin, password=env.get("PGPASSWORD"), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
