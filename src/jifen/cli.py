@@ -18,6 +18,7 @@ from jifen.clikit import Stages, err, fail, out, sessions, took
 from jifen.config import get_settings
 from jifen.errors import JifenError
 from jifen.events.cli import events_app
+from jifen.legacy.cli import import_app
 from jifen.members.cli import member_app, privacy_app
 from jifen.notify.cli import notify_app
 from jifen.points.cli import ledger_app
@@ -46,6 +47,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(risk_app, name="risk")
 app.command()(backup)
 app.command()(restore)
+app.add_typer(import_app, name="import")
 
 
 @db_app.command("upgrade")
