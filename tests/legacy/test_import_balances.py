@@ -125,6 +125,7 @@ def test_the_diff_lists_members_missing_or_different(factory, tmp_path):
     ("member_id,balance\nA,-5\n", "line 2: balance must be at least 0, not -5"),
     ("member_id,balance\nA,10\n,4\n", "line 3: member_id must be 1 to 64 characters"),
     ("member_id,balance\nA,10,7\n", "line 2: expected 2 fields"),
+    ("member_id,balance\nA,1\nerased-x,1\n", "line 3: member ids starting with 'erased-' are reserved"),
     ("member_id,balance,points\nA,10,4\nA,,5\n", "line 2: member 'A': its lots add up to 9, not its balance 10"),
     ("member_id,balance,points\nA,10,4\nA,11,6\n", "line 3: member 'A' has balance 10 on line 2, 11 here"),
     ("member_id,balance,points\nA,,4\n", "line 2: the first row of member 'A' needs its balance"),

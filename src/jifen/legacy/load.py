@@ -19,7 +19,7 @@ from jifen.ledger.engine import lock_members
 from jifen.ledger.models import JournalEntry, Posting
 from jifen.legacy.source import LegacyMember
 from jifen.members.models import Member
-from jifen.members.service import create_member
+from jifen.members.service import create_members
 from jifen.programs.service import get_program, get_wallet
 
 PREFIX = "legacy:"
@@ -78,9 +78,8 @@ def _batch(s: Session, chunk: list[LegacyMember], program_code: str, wallet_code
     sc = ops.Scope(s, program, get_wallet(s, program, wallet_code), now, actor=actor)
     pks = member_pks(s, program.id, [m.member_id for m in chunk])
     new = [m for m in chunk if m.member_id not in pks]
-    for m in new:
-        pks[m.member_id] = create_member(s, program, m.member_id, joined_at=min((lot.earned_at for lot in m.lots),
-                                                                               default=now)).id
+    pks |= create_members(s, program, {m.member_id: min((lot.earned_at for lot in m.lots), default=now)
+                                       for m in new})
     lock_members(s, list(pks.values()))
     done = imported(s, sc.wallet.id, list(pks.values()))
     todo = [m for m in chunk if m.lots and pks[m.member_id] not in done]

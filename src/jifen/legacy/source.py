@@ -22,6 +22,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from jifen.errors import InvalidRequest
+from jifen.members.service import ERASED_PREFIX
 from jifen.programs.expiry import expiry_for
 from jifen.programs.models import Program
 
@@ -120,6 +121,8 @@ def _take(row: dict[str, str], line: int, members: dict[str, LegacyMember], with
     mid = row["member_id"]
     if not mid or len(mid) > MEMBER_ID_MAX:
         raise ValueError(f"member_id must be 1 to {MEMBER_ID_MAX} characters")
+    if mid.startswith(ERASED_PREFIX):
+        raise ValueError(f"member ids starting with {ERASED_PREFIX!r} are reserved for erased members")
     balance = _whole(row["balance"], "balance", positive=False) if row["balance"] else None
     member = members.get(mid)
     if member is None:
