@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from jifen import __version__
 from jifen.analytics.api import router as analytics_router
+from jifen.campaigns.api import router as campaigns_router
 from jifen.config import get_settings
 from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run_in_transaction
 from jifen.engagement.api import router as engagement_router
@@ -42,6 +43,7 @@ from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
 from jifen.web import console
+from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.notifications_page import router as notifications_page_router
@@ -236,7 +238,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(risk_router)
     app.include_router(engagement_router)
     app.include_router(analytics_router)
+    app.include_router(campaigns_router)
     app.include_router(console_router)
+    app.include_router(campaigns_page_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)
     app.include_router(notifications_page_router)

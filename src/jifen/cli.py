@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jifen.analytics.cli import analytics_app, export_app
 from jifen.backup.cli import backup, restore
+from jifen.campaigns.cli import campaign_app, experiment_app
 from jifen.clikit import Stages, err, fail, out, sessions, took
 from jifen.config import get_settings
 from jifen.errors import JifenError
@@ -26,6 +27,7 @@ from jifen.programs.cli import program_app, tiers_app
 from jifen.risk.cli import risk_app
 from jifen.rules.cli import rules_app
 from jifen.security.cli import apikey_app, apikey_create, demo_admin, user_app
+from jifen.sim.cli import sim
 
 app = typer.Typer(help="Jifen — membership points and loyalty platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -48,6 +50,9 @@ app.add_typer(risk_app, name="risk")
 app.command()(backup)
 app.command()(restore)
 app.add_typer(import_app, name="import")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(experiment_app, name="experiment")
+app.command("sim")(sim)
 
 
 @db_app.command("upgrade")

@@ -26,6 +26,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -115,10 +116,16 @@ class _Spans(TypeDecorator):
     impl = String
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        # A real tstzrange[] parameter: bound as text and cast in SQL, PostgreSQL re-parsed the whole array
+        # for every row it compared (2–3 s per risk window query once members had a month of events).
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(postgresql.TSTZRANGE))
+        return dialect.type_descriptor(String())
+
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if dialect.name == "postgresql":
-            from psycopg.types.range import Range
-            return [Range(lo, hi, "(]") for lo, hi in value]
+            return [postgresql.Range(lo, hi, bounds="(]") for lo, hi in value]
         stored = "%Y-%m-%d %H:%M:%S.%f"  # as SQLAlchemy writes DateTime on SQLite (UTCDateTime: naive UTC)
         return json.dumps([[lo.astimezone(dt.UTC).strftime(stored), hi.astimezone(dt.UTC).strftime(stored)]
                            for lo, hi in value])
@@ -148,7 +155,7 @@ def _in_spans_json(element: in_spans, compiler: Any, **kw: Any) -> str:
 @compiles(in_spans, "postgresql")
 def _in_spans_ranges(element: in_spans, compiler: Any, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
-    return f"{col} <@ ANY ({compiler.process(bindparam(element.name, type_=_Spans()), **kw)}::TSTZRANGE[])"
+    return f"{col} <@ tstzmultirange(VARIADIC {compiler.process(bindparam(element.name, type_=_Spans()), **kw)})"
 
 
 def total(column: ColumnExpressionArgument[Any]) -> Cast[int]:
@@ -179,6 +186,14 @@ def utcnow() -> dt.datetime:
 
 
 WRITER = "jifen_sqlite_writer"  # set on a connection while it holds its engine's writer lock
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """ANALYZE the database (PostgreSQL; a sample of each table, milliseconds to a second): for bulk writers
+    whose tables grew faster than autovacuum looks."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
 
 
 def make_engine(url: str, **kwargs) -> Engine:

@@ -28,6 +28,7 @@ failures): every request of the group runs alone, so one poisoned request fails 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import threading
@@ -175,13 +176,15 @@ class GroupCommit:
             r.future.set_result(outcome)
 
 
-def commit_events(factory: sessionmaker[Session], key: tuple[int, str | None], events: list[EventIn]) -> list[Outcome]:
-    """Single events through the intake's set path (the batch endpoint's)."""
+def commit_events(factory: sessionmaker[Session], key: tuple[int, str | None], events: list[EventIn],
+                  clock: Callable[[], dt.datetime] = utcnow) -> list[Outcome]:
+    """Single events through the intake's set path (the batch endpoint's); `clock` is the time they are taken
+    at (a simulation's own clock, jifen/sim)."""
     program_id, actor = key
 
     def tx(session: Session) -> list[dict[str, Any]]:
         program = session.get_one(Program, program_id)
-        return ingest(session, program, events, now=utcnow(), actor=actor, strict=False)
+        return ingest(session, program, events, now=clock(), actor=actor, strict=False)
 
     return [_outcome(result) for result in run_in_transaction(factory, tx)]
 

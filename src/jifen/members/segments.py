@@ -22,6 +22,18 @@ def store(session: Session, segments: dict[int, str], family: Iterable[str]) -> 
         attrs = dict(current[pk] or {})
         attrs["segments"] = [s for s in attrs.get("segments", []) if s not in family] + [segment]
         rows.append({"pk": pk, "attrs": attrs})
+    return _write(session, rows)
+
+
+def drop(session: Session, pks: Iterable[int], segment: str) -> int:
+    """Take one segment away from these members (an uploaded list replaced by a new one)."""
+    found = session.execute(select(Member.id, Member.attributes).where(Member.id.in_(list(pks)))).all()
+    rows = [{"pk": pk, "attrs": {**(attrs or {}), "segments": [s for s in (attrs or {}).get("segments", []) if s != segment]}}
+            for pk, attrs in found]
+    return _write(session, rows)
+
+
+def _write(session: Session, rows: list[dict]) -> int:
     if rows:
         session.connection().execute(update(Member).where(Member.id == bindparam("pk"))
                                      .values(attributes=bindparam("attrs")), rows)

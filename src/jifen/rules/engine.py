@@ -147,6 +147,11 @@ def applies(rule: Rule, ev: EventFacts) -> bool:
     return not (rule.ends_at and ev.occurred_at >= rule.ends_at)
 
 
+def reaches(rule: Rule, member: MemberFacts) -> bool:
+    """A rule with an audience gives only to the members its rollout has reached (not its holdout)."""
+    return rule.audience is None or rule.audience.group(member.member_id, member.tier, member.attributes) == "treated"
+
+
 def holds(condition: str, context: cel.Context, counters: Counters) -> bool:
     """Whether a stored condition holds. One that fails (ExpressionError: beyond today's bounds;
     ConditionError: division by zero, overflow…) raises for the caller to skip and report; a counter's own
@@ -163,7 +168,7 @@ def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counter
          failed: list[dict] | None = None) -> list[Rule]:
     """The rules whose filters and condition hold, in stacking order. A rule whose condition fails is
     skipped (the member's event goes on under the other rules) and listed in `failed`."""
-    candidates = [r for r in doc.ordered() if applies(r, ev)]
+    candidates = [r for r in doc.ordered() if applies(r, ev) and reaches(r, member)]
     if not candidates:
         return []
     variables: dict | None = None

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from jifen.rules.audience import Audience
 from jifen.rules.expressions import ExpressionError, check_condition
 from jifen.strict import Strict
 
@@ -74,6 +75,7 @@ class Rule(Strict):
     caps: Caps | None = None
     budget: str | None = None  # a named programme-wide budget shared by every rule naming it
     sponsor: Sponsor | None = None
+    audience: Audience | None = None  # only members it reaches (a campaign's target, rollout and holdout)
     enabled: bool = True
 
     @field_validator("events")
