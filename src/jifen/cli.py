@@ -13,11 +13,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from jifen.analytics.cli import analytics_app, export_app
+from jifen.backup.cli import backup, restore
 from jifen.campaigns.cli import campaign_app, experiment_app
 from jifen.clikit import Stages, err, fail, out, sessions, took
 from jifen.config import get_settings
 from jifen.errors import JifenError
 from jifen.events.cli import events_app
+from jifen.legacy.cli import import_app
 from jifen.members.cli import member_app, privacy_app
 from jifen.notify.cli import notify_app
 from jifen.points.cli import ledger_app
@@ -45,6 +47,9 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(risk_app, name="risk")
+app.command()(backup)
+app.command()(restore)
+app.add_typer(import_app, name="import")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(experiment_app, name="experiment")
 

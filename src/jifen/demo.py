@@ -153,11 +153,12 @@ def _events(rng: random.Random, members: int, days: int, start: dt.datetime) -> 
 
 
 def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 90, seed: int = 42,
-              stages: Stages | None = None) -> DemoReport:
+              stages: Stages | None = None, now: dt.datetime | None = None) -> DemoReport:
+    """The demo's history over the `days` before `now` (the clock: nothing is dated after it)."""
     stages = stages or Silent()
     rng, fake = random.Random(seed), Faker("zh_CN")
     Faker.seed(seed)
-    now = utcnow()
+    now = now or utcnow()
     start = now - dt.timedelta(days=days)
     report = DemoReport(members=members)
 
@@ -236,8 +237,10 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
         todays = list(todays)
         # mypy cannot infer a lambda with a default argument (binding the loop's batch) against Callable[[Session], T].
         run_in_transaction(factory, lambda s, b=todays: apply(s, b))  # type: ignore[misc]
-        # The nightly job: return windows that closed today release their pending points.
-        settle_due(factory, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), TZ))
+        # The nightly job: return windows that closed today release their pending points. Today's night has
+        # not come yet: run at the clock instead (at midnight, up to a day ahead, it dated `mature` entries in
+        # the future and matured points whose return window was still open).
+        settle_due(factory, min(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), TZ), now))
         done += len(todays)
         stages.update(done, f"{day:%Y-%m-%d}: {tally(report)}")
     stages.finish(tally(report))

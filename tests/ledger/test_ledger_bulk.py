@@ -7,6 +7,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from jifen.errors import InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.ledger.bulk import AwardItem, award_many, settle_many
 from jifen.ledger.engine import lock_members
@@ -217,3 +218,23 @@ def test_a_debtor_whose_maturing_points_pay_off_the_debt_gets_the_award_once(fac
     later.run(bulk)
     assert later.balances("d") | {} == {"available": 40, "pending": 0, "held": 0, "frozen": 0, "debt": 0}
     assert later.verify() == []
+
+
+def test_bulk_awards_keep_a_given_expiry_as_award_does(factory):
+    ledger = Ledger(factory)
+    ledger.add_members("e1", "e2")
+    earned, expires = NOW - 30 * DAY, NOW + 45 * DAY  # a lot migrated with its own expiry, not the policy's
+
+    def bulk(sc, s):
+        member = m(sc, "e1")
+        lock_members(s, [member.id])
+        award_many(sc, [AwardItem(member, 60, earned, reference="x", expires_at=expires)])
+        try:
+            award_many(sc, [AwardItem(member, 1, earned, expires_at=earned)])
+        except InvalidRequest as refused:
+            return refused.code
+
+    assert ledger.run(bulk) == "invalid_expiry"
+    ledger.run(lambda sc, s: ops.award(sc, m(sc, "e2"), 60, occurred_at=earned, expires_at=expires, reference="x"))
+    assert lots(ledger, "e1") == lots(ledger, "e2") == [(60, 60, 0, earned, expires, None)]
+    assert ledger.verify() == []

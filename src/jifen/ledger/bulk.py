@@ -35,6 +35,7 @@ class AwardItem:
     pending_until: dt.datetime | None = None
     reference: str | None = None
     reason: str | None = None
+    expires_at: dt.datetime | None = None  # None: the programme's expiry policy from occurred_at
 
 
 _DUE_LOTS = select(Lot.id, Lot.member_pk, Lot.pending, Lot.available, Lot.pending_until, Lot.expires_at).where(
@@ -73,7 +74,8 @@ def award_many(sc: ops.Scope, items: list[AwardItem]) -> list[JournalEntry | Ent
     for n, item in enumerate(items):
         if item.member.id in in_debt:  # the award pays the debt first: the ordinary path does that
             entries[n] = ops.award(sc, item.member, item.points, occurred_at=item.occurred_at,
-                                   pending_until=item.pending_until, reference=item.reference, reason=item.reason)
+                                   expires_at=item.expires_at, pending_until=item.pending_until,
+                                   reference=item.reference, reason=item.reason)
         else:
             fast.append((n, item))
     awarded = _awards(sc, [i for _, i in fast], accounts, batch)
@@ -163,7 +165,9 @@ def _awards(sc: ops.Scope, items: list[AwardItem], accounts: Accounts, batch: _B
     """Each award's entry, new lot, move and postings, added to the batch."""
     plan = []
     for item in items:
-        expires = expiry_for(sc.program, item.occurred_at)
+        expires = item.expires_at or expiry_for(sc.program, item.occurred_at)
+        if expires is not None and expires <= item.occurred_at:
+            raise InvalidRequest("expires_at must be after occurred_at", code="invalid_expiry")
         if expires is not None and item.pending_until is not None and item.pending_until >= expires:
             raise InvalidRequest("pending_until must be before expires_at", code="invalid_pending")
         pending = item.pending_until if item.pending_until is not None and item.pending_until > sc.now else None
