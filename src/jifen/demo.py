@@ -17,6 +17,9 @@ from faker import Faker
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jifen.campaigns import experiments
+from jifen.campaigns import service as campaigns
+from jifen.campaigns.schemas import ArmIn, CampaignIn, Effect, ExperimentIn
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints, JifenError
 from jifen.events.schemas import EventIn
@@ -31,6 +34,7 @@ from jifen.members.service import NewMember, create_member, create_members, get_
 from jifen.programs import tiers
 from jifen.programs.config import load_example
 from jifen.programs.service import apply_config, get_program, get_wallet
+from jifen.rules.schema import Sponsor
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHANNELS = ("app", "h5", "mini_program", "pos", "ecommerce")
@@ -152,6 +156,23 @@ def _events(rng: random.Random, members: int, days: int, start: dt.datetime) -> 
     return events
 
 
+def _growth(s: Session, now: dt.datetime, days: int) -> None:
+    """A campaign and an experiment for the console's campaign page: launched before the replay, so its
+    events are priced under the campaign as they come (the demo's members do not react to it: its report
+    shows no lift, as it should)."""
+    program = get_program(s, "default")
+    since = now - dt.timedelta(days=min(30, max(1, days // 3)))
+    c = campaigns.create(s, program, CampaignIn(
+        code="double11", name="双十一双倍积分", starts_at=since, ends_at=now + dt.timedelta(days=7),
+        effect=Effect(multiplier=Decimal(2)), budget=150_000,
+        sponsor=Sponsor(name="品牌供应商", share=Decimal("0.5")), rollout=Decimal("0.8"), holdout=Decimal("0.1")),
+        now=since, actor="demo")
+    campaigns.launch(s, program, c, now=since, actor="demo")
+    experiments.create(s, program, ExperimentIn(
+        key="reminder_copy", name="签到提醒文案", arms=[ArmIn(name="plain"), ArmIn(name="streak_bonus")],
+        holdout=Decimal("0.1"), starts_at=since, ends_at=now + dt.timedelta(days=30)), now=since, actor="demo")
+
+
 def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 90, seed: int = 42,
               stages: Stages | None = None, now: dt.datetime | None = None) -> DemoReport:
     """The demo's history over the `days` before `now` (the clock: nothing is dated after it)."""
@@ -179,6 +200,9 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     stages.start(f"seed 001: rules, catalogue and {members:,} members (personal data encrypted)", members)
     ids = run_in_transaction(factory, add_members)
     stages.finish(f"{members:,} members")
+    stages.start("a double-points campaign and an experiment over the last weeks")
+    run_in_transaction(factory, lambda s: _growth(s, now, days))
+    stages.finish("campaign double11 (rollout 80 %, holdout 10 %, half paid by a supplier), experiment reminder_copy")
     events = _events(rng, members, days, start)
 
     def apply(s: Session, batch: list[tuple]) -> None:
