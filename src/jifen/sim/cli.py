@@ -4,17 +4,16 @@ operation list that replays it."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from jifen.clikit import err, fail, out, took
 from jifen.config import get_settings
-from jifen.sim.plan import generate
-from jifen.sim.run import Report, SimulationFailed, simulate
-from jifen.sim.shrink import ddmin, failing_prefix, replay_fails
-from jifen.sim.world import ensure_empty, wipe
+
+if TYPE_CHECKING:
+    from jifen.sim.run import SimulationFailed
 
 LOSE = 0.05  # of the answers, with --faults
 
@@ -29,6 +28,11 @@ def sim(seed: Annotated[int, typer.Option(help="the first run's seed (the next r
     """Seeded simulation: mixed operations from concurrent clients under a simulated clock, the database compared
     with an independent model at checkpoints and `ledger verify` (docs/reliability.md). Needs a database without
     members: it is wiped before each run."""
+    # (imported here: every other command starts without loading the simulation, a second on a small machine)
+    from jifen.sim.plan import generate
+    from jifen.sim.run import Report, SimulationFailed, simulate
+    from jifen.sim.world import ensure_empty, wipe
+
     url = get_settings().database_url
     ensure_empty(url)
     total, faults_seen = Report(), Counter[str]()
@@ -65,6 +69,8 @@ def _failed(url: str, seed: int, ops: int, clients: int, plan, exc: SimulationFa
               soft_wrap=True)
     err.print(f"replay: jifen sim --seed {seed} --ops {ops} --clients {clients}", markup=False, highlight=False)
     if shrink:
+        from jifen.sim.shrink import ddmin, failing_prefix, replay_fails
+
         fails = replay_fails(url, clients, LOSE if faults else 0.0)
         prefix = failing_prefix(plan, exc.ops_done)
         if fails(prefix) is None:
