@@ -20,6 +20,7 @@ import asyncio
 import collections
 import datetime as dt
 import itertools
+import os
 import random
 import sys
 import time
@@ -84,6 +85,7 @@ def rss_mib(pid: int) -> float:
 @dataclass
 class Window:
     at: float  # seconds since the load began, at the window's end
+    seconds: float  # the window's length (the last may be shorter)
     parent_mib: float
     workers_mib: list[float]
     requests: int
@@ -105,20 +107,22 @@ async def soak(base: str, key: str, server_pid: int, seconds: float, members: in
     runs = [asyncio.ensure_future(run_clients(base, [calls(kind, key, f"{tag}-{kind}{i}", members, check_ins)
                                                      for i in range(clients)], stop, pause, answers[kind]))
             for kind, (clients, pause, _) in MIX.items()]
-    windows, seen = [], dict.fromkeys(MIX, 0)
+    windows: list[Window] = []
+    seen = dict.fromkeys(MIX, 0)
     began = time.monotonic()
     while (elapsed := time.monotonic() - began) < seconds:
         await asyncio.sleep(min(WINDOW, seconds - elapsed))
+        at = time.monotonic() - began
         latencies, errors = [], 0
         for kind, got in answers.items():
             new, seen[kind] = got[seen[kind]:], len(got)
             latencies += [a.seconds for _, a in new]
             errors += sum(a.status not in MIX[kind][2] for _, a in new)
-        windows.append(Window(time.monotonic() - began, rss_mib(server_pid),
+        windows.append(Window(at, at - (windows[-1].at if windows else 0), rss_mib(server_pid),
                               [rss_mib(p) for p in sorted(children(server_pid))], len(latencies),
                               percentile(latencies, 50), percentile(latencies, 99), errors))
         w = windows[-1]
-        print(f"  {w.at:5.0f} s  {w.total_mib:6.1f} MiB  {w.requests / WINDOW:6.0f} req/s  p50 {w.p50 * 1000:5.1f} ms"
+        print(f"  {w.at:5.0f} s  {w.total_mib:6.1f} MiB  {w.requests / w.seconds:6.0f} req/s  p50 {w.p50 * 1000:5.1f} ms"
               f"  p99 {w.p99 * 1000:6.1f} ms  errors {w.errors}", file=sys.stderr, flush=True)
     stop.set()
     await asyncio.gather(*runs)
@@ -185,9 +189,10 @@ def svg(windows: list[Window], path: Path) -> None:
 
 
 def report(windows: list[Window], answers: dict[str, list[tuple[Call, Answer]]], figures: tuple[int, ...],
-           events: int, redemptions: int, minutes: float) -> str:
+           events: int, redemptions: int, minutes: float, load: tuple[float, float]) -> str:
     first, last = windows[0], windows[-1]
     span = (last.at - first.at) / 60 or 1
+    warm = next((w for w in windows if w.at >= 60), first)  # after the first minute: imports, caches, pools filled
     requests = sum(w.requests for w in windows)
     kinds = ", ".join(f"{k} {len(v):,}" for k, v in answers.items())
     missing, doubled, lost, problems = figures
@@ -196,18 +201,20 @@ def report(windows: list[Window], answers: dict[str, list[tuple[Call, Answer]]],
         "|---|---|",
         f"| load | {minutes:g} min, {sum(c for c, _, _ in MIX.values())} clients: {kinds} requests |",
         f"| server RSS (parent + 2 workers), first / last window | {first.total_mib:.0f} / {last.total_mib:.0f} MiB "
-        f"({(last.total_mib - first.total_mib) / span:+.2f} MiB/min) |",
+        f"({(last.total_mib - first.total_mib) / span:+.2f} MiB/min; from minute 1 on "
+        f"{(last.total_mib - warm.total_mib) / ((last.at - warm.at) / 60 or 1):+.2f} MiB/min) |",
         f"| of which workers, first / last | {' + '.join(f'{m:.0f}' for m in first.workers_mib)} / "
         f"{' + '.join(f'{m:.0f}' for m in last.workers_mib)} MiB |",
         f"| p50 / p99, first window | {first.p50 * 1000:.1f} / {first.p99 * 1000:.1f} ms |",
         f"| p50 / p99, last window | {last.p50 * 1000:.1f} / {last.p99 * 1000:.1f} ms |",
         f"| p99, worst window | {max(w.p99 for w in windows) * 1000:.1f} ms |",
         f"| throughput, mean / lowest window | {requests / (last.at or 1):,.0f} / "
-        f"{min(w.requests for w in windows) / WINDOW:,.0f} requests/s |",
+        f"{min(w.requests / w.seconds for w in windows):,.0f} requests/s |",
         f"| errors (5xx, or a 4xx for a valid call) | {sum(w.errors for w in windows)} |",
         f"| acknowledged: events / redemptions | {events:,} / {redemptions:,} |",
         f"| events missing / doubled, redemptions missing, `ledger.verify` problems | {missing} / {doubled}, "
         f"{lost}, {problems} |",
+        f"| machine load average (1 min, 2 cores shared), start / end | {load[0]:.1f} / {load[1]:.1f} |",
     ])
 
 
@@ -223,10 +230,12 @@ def main() -> None:
         key = prepare(url, args.members, 10**9, 10**7)
         with server_process(url, workers=2) as (base, server):
             print(f"soak for {args.minutes:g} min …", file=sys.stderr, flush=True)
+            load_start = os.getloadavg()[0]
             windows, answers = run(lambda: soak(base, key, server.pid, args.minutes * 60, args.members))
+            load = (load_start, os.getloadavg()[0])
         events, redemptions = acknowledged(answers)
         figures = check(url, events, redemptions)
-    table = report(windows, answers, figures, len(events), len(redemptions), args.minutes)
+    table = report(windows, answers, figures, len(events), len(redemptions), args.minutes, load)
     print(table)
     if not args.no_docs:
         svg(windows, DOCS / "reliability-soak.svg")
