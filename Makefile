@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/balance_read.py --seconds 10
 	$(VENV)/bin/python bench/stream.py --events 20000 --consumers 2
 	$(VENV)/bin/python bench/cluster.py --seconds 45
+	$(VENV)/bin/python bench/soak.py --minutes 3 --no-docs
 	$(VENV)/bin/python bench/verify.py --entries 200000
 	$(VENV)/bin/python bench/boards.py
 	$(VENV)/bin/python bench/analytics.py

@@ -98,10 +98,11 @@ def serving(url: str, **env: str):
 
 
 @contextlib.contextmanager
-def server_process(url: str, **env: str):
-    """`serving`, giving the process too (the flash-sale bench profiles it)."""
+def server_process(url: str, workers: int = 1, **env: str):
+    """`serving`, giving the process too (the flash-sale bench profiles it, the soak watches its memory)."""
     server = subprocess.Popen([sys.executable, "-c", "from jifen.cli import main; main()", "serve", "--port",
-                               str(PORT), "--no-jobs"], env=os.environ | {"JIFEN_DATABASE_URL": url} | KEY_RATE | env,
+                               str(PORT), "--no-jobs", "--workers", str(workers)],
+                              env=os.environ | {"JIFEN_DATABASE_URL": url} | KEY_RATE | env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):  # (up to a minute: a loaded machine imports slowly)

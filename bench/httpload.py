@@ -94,11 +94,12 @@ async def _client(base: str, calls: Iterable[Call], answers: list[tuple[Call, An
 
 
 async def run_clients(base: str, per_client: list[Iterable[Call]], stop: asyncio.Event | None = None,
-                      pause: float = 0) -> tuple[list[tuple[Call, Answer]], float]:
+                      pause: float = 0, answers: list[tuple[Call, Answer]] | None = None,
+                      ) -> tuple[list[tuple[Call, Answer]], float]:
     """Each client's calls on its own connection, all clients at once (`pause` seconds between one's answer
     and its next call), until they are done or `stop` is set; every (call, answer) and the seconds from the
-    first request to the last answer."""
-    answers: list[tuple[Call, Answer]] = []
+    first request to the last answer. Pass `answers` to watch them arrive (in the order they are answered)."""
+    answers = [] if answers is None else answers
     start = time.perf_counter()
     await asyncio.gather(*(_client(base, calls, answers, stop, pause) for calls in per_client))
     return answers, time.perf_counter() - start

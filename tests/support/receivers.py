@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
@@ -17,13 +18,15 @@ def free_port() -> int:
 
 
 class HttpReceiver:
-    """Records every POST (headers, body); answers `status`. Starts stopped: the port refuses connections."""
+    """Records every POST (headers, body); answers `status`, `delay` seconds later. Starts stopped: the port
+    refuses connections."""
 
     def __init__(self):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.received: list[tuple[dict, str]] = []
         self.status = 200
+        self.delay = 0.0
         self._server = None
 
     def start(self) -> HttpReceiver:
@@ -33,6 +36,7 @@ class HttpReceiver:
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                time.sleep(receiver.delay)  # (received, not yet answered: what a sender killed now leaves)
                 self.send_response(receiver.status)
                 self.end_headers()
 
