@@ -36,6 +36,7 @@ from jifen.notify.api import router as notify_router
 from jifen.openapi import api_routes, errors
 from jifen.openapi import install as install_openapi
 from jifen.points.api import router as points_router
+from jifen.recommend.api import router as recommend_router
 from jifen.risk import cases as risk_cases
 from jifen.risk.api import router as risk_router
 from jifen.risk.scoring import RiskBlocked
@@ -236,6 +237,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(risk_router)
     app.include_router(engagement_router)
     app.include_router(analytics_router)
+    app.include_router(recommend_router)
     app.include_router(console_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

@@ -21,6 +21,7 @@ from jifen.members.cli import member_app, privacy_app
 from jifen.notify.cli import notify_app
 from jifen.points.cli import ledger_app
 from jifen.programs.cli import program_app, tiers_app
+from jifen.recommend.cli import recommend_app
 from jifen.risk.cli import risk_app
 from jifen.rules.cli import rules_app
 from jifen.security.cli import apikey_app, apikey_create, demo_admin, user_app
@@ -43,6 +44,7 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(risk_app, name="risk")
+app.add_typer(recommend_app, name="recommend")
 
 
 @db_app.command("upgrade")
