@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from jifen import __version__
 from jifen.analytics.api import router as analytics_router
+from jifen.automations.api import router as automations_router
 from jifen.config import get_settings
 from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run_in_transaction
 from jifen.engagement.api import router as engagement_router
@@ -238,6 +239,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(engagement_router)
     app.include_router(analytics_router)
     app.include_router(recommend_router)
+    app.include_router(automations_router)
     app.include_router(console_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

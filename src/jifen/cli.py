@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from jifen.analytics.cli import analytics_app, export_app
+from jifen.automations.cli import automations_app
 from jifen.clikit import Stages, err, fail, out, sessions, took
 from jifen.config import get_settings
 from jifen.errors import JifenError
@@ -45,6 +46,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(risk_app, name="risk")
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(automations_app, name="automations")
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,199 @@
+"""An automation run, in order: whom the condition matches (automations), then for each matched member,
+once per occurrence (an idempotency key per automation, member and occurrence: a re-run, or two runs at
+once, never acts twice), its actions — a marketing message through the outbox (notify delivers it where the
+member consented), points through the ledger, a coupon from the mall given as a gift (its points awarded
+and redeemed for it), an invitation to an engagement task — each member in a savepoint: a refused action
+undoes that member's others and is logged, the rest go on. A dry run shows the same, changing nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from jifen.automations import service
+from jifen.automations.models import Automation, AutomationAction, AutomationRun
+from jifen.db import by_code, run_in_transaction
+from jifen.engagement.models import Task
+from jifen.errors import JifenError
+from jifen.flows.redeem import redeem
+from jifen.idempotency import IdempotencyRecord, idempotent
+from jifen.ledger import operations as ops
+from jifen.mall import service as mall
+from jifen.mall.models import Reward
+from jifen.members.models import Member
+from jifen.outbox import emit
+from jifen.programs.models import Program
+from jifen.programs.service import get_wallet
+
+Facts = dict[str, Any]
+Step = dict[str, Any]  # an action as planned or done for one member
+Row = tuple[int, Facts, str]  # a matched member: pk, facts, occurrence
+Due = tuple[int, str, str, set[int] | None]  # programme id, automation code, cause, members (event trigger)
+BATCH = 200  # members acted upon per transaction
+SHOWN = 500  # members listed in a run's answer
+
+
+def _key(auto: Automation, member_pk: int, occurrence: str) -> str:
+    return f"automation:{auto.id}:{member_pk}:{occurrence}"
+
+
+def planned(session: Session, program: Program, auto: Automation, facts: Facts) -> list[Step]:
+    """What the actions would send or give this member (texts filled in), without doing it."""
+    out: list[Step] = []
+    for a in auto.actions:
+        if a["type"] == "message":
+            out.append({"type": "message", "channels": a["channels"], "title": service.render(a["title"], facts),
+                        "body": service.render(a["body"], facts)})
+        elif a["type"] == "award":
+            out.append({"type": "award", "points": a["points"], "reason": a["reason"]})
+        elif a["type"] == "coupon":
+            reward = by_code(session, Reward, program.id, a["reward"], "reward")
+            out.append({"type": "coupon", "reward": reward.code, "name": reward.name})
+        else:
+            task = by_code(session, Task, program.id, a["task"], "task")
+            out.append({"type": "task", "task": task.code, "channels": a["channels"], "title": task.name,
+                        "body": f"完成任務「{task.name}」" + (f"可得{task.points}分" if task.points else "")})
+    return out
+
+
+def _act(sc: ops.Scope, member: Member, auto: Automation, plan: list[Step], occurrence: str) -> dict[str, Any]:
+    """Carry out the plan for one member (inside the caller's savepoint)."""
+    reference = f"automation:{auto.code}:{occurrence}"[:200]
+    points = 0
+    done = []
+    for step in plan:
+        if step["type"] in ("message", "task"):
+            emit(sc.session, sc.program.id, "marketing.message",
+                 {"title": step["title"], "body": step["body"], "channels": step["channels"],
+                  "automation": auto.code, "member_pk": member.id}, member.id)
+            done.append(step)
+        elif step["type"] == "award":
+            entry = ops.award(sc, member, step["points"], reference=reference, reason=step["reason"])
+            points += step["points"]
+            done.append(step | {"entry_id": entry.id})
+        else:
+            reward = mall.get_reward(sc.session, sc.program, step["reward"])
+            price = mall.unit_price(sc.program, reward, sc.now)[0]
+            ops.award(sc, member, price, reference=reference, reason=f"gift: {reward.name}")
+            order = redeem(sc, member, reward, 1)
+            points += price
+            done.append(step | {"points": price, "redemption_id": order.id})
+    return {"done": done, "points": points}
+
+
+def run_due(factory: sessionmaker[Session], now: dt.datetime) -> int:
+    """The jobs' tick: scheduled automations whose time has come, and event automations on the members
+    whose events of their type arrived since the last tick (read by id after a mark: the intake is not
+    touched). Runs done."""
+    def find(s: Session) -> list[Due]:
+        todo: list[Due] = []
+        for program in s.scalars(select(Program).order_by(Program.id)):
+            for auto in service.due(s, program, now):
+                if auto.trigger == "schedule":
+                    auto.next_run_at = now + service.EVERY[auto.every or "day"]
+                    todo.append((program.id, auto.code, "schedule", None))
+                else:
+                    pks, mark = service.triggered(s, auto)
+                    if pks:
+                        auto.event_mark = mark
+                        todo.append((program.id, auto.code, "event", pks))
+        return todo
+
+    due = run_in_transaction(factory, find)  # (the schedule moves on first: a failing run is not retried each tick)
+    for program_id, code, cause, pks in due:
+        run(factory, program_id, code, now, cause=cause, actor="jobs", pks=pks)
+    return len(due)
+
+
+def run(factory: sessionmaker[Session], program_id: int, code: str, now: dt.datetime, *, cause: str = "manual",
+        actor: str = "system", dry_run: bool = False, pks: set[int] | None = None) -> dict[str, Any]:
+    """Run the automation now (on the members of `pks` only, for an event trigger); the run's report."""
+
+    def match(s: Session) -> tuple[int, int, list[Row], list[str], dict[int, list[Step]]]:
+        program = s.get_one(Program, program_id)
+        auto = service.get(s, program_id, code)
+        evaluated, found, errors = service.matches(s, program, auto, now, pks)
+        tz = ZoneInfo(program.timezone)
+        rows: list[Row] = [(pk, facts, service.occurrence(auto, facts, now, tz)) for pk, facts in found]
+        plans = {pk: planned(s, program, auto, facts) for pk, facts, _ in rows}
+        return auto.id, evaluated, rows, errors, plans
+
+    auto_id, evaluated, rows, errors, plans = run_in_transaction(factory, match)
+    report: dict[str, Any] = {"automation": code, "dry_run": dry_run, "cause": cause, "started_at": now.isoformat(),
+                              "evaluated": evaluated, "matched": len(rows), "acted": 0, "repeats": 0, "failed": 0,
+                              "errors": errors, "members": []}
+    if dry_run:
+        with factory() as s:
+            taken = _taken(s, program_id, auto_id, rows)
+        report["run_id"] = None
+        report["members"] = [{"member_id": facts["id"], "occurrence": occ, "facts": facts, "actions": plans[pk],
+                              "status": "repeat" if pk in taken else "would"} for pk, facts, occ in rows[:SHOWN]]
+        report["repeats"] = len(taken)
+        return report
+
+    def start(s: Session) -> int:
+        r = AutomationRun(program_id=program_id, automation_id=auto_id, cause=cause, actor=actor[:200],
+                          started_at=now, evaluated=evaluated, matched=len(rows), errors=errors)
+        s.add(r)
+        s.flush()
+        return r.id
+
+    run_id = report["run_id"] = run_in_transaction(factory, start)
+    for i in range(0, len(rows), BATCH):
+        part = rows[i:i + BATCH]
+
+        def batch(s: Session, part: list[Row] = part) -> list[Step]:
+            return _batch(s, program_id, auto_id, run_id, part, plans, now)
+
+        for entry in run_in_transaction(factory, batch):
+            report[{"done": "acted", "repeat": "repeats", "failed": "failed"}[entry["status"]]] += 1
+            if len(report["members"]) < SHOWN:
+                report["members"].append(entry)
+
+    def finish(s: Session) -> None:
+        r = s.get_one(AutomationRun, run_id)
+        r.acted, r.repeats, r.failed, r.finished_at = report["acted"], report["repeats"], report["failed"], now
+        s.get_one(Automation, auto_id).last_run_at = now
+
+    run_in_transaction(factory, finish)
+    return report
+
+
+def _taken(s: Session, program_id: int, auto_id: int, rows: list[Row]) -> set[int]:
+    """Members already acted upon for their occurrence (their idempotency key is taken)."""
+    keys = {f"automation:{auto_id}:{pk}:{occ}": pk for pk, _, occ in rows}
+    found = s.scalars(select(IdempotencyRecord.key).where(IdempotencyRecord.program_id == program_id,
+                                                          IdempotencyRecord.key.in_(list(keys) or [""])))
+    return {keys[k] for k in found}
+
+
+def _batch(s: Session, program_id: int, auto_id: int, run_id: int, part: list[Row], plans: dict[int, list[Step]],
+           now: dt.datetime) -> list[Step]:
+    program = s.get_one(Program, program_id)
+    auto = s.get_one(Automation, auto_id)
+    sc = ops.Scope(s, program, get_wallet(s, program, None), now, actor=f"automation:{auto.code}")
+    members = {m.id: m for m in s.scalars(select(Member).where(Member.id.in_([pk for pk, _, _ in part])))}
+    logged = []
+    for pk, facts, occ in part:
+        entry: dict[str, Any] = {"member_id": facts["id"], "occurrence": occ, "actions": [], "error": None}
+        try:
+            with s.begin_nested():
+                def work(pk: int = pk, occ: str = occ) -> dict[str, Any]:
+                    return _act(sc, members[pk], auto, plans[pk], occ)
+
+                result, replayed = idempotent(s, program_id, _key(auto, pk, occ), "automation",
+                                              {"automation": auto.code, "occurrence": occ}, work)
+            entry["status"] = "repeat" if replayed else "done"
+            entry["actions"], points = result["done"], result["points"]
+        except JifenError as exc:
+            entry["status"], entry["error"], points = "failed", exc.message[:500], 0
+        s.add(AutomationAction(run_id=run_id, member_pk=pk, occurrence=occ, status=entry["status"],
+                               done=entry["actions"] if entry["status"] == "done" else [], error=entry["error"],
+                               created_at=now, points=points if entry["status"] == "done" else 0))
+        logged.append(entry)
+    s.flush()
+    return logged
