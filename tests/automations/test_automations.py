@@ -17,7 +17,7 @@ from jifen.automations.models import Automation, AutomationAction, AutomationRun
 from jifen.automations.schemas import AutomationIn
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction
 from jifen.engagement.tasks import create_task
-from jifen.errors import InvalidRequest, NotFound
+from jifen.errors import InvalidRequest
 from jifen.flows import automate
 from jifen.idempotency import IdempotencyRecord
 from jifen.ledger import operations as ops
@@ -173,7 +173,7 @@ def test_task_invitation_names_the_task(factory):
     automate.run(factory, 1, "invite", NOW)
     assert [(p["title"], p["body"], p["channels"]) for p in outbox(factory)] == [
         ("首次評價", "完成任務「首次評價」可得30分", ["inapp"])]
-    with pytest.raises(NotFound):
+    with pytest.raises(InvalidRequest, match="no task 'nope'"):
         save(factory, {"code": "invite2", "name": "x", "trigger": "schedule", "every": "week", "condition": "true",
                        "actions": [{"type": "task", "task": "nope"}]})
 

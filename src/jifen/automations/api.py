@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from jifen.apikit import Key, keyed
@@ -51,8 +53,9 @@ def run_automation(code: str, body: RunIn, request: Request, who: Manager, key: 
     # member already acted upon (each member's actions are keyed per automation and occurrence: never twice).
     with request.app.state.read_sessions() as s:
         service.get(s, who.program_id, code)  # 404 before anything else
-    return automate.run(request.app.state.sessions, who.program_id, code, utcnow(), actor=who.actor,
-                        dry_run=body.dry_run)
+    report = automate.run(request.app.state.sessions, who.program_id, code, utcnow(), actor=who.actor,
+                          dry_run=body.dry_run)
+    return JSONResponse(jsonable_encoder(RunOut.model_validate(report)), headers={"Idempotent-Replayed": "false"})
 
 
 @router.get("/automations/{code}/runs", response_model=list[RunOut], summary="An automation's runs, newest first")

@@ -58,13 +58,14 @@ def save(session: Session, program: Program, body: AutomationIn, now: dt.datetim
     if body.trigger == "event" and (body.event_type is None or body.every is not None):
         raise InvalidRequest("an event trigger needs event_type and no every", code="invalid_trigger")
     check_condition(body.condition)
-    for action in body.actions:
+    for action in body.actions:  # (a code the body names is a 422, not a 404: the path was found)
         if action.type == "coupon":
-            reward = by_code(session, Reward, program.id, action.reward, "reward")
-            if reward.kind != "coupon" or reward.honeypot:
-                raise InvalidRequest(f"reward {action.reward!r} is not a coupon", code="not_a_coupon")
-        elif action.type == "task":
-            by_code(session, Task, program.id, action.task, "task")
+            reward = session.scalar(select(Reward).where(Reward.program_id == program.id, Reward.code == action.reward))
+            if reward is None or reward.kind != "coupon" or reward.honeypot:
+                raise InvalidRequest(f"no coupon reward {action.reward!r}", code="unknown_coupon")
+        elif action.type == "task" and session.scalar(
+                select(Task.id).where(Task.program_id == program.id, Task.code == action.task)) is None:
+            raise InvalidRequest(f"no task {action.task!r}", code="unknown_task")
     found = session.scalar(select(Automation).where(Automation.program_id == program.id, Automation.code == body.code))
     auto = found or Automation(program_id=program.id, code=body.code, created_at=now)
     if found is None or found.trigger != body.trigger or found.event_type != body.event_type:
