@@ -1,6 +1,6 @@
 """Every table, imported in one place for Alembic and for tests."""
 
-from jifen.automations.models import Automation, AutomationAction, AutomationRun  # noqa: F401
+from jifen.automations.models import Automation, AutomationAction, AutomationReach, AutomationRun  # noqa: F401
 from jifen.db import Base
 from jifen.engagement.models import (  # noqa: F401
     AwardBudget,

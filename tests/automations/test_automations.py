@@ -13,14 +13,14 @@ from sqlalchemy import func, select
 
 from jifen.automations import service
 from jifen.automations.facts import member_facts
-from jifen.automations.models import Automation, AutomationAction, AutomationRun
+from jifen.automations.models import Automation, AutomationAction, AutomationReach, AutomationRun
 from jifen.automations.schemas import AutomationIn
 from jifen.db import make_engine, make_sessionmaker, run_in_transaction
 from jifen.engagement.tasks import create_task
 from jifen.errors import InvalidRequest
 from jifen.flows import automate
-from jifen.idempotency import IdempotencyRecord
 from jifen.ledger import operations as ops
+from jifen.ledger.models import JournalEntry
 from jifen.mall.models import Coupon, Reward
 from jifen.members.service import get_member
 from jifen.notify.templates import channels_for
@@ -105,7 +105,7 @@ def test_003_low_balance_sms_dry_run_then_once_per_lapse(factory):
     (alice,) = dry["members"]
     assert alice["member_id"] == "alice" and alice["status"] == "would"
     assert alice["actions"] == [{"type": "message", "channels": ["sms"], "title": "回歸優惠", "body": "餘額150分,40天未購物"}]
-    assert outbox(factory) == [] and count(factory, AutomationRun) == 0 and count(factory, IdempotencyRecord) == 0
+    assert outbox(factory) == [] and count(factory, AutomationRun) == 0 and count(factory, AutomationReach) == 0
 
     done = automate.run(factory, auto.program_id, "low_balance_sms", NOW, actor="tester")
     assert (done["matched"], done["acted"], done["repeats"]) == (1, 1, 0)
@@ -161,7 +161,7 @@ def test_a_refused_action_undoes_the_members_others_and_is_logged(factory, ledge
     report = automate.run(factory, 1, "gift", NOW)
     assert (report["acted"], report["failed"]) == (0, 1) and "out of stock" in report["members"][0]["error"]
     assert ledger.balances("alice")["available"] == 150  # the award went with the refused coupon
-    assert count(factory, IdempotencyRecord) == 0  # so the next run tries again
+    assert count(factory, AutomationReach) == 0  # so the next run tries again
 
 
 def test_task_invitation_names_the_task(factory):
@@ -250,3 +250,21 @@ def test_concurrent_runs_act_once_on_postgresql(pg_only_url):
         assert [ledger.balances(who)["available"] for who in ("alice", "bob", "carol")] == [157, 107, 1007]
     finally:
         engine.dispose()
+
+
+def test_awards_by_the_set_path_are_ledger_entries_with_their_reference(factory, ledger):
+    history(factory)
+    save(factory, {"code": "winback_60", "name": "001", "trigger": "schedule", "every": "day",
+                   "condition": "member.days_since_purchase >= 30",
+                   "actions": [{"type": "award", "points": 200, "reason": "召回禮"},
+                               {"type": "message", "channels": ["inapp"], "title": "回歸禮", "body": "送您200積分"}]})
+    first = automate.run(factory, 1, "winback_60", NOW)
+    assert {x["member_id"] for x in first["members"]} == {"alice", "carol"} and first["acted"] == 2
+    assert automate.run(factory, 1, "winback_60", NOW + dt.timedelta(days=1))["repeats"] == 2
+    assert [ledger.balances(who)["available"] for who in ("alice", "bob", "carol")] == [350, 100, 1200]
+    assert ledger.verify() == []
+    with factory() as s:
+        refs = sorted(s.scalars(select(JournalEntry.reference).where(JournalEntry.reason == "召回禮")))
+    alice = next(x for x in first["members"] if x["member_id"] == "alice")
+    assert refs == sorted([f"automation:winback_60:{alice['occurrence']}", "automation:winback_60:lapse:never"])
+    assert [p["body"] for p in outbox(factory)] == ["送您200積分", "送您200積分"]

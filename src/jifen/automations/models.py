@@ -69,3 +69,17 @@ class AutomationAction(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     points: Mapped[int] = mapped_column(BigInteger, default=0)  # awarded (gifts for coupons included)
+
+
+class AutomationReach(Base):
+    """That a member was acted upon for an occurrence (their lapse, a period, ever): claimed before acting, in
+    the same transaction, so a re-run or a concurrent run never acts twice. Kept for good (idempotency records
+    are purged after their retention; a lapse can last longer)."""
+
+    __tablename__ = "automation_reaches"
+
+    automation_id: Mapped[int] = mapped_column(ForeignKey("automations.id"), primary_key=True)
+    member_pk: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    occurrence: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("automation_runs.id"))
+    reached_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -1,9 +1,12 @@
 """An automation run, in order: whom the condition matches (automations), then for each matched member,
-once per occurrence (an idempotency key per automation, member and occurrence: a re-run, or two runs at
-once, never acts twice), its actions — a marketing message through the outbox (notify delivers it where the
-member consented), points through the ledger, a coupon from the mall given as a gift (its points awarded
-and redeemed for it), an invitation to an engagement task — each member in a savepoint: a refused action
-undoes that member's others and is logged, the rest go on. A dry run shows the same, changing nothing."""
+once per occurrence (the automation, member and occurrence claimed in `automation_reaches` in the same
+transaction as the actions: a re-run, or two runs at once, never acts twice), its actions — a marketing
+message through the outbox (notify delivers it where the member consented), points through the ledger (with
+the automation and occurrence as the entry's reference), a coupon from the mall given as a gift (its points
+awarded and redeemed for it), an invitation to an engagement task. Messages and points go batch by batch
+through the set paths; an automation with a coupon goes member by member, each in a savepoint: a refused
+coupon undoes that member's other actions and claim and is logged, the rest go on. A dry run shows the same,
+changing nothing."""
 
 from __future__ import annotations
 
@@ -15,19 +18,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.automations import service
-from jifen.automations.models import Automation, AutomationAction, AutomationRun
-from jifen.db import by_code, run_in_transaction
+from jifen.automations.models import Automation, AutomationAction, AutomationReach, AutomationRun
+from jifen.db import by_code, run_in_transaction, upsert
 from jifen.engagement.models import Task
 from jifen.errors import JifenError
 from jifen.flows.redeem import redeem
-from jifen.idempotency import IdempotencyRecord, idempotent
 from jifen.ledger import operations as ops
+from jifen.ledger.bulk import AwardItem, award_many
+from jifen.ledger.engine import lock_members
 from jifen.mall import service as mall
 from jifen.mall.models import Reward
 from jifen.members.models import Member
-from jifen.outbox import emit
+from jifen.outbox import emit, emit_many
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
+from jifen.rows import insert_rows
 
 Facts = dict[str, Any]
 Step = dict[str, Any]  # an action as planned or done for one member
@@ -35,10 +40,6 @@ Row = tuple[int, Facts, str]  # a matched member: pk, facts, occurrence
 Due = tuple[int, str, str, set[int] | None]  # programme id, automation code, cause, members (event trigger)
 BATCH = 200  # members acted upon per transaction
 SHOWN = 500  # members listed in a run's answer
-
-
-def _key(auto: Automation, member_pk: int, occurrence: str) -> str:
-    return f"automation:{auto.id}:{member_pk}:{occurrence}"
 
 
 def planned(session: Session, program: Program, auto: Automation, facts: Facts) -> list[Step]:
@@ -128,7 +129,7 @@ def run(factory: sessionmaker[Session], program_id: int, code: str, now: dt.date
                               "errors": errors, "members": []}
     if dry_run:
         with factory() as s:
-            taken = _taken(s, program_id, auto_id, rows)
+            taken = _taken(s, auto_id, rows)
         report["run_id"] = None
         report["members"] = [{"member_id": facts["id"], "occurrence": occ, "facts": facts, "actions": plans[pk],
                               "status": "repeat" if pk in taken else "would"} for pk, facts, occ in rows[:SHOWN]]
@@ -163,12 +164,23 @@ def run(factory: sessionmaker[Session], program_id: int, code: str, now: dt.date
     return report
 
 
-def _taken(s: Session, program_id: int, auto_id: int, rows: list[Row]) -> set[int]:
-    """Members already acted upon for their occurrence (their idempotency key is taken)."""
-    keys = {f"automation:{auto_id}:{pk}:{occ}": pk for pk, _, occ in rows}
-    found = s.scalars(select(IdempotencyRecord.key).where(IdempotencyRecord.program_id == program_id,
-                                                          IdempotencyRecord.key.in_(list(keys) or [""])))
-    return {keys[k] for k in found}
+def _taken(s: Session, auto_id: int, rows: list[Row]) -> set[int]:
+    """Members already reached for their occurrence."""
+    wanted = {(pk, occ) for pk, _, occ in rows}
+    found = s.execute(select(AutomationReach.member_pk, AutomationReach.occurrence).where(
+        AutomationReach.automation_id == auto_id, AutomationReach.member_pk.in_([pk for pk, _ in wanted] or [0])))
+    return {pk for pk, occ in found if (pk, occ) in wanted}
+
+
+def _claim(s: Session, auto_id: int, run_id: int, rows: list[Row], now: dt.datetime) -> set[int]:
+    """Claim the members' occurrences, in the caller's transaction (one statement): those claimed now. One
+    reached before is not; on PostgreSQL a concurrent run's claim makes this wait for it to commit, then not."""
+    if not rows:
+        return set()
+    claim = upsert(s, AutomationReach).values([
+        {"automation_id": auto_id, "member_pk": pk, "occurrence": occ, "run_id": run_id, "reached_at": now}
+        for pk, _, occ in rows]).on_conflict_do_nothing().returning(AutomationReach.member_pk)
+    return set(s.execute(claim).scalars())
 
 
 def _batch(s: Session, program_id: int, auto_id: int, run_id: int, part: list[Row], plans: dict[int, list[Step]],
@@ -177,23 +189,61 @@ def _batch(s: Session, program_id: int, auto_id: int, run_id: int, part: list[Ro
     auto = s.get_one(Automation, auto_id)
     sc = ops.Scope(s, program, get_wallet(s, program, None), now, actor=f"automation:{auto.code}")
     members = {m.id: m for m in s.scalars(select(Member).where(Member.id.in_([pk for pk, _, _ in part])))}
-    logged = []
-    for pk, facts, occ in part:
-        entry: dict[str, Any] = {"member_id": facts["id"], "occurrence": occ, "actions": [], "error": None}
-        try:
-            with s.begin_nested():
-                def work(pk: int = pk, occ: str = occ) -> dict[str, Any]:
-                    return _act(sc, members[pk], auto, plans[pk], occ)
-
-                result, replayed = idempotent(s, program_id, _key(auto, pk, occ), "automation",
-                                              {"automation": auto.code, "occurrence": occ}, work)
-            entry["status"] = "repeat" if replayed else "done"
-            entry["actions"], points = result["done"], result["points"]
-        except JifenError as exc:
-            entry["status"], entry["error"], points = "failed", exc.message[:500], 0
-        s.add(AutomationAction(run_id=run_id, member_pk=pk, occurrence=occ, status=entry["status"],
-                               done=entry["actions"] if entry["status"] == "done" else [], error=entry["error"],
-                               created_at=now, points=points if entry["status"] == "done" else 0))
-        logged.append(entry)
-    s.flush()
+    if any(a["type"] == "coupon" for a in auto.actions):
+        logged = [_one(sc, auto, run_id, row, members[row[0]], plans[row[0]]) for row in part]
+    else:
+        logged = _many(sc, auto, run_id, part, members, plans)
+    insert_rows(s, AutomationAction, [
+        {"run_id": run_id, "member_pk": pk, "occurrence": occ, "status": e["status"], "done": e["actions"],
+         "error": e["error"], "created_at": now, "points": e.pop("points")} for (pk, _, occ), e in zip(part, logged,
+                                                                                                      strict=True)])
     return logged
+
+
+def _entry(facts: Facts, occurrence: str, status: str, actions: list[Step] | None = None, points: int = 0,
+           error: str | None = None) -> Step:
+    return {"member_id": facts["id"], "occurrence": occurrence, "status": status, "actions": actions or [],
+            "points": points, "error": error}
+
+
+def _one(sc: ops.Scope, auto: Automation, run_id: int, row: Row, member: Member, plan: list[Step]) -> Step:
+    """A member whose actions may be refused (a coupon: stock, risk control), in a savepoint of its own: a
+    refusal undoes the member's other actions and the claim, so the next run tries again."""
+    pk, facts, occ = row
+    try:
+        with sc.session.begin_nested():
+            if pk not in _claim(sc.session, auto.id, run_id, [row], sc.now):
+                return _entry(facts, occ, "repeat")
+            result = _act(sc, member, auto, plan, occ)
+        return _entry(facts, occ, "done", result["done"], result["points"])
+    except JifenError as exc:
+        return _entry(facts, occ, "failed", error=exc.message[:500])
+
+
+def _many(sc: ops.Scope, auto: Automation, run_id: int, part: list[Row], members: dict[int, Member],
+          plans: dict[int, list[Step]]) -> list[Step]:
+    """Messages and awards for a whole batch at once: the claims in one statement, the messages in one, the
+    awards through the ledger's set path (ledger/bulk.py: what operations.award writes, for many)."""
+    s = sc.session
+    claimed = _claim(s, auto.id, run_id, part, sc.now)
+    lock_members(s, claimed)
+    reference = {pk: f"automation:{auto.code}:{occ}"[:200] for pk, _, occ in part}
+    emit_many(s, [(sc.program.id, "marketing.message", {
+        "title": step["title"], "body": step["body"], "channels": step["channels"], "automation": auto.code,
+        "member_pk": pk}, pk) for pk, _, _ in part if pk in claimed for step in plans[pk]
+        if step["type"] in ("message", "task")])
+    awards = [(pk, n) for pk, _, _ in part if pk in claimed for n, step in enumerate(plans[pk])
+              if step["type"] == "award"]
+    entries = award_many(sc, [AwardItem(members[pk], plans[pk][n]["points"], sc.now, reference=reference[pk],
+                                        reason=plans[pk][n]["reason"]) for pk, n in awards])
+    entry_of = {key: e.id for key, e in zip(awards, entries, strict=True)}
+    out = []
+    for pk, facts, occ in part:
+        if pk not in claimed:
+            out.append(_entry(facts, occ, "repeat"))
+            continue
+        done = [step | ({"entry_id": entry_of[(pk, n)]} if (pk, n) in entry_of else {})
+                for n, step in enumerate(plans[pk])]
+        out.append(_entry(facts, occ, "done", done, sum(step.get("points", 0) for step in done
+                                                          if step["type"] == "award")))
+    return out

@@ -73,9 +73,21 @@ def upgrade() -> None:
     )
     op.create_index('ix_automation_actions_member', 'automation_actions', ['member_pk'], unique=False)
     op.create_index('ix_automation_actions_run', 'automation_actions', ['run_id', 'id'], unique=False)
+    op.create_table('automation_reaches',
+    sa.Column('automation_id', sa.Integer(), nullable=False),
+    sa.Column('member_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('occurrence', sa.String(length=64), nullable=False),
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('reached_at', jifen.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['automation_id'], ['automations.id'], ),
+    sa.ForeignKeyConstraint(['member_pk'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['run_id'], ['automation_runs.id'], ),
+    sa.PrimaryKeyConstraint('automation_id', 'member_pk', 'occurrence')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('automation_reaches')
     op.drop_index('ix_automation_actions_run', table_name='automation_actions')
     op.drop_index('ix_automation_actions_member', table_name='automation_actions')
     op.drop_table('automation_actions')
