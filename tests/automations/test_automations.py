@@ -26,6 +26,7 @@ from jifen.members.service import get_member
 from jifen.notify.templates import channels_for
 from jifen.outbox import OutboxMessage
 from jifen.programs.service import get_program
+from jifen.risk import restrictions
 from tests.conftest import Ledger, api_key, keyed, m
 from tests.support.intake import add_members, configure, event, send
 
@@ -254,17 +255,28 @@ def test_concurrent_runs_act_once_on_postgresql(pg_only_url):
 
 def test_awards_by_the_set_path_are_ledger_entries_with_their_reference(factory, ledger):
     history(factory)
+    run_in_transaction(factory, lambda s: restrictions.impose(s, get_member(s, get_program(s, "default"), "bob"),
+                                                             "blacklist", days=None, reason="ring", actor="t", now=NOW))
     save(factory, {"code": "winback_60", "name": "001", "trigger": "schedule", "every": "day",
-                   "condition": "member.days_since_purchase >= 30",
+                   "condition": "member.days_since_purchase >= 30 || member.id == 'bob'",
                    "actions": [{"type": "award", "points": 200, "reason": "召回禮"},
                                {"type": "message", "channels": ["inapp"], "title": "回歸禮", "body": "送您200積分"}]})
     first = automate.run(factory, 1, "winback_60", NOW)
-    assert {x["member_id"] for x in first["members"]} == {"alice", "carol"} and first["acted"] == 2
-    assert automate.run(factory, 1, "winback_60", NOW + dt.timedelta(days=1))["repeats"] == 2
+    status = {x["member_id"]: x["status"] for x in first["members"]}
+    assert status == {"alice": "done", "bob": "failed", "carol": "done"}  # bob is blacklisted: earns nothing
+    assert "blacklisted" in next(x["error"] for x in first["members"] if x["member_id"] == "bob")
+    again = automate.run(factory, 1, "winback_60", NOW + dt.timedelta(days=1))
+    assert (again["repeats"], again["failed"]) == (2, 1)
     assert [ledger.balances(who)["available"] for who in ("alice", "bob", "carol")] == [350, 100, 1200]
     assert ledger.verify() == []
     with factory() as s:
         refs = sorted(s.scalars(select(JournalEntry.reference).where(JournalEntry.reason == "召回禮")))
     alice = next(x for x in first["members"] if x["member_id"] == "alice")
     assert refs == sorted([f"automation:winback_60:{alice['occurrence']}", "automation:winback_60:lapse:never"])
-    assert [p["body"] for p in outbox(factory)] == ["送您200積分", "送您200積分"]
+    assert [p["member_pk"] for p in outbox(factory)] == sorted(
+        get_member_pk(factory, who) for who in ("alice", "carol"))  # bob's message went with his refused points
+
+
+def get_member_pk(factory, member_id: str) -> int:
+    with factory() as s:
+        return get_member(s, get_program(s, "default"), member_id).id

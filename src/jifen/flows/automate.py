@@ -32,6 +32,7 @@ from jifen.members.models import Member
 from jifen.outbox import emit, emit_many
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
+from jifen.risk.restrictions import ensure_unrestricted, refusal, restricted
 from jifen.rows import insert_rows
 
 Facts = dict[str, Any]
@@ -64,6 +65,8 @@ def planned(session: Session, program: Program, auto: Automation, facts: Facts) 
 def _act(sc: ops.Scope, member: Member, auto: Automation, plan: list[Step], occurrence: str) -> dict[str, Any]:
     """Carry out the plan for one member (inside the caller's savepoint)."""
     reference = f"automation:{auto.code}:{occurrence}"[:200]
+    if any(step["type"] in ("award", "coupon") for step in plan):
+        ensure_unrestricted(sc.session, [member.id], sc.now)
     points = 0
     done = []
     for step in plan:
@@ -225,7 +228,10 @@ def _many(sc: ops.Scope, auto: Automation, run_id: int, part: list[Row], members
     """Messages and awards for a whole batch at once: the claims in one statement, the messages in one, the
     awards through the ledger's set path (ledger/bulk.py: what operations.award writes, for many)."""
     s = sc.session
-    claimed = _claim(s, auto.id, run_id, part, sc.now)
+    # Blacklisted or frozen members earn nothing (risk control's decision, carried out here as flows/points.py does).
+    earns = any(a["type"] == "award" for a in auto.actions)
+    blocked = set(restricted(s, [pk for pk, _, _ in part], sc.now)) if earns else set()
+    claimed = _claim(s, auto.id, run_id, [row for row in part if row[0] not in blocked], sc.now)
     lock_members(s, claimed)
     reference = {pk: f"automation:{auto.code}:{occ}"[:200] for pk, _, occ in part}
     emit_many(s, [(sc.program.id, "marketing.message", {
@@ -239,6 +245,9 @@ def _many(sc: ops.Scope, auto: Automation, run_id: int, part: list[Row], members
     entry_of = {key: e.id for key, e in zip(awards, entries, strict=True)}
     out = []
     for pk, facts, occ in part:
+        if pk in blocked:
+            out.append(_entry(facts, occ, "failed", error=refusal(facts["id"]).message))
+            continue
         if pk not in claimed:
             out.append(_entry(facts, occ, "repeat"))
             continue
