@@ -33,12 +33,18 @@ def popularity(h: History, before: np.datetime64, members: np.ndarray) -> np.nda
     return share[tier_of[members]]
 
 
-def features(h: History, before: np.datetime64, members: np.ndarray, balances: np.ndarray) -> np.ndarray:
-    """(members, rewards, FEATURES) from what happened before `before`; balances are the members' points then."""
+def factors(h: History, before: np.datetime64) -> als.Factors:
+    past = h.when < before
+    return als.fit(h.who[past], h.what[past], h.weight[past], h.member_pks.size, h.reward_ids.size)
+
+
+def features(h: History, before: np.datetime64, members: np.ndarray, balances: np.ndarray,
+             model: als.Factors | None = None) -> np.ndarray:
+    """(members, rewards, FEATURES) from what happened before `before`; balances are the members' points then.
+    `model`: the factors fitted on that history, when the caller has them already."""
     past = h.when < before
     n_members, n_items = h.member_pks.size, h.reward_ids.size
-    model = als.fit(h.who[past], h.what[past], h.weight[past], n_members, n_items)
-    cf = model.scores(members)
+    cf = (model or factors(h, before)).scores(members)
     seen = np.zeros((n_members, n_items))
     np.add.at(seen, (h.who[past], h.what[past]), h.weight[past])
     cats, cat_of = np.unique(h.categories.astype(str), return_inverse=True)

@@ -27,7 +27,7 @@ from jifen.members.models import Member
 from jifen.notify.templates import render
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
-from jifen.recommend import history, rank
+from jifen.recommend import als, history, rank
 
 TRAINING_WINDOW = np.timedelta64(30, "D")
 FRESH_FOR = 300.0  # seconds a programme's trained ranker is reused
@@ -37,7 +37,13 @@ FRESH_FOR = 300.0  # seconds a programme's trained ranker is reused
 class Trained:
     history: history.History
     ranker: rank.Ranker
-    at: float
+    factors: als.Factors  # fitted on the whole history when trained
+    moment: np.datetime64  # when that was
+    at: float  # (monotonic clock)
+
+    def knows(self, member_pk: int) -> bool:
+        i = int(np.searchsorted(self.history.member_pks, member_pk))
+        return i < self.history.member_pks.size and int(self.history.member_pks[i]) == member_pk
 
 
 # Per database engine (weakly: an engine disposed of takes its rankers along) and programme.
@@ -50,12 +56,12 @@ def trained(session: Session, program: Program, now: dt.datetime, member_pk: int
     with _lock:
         cache = _cache.setdefault(session.get_bind(), {})
         found = cache.get(program.id)
-        if found and time.monotonic() - found.at < FRESH_FOR and (
-                member_pk is None or member_pk in set(found.history.member_pks.tolist())):
+        if found and time.monotonic() - found.at < FRESH_FOR and (member_pk is None or found.knows(member_pk)):
             return found
         h = history.load(session, program)
         moment = history.stamp(now)
-        found = cache[program.id] = Trained(h, rank.train(h, moment - TRAINING_WINDOW, moment), time.monotonic())
+        found = cache[program.id] = Trained(h, rank.train(h, moment - TRAINING_WINDOW, moment),
+                                            rank.factors(h, moment), moment, time.monotonic())
         return found
 
 
@@ -65,7 +71,7 @@ def recommend(session: Session, program: Program, member: Member, now: dt.dateti
     h = t.history
     index = np.searchsorted(h.member_pks, [member.id])
     balance = ops.available(session, member, get_wallet(session, program, None))
-    x = rank.features(h, history.stamp(now), index, np.array([float(balance)]))
+    x = rank.features(h, t.moment, index, np.array([float(balance)]), t.factors)
     scores = t.ranker.scores(x)[0]
     rewards = {r.id: r for r in session.scalars(select(Reward).where(Reward.id.in_(h.reward_ids.tolist())))}
     out = []
