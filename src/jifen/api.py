@@ -44,6 +44,7 @@ from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
 from jifen.web import console
+from jifen.web.automations_page import router as automations_page_router
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.notifications_page import router as notifications_page_router
@@ -248,6 +249,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(signin_router)
     app.include_router(users_page_router)
     app.include_router(risk_page_router)
+    app.include_router(automations_page_router)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

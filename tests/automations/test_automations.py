@@ -280,3 +280,19 @@ def test_awards_by_the_set_path_are_ledger_entries_with_their_reference(factory,
 def get_member_pk(factory, member_id: str) -> int:
     with factory() as s:
         return get_member(s, get_program(s, "default"), member_id).id
+
+
+def test_console_automations_pages(app, factory):
+    from tests.support.console_login import console_as
+
+    history(factory)
+    save(factory, LOW_BALANCE)
+    run_id = automate.run(factory, 1, "low_balance_sms", NOW)["run_id"]
+    with TestClient(app) as client:
+        console_as(client, app, "operator")
+        page = client.get("/console/automations").text
+        assert "low_balance_sms" in page and "member.balance &lt; 200" in page and "每天" in page
+        assert f'href="/console/automations/runs/{run_id}"' in page
+        run = client.get(f"/console/automations/runs/{run_id}").text
+        assert "alice" in run and "餘額150分,40天未購物" in run and "已執行" in run
+        assert client.get("/console/automations/runs/999").status_code == 404
