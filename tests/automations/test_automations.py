@@ -296,3 +296,18 @@ def test_console_automations_pages(app, factory):
         run = client.get(f"/console/automations/runs/{run_id}").text
         assert "alice" in run and "餘額150分,40天未購物" in run and "已執行" in run
         assert client.get("/console/automations/runs/999").status_code == 404
+
+
+def test_one_failing_automation_stops_no_other_in_the_jobs(factory, caplog):
+    from jifen.engagement.models import Task
+
+    history(factory)
+    run_in_transaction(factory, lambda s: create_task(s, get_program(s, "default"), {
+        "code": "gone", "name": "將刪除", "period": "once", "events": ["review"]}))
+    save(factory, {"code": "a_broken", "name": "broken", "trigger": "schedule", "every": "day", "condition": "true",
+                   "actions": [{"type": "task", "task": "gone"}]})
+    save(factory, LOW_BALANCE)
+    run_in_transaction(factory, lambda s: s.execute(Task.__table__.delete()))
+    assert automate.run_due(factory, NOW) == 2
+    assert [p["automation"] for p in outbox(factory)] == ["low_balance_sms"]
+    assert "automation a_broken of programme 1 failed" in caplog.text

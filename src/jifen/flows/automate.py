@@ -11,6 +11,7 @@ changing nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,7 @@ Step = dict[str, Any]  # an action as planned or done for one member
 Row = tuple[int, Facts, str]  # a matched member: pk, facts, occurrence
 Due = tuple[int, str, str, set[int] | None]  # programme id, automation code, cause, members (event trigger)
 BATCH = 200  # members acted upon per transaction
+log = logging.getLogger("jifen.automations")
 SHOWN = 500  # members listed in a run's answer
 
 
@@ -109,7 +111,10 @@ def run_due(factory: sessionmaker[Session], now: dt.datetime) -> int:
 
     due = run_in_transaction(factory, find)  # (the schedule moves on first: a failing run is not retried each tick)
     for program_id, code, cause, pks in due:
-        run(factory, program_id, code, now, cause=cause, actor="jobs", pks=pks)
+        try:
+            run(factory, program_id, code, now, cause=cause, actor="jobs", pks=pks)
+        except Exception:  # one automation failing (its task deleted since, the database busy …) stops no other
+            log.exception("automation %s of programme %s failed", code, program_id)
     return len(due)
 
 
