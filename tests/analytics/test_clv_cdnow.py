@@ -104,3 +104,35 @@ def test_clv_holdout_command(cdnow, tmp_path):
         bad = runner.invoke(analytics_app, ["clv", "--transactions", str(csv), "--calibration-end", CALIBRATION_END,
                                             *args])
         assert bad.exit_code == 1 and message in bad.output, bad.output
+
+
+def eq10(p: dict, s: clv.Summary, horizon: float) -> np.ndarray:
+    """Fader, Hardie & Lee's eq. 10 as printed (SciPy's ²F₁): exact while b is moderate."""
+    from scipy import special
+
+    r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
+    z = horizon / (alpha + s.T + horizon)
+    hyp = special.hyp2f1(r + s.x, b + s.x, a + b + s.x - 1, z)
+    first = (a + b + s.x - 1) / (a - 1) * (1 - ((alpha + s.T) / (alpha + s.T + horizon)) ** (r + s.x) * hyp)
+    return first / (1 + np.where(s.x > 0, a / (b + s.x - 1) * ((alpha + s.T) / (alpha + s.t_x)) ** (r + s.x), 0))
+
+
+def test_expected_purchases_stay_exact_when_nobody_drops_out():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 15, 500).astype(float)
+    T = rng.uniform(1, 80, 500)
+    s = clv.Summary(x=x, t_x=np.where(x > 0, rng.uniform(0, 1, 500) * T, 0), T=T, m=np.zeros(500))
+    cdnow = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for horizon in (1.0, 39.0, 365.0):
+        assert np.allclose(clv.expected_purchases(cdnow, s, horizon), eq10(cdnow, s, horizon), rtol=1e-8, atol=0)
+    # A fit on data where nobody leaves: b in the billions. Eq. 10 as printed loses everything to rounding
+    # (negative thousands); the model is then the NBD: (r + x) · t / (α + T) for those with no repeat purchase.
+    stays = {"r": 1.338, "alpha": 33.02, "a": 0.0529, "b": 3.5e10}
+    got = clv.expected_purchases(stays, s, 30.0)
+    assert (eq10(stays, s, 30.0) < 0).any()
+    none = s.x == 0
+    assert np.allclose(got[none], stays["r"] * 30.0 / (stays["alpha"] + s.T[none]), rtol=1e-9, atol=0)
+    assert (got > 0).all() and np.isfinite(got).all()
+    # a = 1, where eq. 10 divides by zero, is continuous with its neighbours.
+    near = [clv.expected_purchases(cdnow | {"a": a}, s, 39.0) for a in (0.999999, 1.0, 1.000001)]
+    assert np.allclose(near[1], near[0], rtol=1e-5) and np.allclose(near[1], near[2], rtol=1e-5)
