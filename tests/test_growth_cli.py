@@ -26,6 +26,7 @@ def test_recommend_commands(demo_db):  # noqa: F811
         assert 0 <= m["precision_at_k"] <= m["hit_rate"] <= 1
     table = jifen(demo_db, "recommend", "evaluate", "--k", "2", "--holdout-days", "10")
     assert table.returncode == 0 and "precision@2" in table.stdout and "popularity" in table.stdout
+    assert "seed 003 aims at 70 %" in table.stdout and "took one of its 2 suggestions" in table.stdout
     member = jifen(demo_db, "recommend", "member", "M100001", "--k", "2")
     assert member.returncode == 0, member.stderr
     picks = json.loads(member.stdout)
