@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.automations import service
 from jifen.automations.models import Automation, AutomationAction, AutomationReach, AutomationRun
-from jifen.db import by_code, run_in_transaction, upsert
+from jifen.db import by_code as db_by_code
+from jifen.db import run_in_transaction, upsert
 from jifen.engagement.models import Task
 from jifen.errors import JifenError
 from jifen.flows.redeem import redeem
@@ -45,8 +46,17 @@ log = logging.getLogger("jifen.automations")
 SHOWN = 500  # members listed in a run's answer
 
 
-def planned(session: Session, program: Program, auto: Automation, facts: Facts) -> list[Step]:
-    """What the actions would send or give this member (texts filled in), without doing it."""
+def planned(session: Session, program: Program, auto: Automation, facts: Facts,
+            found: dict[tuple[type, str], Any] | None = None) -> list[Step]:
+    """What the actions would send or give this member (texts filled in), without doing it. `found` keeps
+    the rewards and tasks named, read once for all the members of a run."""
+    found = {} if found is None else found
+
+    def by_code(model: type, code: str, label: str) -> Any:
+        if (model, code) not in found:
+            found[(model, code)] = db_by_code(session, model, program.id, code, label)
+        return found[(model, code)]
+
     out: list[Step] = []
     for a in auto.actions:
         if a["type"] == "message":
@@ -55,10 +65,10 @@ def planned(session: Session, program: Program, auto: Automation, facts: Facts) 
         elif a["type"] == "award":
             out.append({"type": "award", "points": a["points"], "reason": a["reason"]})
         elif a["type"] == "coupon":
-            reward = by_code(session, Reward, program.id, a["reward"], "reward")
+            reward = by_code(Reward, a["reward"], "reward")
             out.append({"type": "coupon", "reward": reward.code, "name": reward.name})
         else:
-            task = by_code(session, Task, program.id, a["task"], "task")
+            task = by_code(Task, a["task"], "task")
             out.append({"type": "task", "task": task.code, "channels": a["channels"], "title": task.name,
                         "body": f"完成任務「{task.name}」" + (f"可得{task.points}分" if task.points else "")})
     return out
@@ -128,7 +138,8 @@ def run(factory: sessionmaker[Session], program_id: int, code: str, now: dt.date
         evaluated, found, errors = service.matches(s, program, auto, now, pks)
         tz = ZoneInfo(program.timezone)
         rows: list[Row] = [(pk, facts, service.occurrence(auto, facts, now, tz)) for pk, facts in found]
-        plans = {pk: planned(s, program, auto, facts) for pk, facts, _ in rows}
+        targets: dict[tuple[type, str], Any] = {}
+        plans = {pk: planned(s, program, auto, facts, targets) for pk, facts, _ in rows}
         return auto.id, evaluated, rows, errors, plans
 
     auto_id, evaluated, rows, errors, plans = run_in_transaction(factory, match)
