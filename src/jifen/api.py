@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from jifen import __version__
 from jifen.analytics.api import router as analytics_router
+from jifen.automations.api import router as automations_router
 from jifen.campaigns.api import router as campaigns_router
 from jifen.config import get_settings
 from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run_in_transaction
@@ -37,12 +38,14 @@ from jifen.notify.api import router as notify_router
 from jifen.openapi import api_routes, errors
 from jifen.openapi import install as install_openapi
 from jifen.points.api import router as points_router
+from jifen.recommend.api import router as recommend_router
 from jifen.risk import cases as risk_cases
 from jifen.risk.api import router as risk_router
 from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
 from jifen.web import console
+from jifen.web.automations_page import router as automations_page_router
 from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
@@ -239,6 +242,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(engagement_router)
     app.include_router(analytics_router)
     app.include_router(campaigns_router)
+    app.include_router(recommend_router)
+    app.include_router(automations_router)
     app.include_router(console_router)
     app.include_router(campaigns_page_router)
     app.include_router(public_router)
@@ -248,6 +253,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(signin_router)
     app.include_router(users_page_router)
     app.include_router(risk_page_router)
+    app.include_router(automations_page_router)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

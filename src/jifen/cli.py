@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from jifen.analytics.cli import analytics_app, export_app
+from jifen.automations.cli import automations_app
 from jifen.backup.cli import backup, restore
 from jifen.campaigns.cli import campaign_app, experiment_app
 from jifen.clikit import Stages, err, fail, out, sessions, took
@@ -24,6 +25,7 @@ from jifen.members.cli import member_app, privacy_app
 from jifen.notify.cli import notify_app
 from jifen.points.cli import ledger_app
 from jifen.programs.cli import program_app, tiers_app
+from jifen.recommend.cli import recommend_app
 from jifen.risk.cli import risk_app
 from jifen.rules.cli import rules_app
 from jifen.security.cli import apikey_app, apikey_create, demo_admin, user_app
@@ -52,6 +54,8 @@ app.command()(restore)
 app.add_typer(import_app, name="import")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(recommend_app, name="recommend")
+app.add_typer(automations_app, name="automations")
 
 
 @db_app.command("upgrade")

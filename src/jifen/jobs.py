@@ -1,6 +1,6 @@
 """The background jobs of `jifen serve` (in-process, the embedded default) and `jifen worker`: ledger
-upkeep, tier evaluations due, expiry reminders, expired red packets and pools, the notification dispatcher, and
-the daily retention purge."""
+upkeep, tier evaluations due, expiry reminders, expired red packets and pools, the notification dispatcher, marketing
+automations, and the daily retention purge."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jifen.db import run_in_transaction, utcnow
 from jifen.engagement import pools, red_packets
+from jifen.flows import automate
 from jifen.ledger import operations as ops
 from jifen.ledger.jobs import JobReport, release_stale_holds, settle_due
 from jifen.members import retention
@@ -79,6 +80,7 @@ def run_all(factory: sessionmaker[Session], now: dt.datetime | None = None) -> J
     report.notifications = dispatcher.run_once(factory, now)["delivered"]
     train_risk_models(factory, now)
     scan_risk_graphs(factory, now)
+    automate.run_due(factory, now)
     if (purged := retention.purge_if_due(factory, now)) is not None:  # once a day: logs past their retention
         log.info("retention purge: %s", purged)
     return report

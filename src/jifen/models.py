@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic and for tests."""
 
+from jifen.automations.models import Automation, AutomationAction, AutomationReach, AutomationRun  # noqa: F401
 from jifen.campaigns.models import BanditArm, Campaign, Experiment  # noqa: F401
 from jifen.db import Base
 from jifen.engagement.models import (  # noqa: F401

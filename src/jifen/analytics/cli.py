@@ -12,6 +12,7 @@ from typing import Annotated, cast
 import numpy as np
 import typer
 
+from jifen.analytics import clv_plot
 from jifen.clikit import ProgramOpt, fail, out, period, sessions
 from jifen.db import utcnow
 
@@ -80,25 +81,46 @@ def analytics_rfm(program: ProgramOpt = "default", fmt: Format = "table",
 @analytics_app.command("clv")
 def analytics_clv(transactions: Annotated[Path | None, typer.Option(help="CSV: member_id,occurred_at,amount")] = None,
                   calibration_end: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today)")] = None,
+                  holdout_end: Annotated[str | None, typer.Option(
+                      help="YYYY-MM-DD: check the fit on the purchases after --calibration-end up to this day")] = None,
+                  plot: Annotated[Path | None, typer.Option(help="with --holdout-end: write the check as SVG")] = None,
                   time_unit: Annotated[str, typer.Option(help="week or day")] = "week",
                   horizon: Annotated[float, typer.Option(help="units ahead for the prediction")] = 52,
                   program: Annotated[str | None, typer.Option("--program", help="use this programme's purchases")]
                   = None, fmt: Format = "json"):
-    """BG/NBD + Gamma-Gamma: fitted parameters and per-member predictions."""
+    """BG/NBD + Gamma-Gamma: fitted parameters and per-member predictions; with --holdout-end, predicted vs
+    actual holdout purchases per calibration-frequency group instead (the paper's calibration check)."""
     from jifen.analytics import clv
 
     if (transactions is None) == (program is None):
         fail("give --transactions FILE.csv or --program CODE")
-    unit = {"week": 7 * 86400, "day": 86400}.get(time_unit)
+    unit = {"week": 7.0, "day": 1.0}.get(time_unit)
     if unit is None:
         fail("--time-unit is week or day")
-    ids, when, amount = _transactions(transactions, program)
-    end = (dt.datetime.fromisoformat(calibration_end).replace(tzinfo=dt.UTC) if calibration_end else utcnow())
-    t = (when - np.datetime64(end.replace(tzinfo=None), "us")) / np.timedelta64(unit, "s") if len(when) else when
-    order_ids, s = clv.summarise(ids, t.astype(float) if len(when) else t, amount, 0.0)
+    end, until = _day(calibration_end, "--calibration-end"), _day(holdout_end, "--holdout-end")
+    if end is None:
+        end = int(np.datetime64(utcnow().date(), "D").astype(int))
+    if until is not None and until <= end:
+        fail("--holdout-end must be after --calibration-end")
+    if plot is not None and until is None:
+        fail("--plot needs --holdout-end")
+    ids, day, amount = _transactions(transactions, program)
+    order_ids, s = clv.summarise(ids, day, amount, end, unit)
     if len(order_ids) < 10:
         fail("at least 10 customers are needed to fit the models")
-    p, g = clv.fit_bgnbd(s), clv.fit_gamma_gamma(s)
+    p = clv.fit_bgnbd(s)
+    if until is not None:
+        actual = clv.holdout_counts(order_ids, ids, day, end, until)
+        rows = clv.conditional_expectations(p, s, actual, (until - end) / unit)
+        if plot is not None:
+            plot.write_text(clv_plot.calibration_svg(rows), encoding="utf-8")
+        if fmt == "json":
+            print(json.dumps({"bgnbd": p, "time_unit": time_unit, "holdout": (until - end) / unit,
+                              "groups": rows}, indent=2))
+        else:
+            _emit(rows, fmt)
+        return
+    g = clv.fit_gamma_gamma(s)
     value = clv.clv(p, g, s, horizon)
     rows = [{"member_id": str(m), "repeat_purchases": int(x), "p_alive": round(float(a), 4),
              "expected_purchases": round(float(e), 4), "expected_spend": round(float(v), 2),
@@ -112,18 +134,30 @@ def analytics_clv(transactions: Annotated[Path | None, typer.Option(help="CSV: m
         _emit(rows, fmt)
 
 
-def _transactions(path: Path | None, program: str | None):
+def _day(text: str | None, option: str) -> int | None:
+    """A YYYY-MM-DD option as a day number (days since 1970-01-01)."""
+    if text is None:
+        return None
+    try:
+        return int(np.datetime64(dt.date.fromisoformat(text), "D").astype(int))
+    except ValueError:
+        fail(f"{option} is a date YYYY-MM-DD, not {text!r}")
+
+
+def _transactions(path: Path | None, program: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(member id, calendar day number, amount) per purchase: the day as written in the file, or the
+    programme's calendar day."""
     if path is not None:
         try:
             with path.open(encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
             ids = np.array([r["member_id"] for r in rows])
-            when = np.array([np.datetime64(dt.datetime.fromisoformat(r["occurred_at"]).replace(tzinfo=None), "us")
-                             for r in rows])
+            day = np.array([dt.datetime.fromisoformat(r["occurred_at"]).date() for r in rows],
+                           dtype="datetime64[D]").astype(np.int64)
             amount = np.array([float(r["amount"]) for r in rows])
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             fail(f"{path}: needs member_id, occurred_at (ISO), amount columns ({exc})")
-        return ids, when, amount
+        return ids, day, amount
     from jifen.analytics import frames
     from jifen.programs.service import get_program
 
@@ -132,7 +166,8 @@ def _transactions(path: Path | None, program: str | None):
         data = frames.load(s, prog)
     buys = data["events"].filter(data["events"]["type"] == "purchase").join(
         data["members"].select("member_pk", "member_id"), on="member_pk")
-    return (buys["member_id"].to_numpy(), buys["occurred_at"].dt.replace_time_zone(None).to_numpy(),
+    days = buys["occurred_at"].dt.convert_time_zone(prog.timezone).dt.date().to_numpy().astype("datetime64[D]")
+    return (buys["member_id"].to_numpy(), days.astype(np.int64),
             (buys["amount"].fill_null(0) - buys["refunded"]).to_numpy())
 
 

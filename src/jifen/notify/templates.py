@@ -60,7 +60,10 @@ MEMBER_CHANNELS: dict[str, tuple[str, ...]] = {
 
 def channels_for(topic: str, payload: dict) -> tuple[str, ...]:
     stage = payload.get("stage")
-    return MEMBER_CHANNELS.get(f"{topic}:{stage}") or MEMBER_CHANNELS.get(topic, ())
+    allowed = MEMBER_CHANNELS.get(f"{topic}:{stage}") or MEMBER_CHANNELS.get(topic, ())
+    if topic in MARKETING_TOPICS and payload.get("channels"):  # an automation's message names its channels
+        return tuple(c for c in allowed if c in payload["channels"])
+    return allowed
 
 
 def render(topic: str, payload: dict, lang: str = "zh") -> tuple[str, str]:

@@ -37,6 +37,7 @@ MEMBER_ROUTES = frozenset({
     ("POST", "/v1/members/{member_id}/invite-code"),  # its code to share; the referral is the backend's call
     ("GET", "/v1/members/{member_id}/restrictions"),  # what it may appeal
     ("POST", "/v1/members/{member_id}/restrictions/{restriction_id}/appeal"),
+    ("GET", "/v1/members/{member_id}/recommendations"),
 })
 # Refused with its own code: a token minting tokens would renew itself past its 15 minutes for ever.
 MINT = ("POST", "/v1/members/{member_id}/token")
