@@ -44,6 +44,10 @@ from jifen.security import audit, changes
 from jifen.web import console
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
+from jifen.web.member_centre import Problem, problem_page
+from jifen.web.member_centre import router as member_centre_router
+from jifen.web.member_engage import router as member_engage_router
+from jifen.web.member_mall import router as member_mall_router
 from jifen.web.notifications_page import router as notifications_page_router
 from jifen.web.public import router as public_router
 from jifen.web.risk_page import router as risk_page_router
@@ -165,6 +169,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     # Starlette types a handler as taking any Exception; this one takes the exception class it is registered for.
     app.add_exception_handler(console.Refused, console.refused_page)  # type: ignore[arg-type]  # the console's 403 page
+    app.add_exception_handler(Problem, problem_page)  # type: ignore[arg-type]  # the member centre's refusals
 
     @app.exception_handler(HTTPException)
     def _http(request: Request, exc: HTTPException):
@@ -244,6 +249,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(signin_router)
     app.include_router(users_page_router)
     app.include_router(risk_page_router)
+    for member_centre in (member_centre_router, member_mall_router, member_engage_router):  # /m/…
+        app.include_router(member_centre)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)
