@@ -1,7 +1,10 @@
 """The demo programme: seed 001's rules (programs/examples/seed001.yaml) and ~2,000 members with 90 days of
 purchases, refunds, check-ins and invitations sent through the event intake, redemptions and gifts through
 the ledger (no demo-only path), plus seed 002's co-branded programme with two wallets (¥1 → 1 platform
-point + 0.5 brand point)."""
+point + 0.5 brand point).
+
+Its words are in the script of its locale: zh-Hans (the default: Faker's zh_CN names and addresses) or
+zh-Hant (zh_TW), the programme's names and the catalogue converted by OpenCC (jifen/hanzi.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from faker import Faker
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jifen import hanzi
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import InsufficientPoints, JifenError
 from jifen.events.schemas import EventIn
@@ -29,22 +33,23 @@ from jifen.mall.models import Reward
 from jifen.members.models import Member
 from jifen.members.service import create_member, get_member
 from jifen.programs import tiers
-from jifen.programs.config import load_example
+from jifen.programs.config import ProgramConfig, load_example
 from jifen.programs.service import apply_config, get_program, get_wallet
 
 TZ = ZoneInfo("Asia/Shanghai")
+FAKER_LOCALES = {"zh-Hans": "zh_CN", "zh-Hant": "zh_TW"}
 CHANNELS = ("app", "h5", "mini_program", "pos", "ecommerce")
 REWARDS = [  # the demo catalogue: (code, name, kind, category, points, ¥ value, supplier, stock)
-    ("lunch", "公益捐贈 · 一份午餐", "charity", "公益", 200, 2, None, None),
-    ("c30", "滿30減3 優惠券", "coupon", "優惠券/滿減", 300, 3, None, None),
-    ("c50", "滿50減5 優惠券", "coupon", "優惠券/滿減", 500, 5, None, None),
-    ("c100", "滿100減12 優惠券", "coupon", "優惠券/滿減", 1200, 12, None, None),
-    ("tree", "公益捐贈 · 植樹一棵", "charity", "公益", 1000, 10, None, None),
-    ("video", "視頻會員月卡", "virtual", "虛擬/影音", 1500, 15, "騰訊視頻", None),
-    ("coffee", "星巴克中杯券", "virtual", "虛擬/餐飲", 2800, 30, "星巴克", None),
-    ("cup", "品牌保溫杯", "physical", "實物/家居/杯具", 3600, 39, "膳魔師", 400),
-    ("shipping", "月度免運卡", "privilege", "權益", 5000, 50, None, None),
-    ("oven", "電烤箱", "physical", "實物/家居/廚電", 8900, 89, "美的", 60),
+    ("lunch", "公益捐赠 · 一份午餐", "charity", "公益", 200, 2, None, None),
+    ("c30", "满30减3 优惠券", "coupon", "优惠券/满减", 300, 3, None, None),
+    ("c50", "满50减5 优惠券", "coupon", "优惠券/满减", 500, 5, None, None),
+    ("c100", "满100减12 优惠券", "coupon", "优惠券/满减", 1200, 12, None, None),
+    ("tree", "公益捐赠 · 植树一棵", "charity", "公益", 1000, 10, None, None),
+    ("video", "视频会员月卡", "virtual", "虚拟/影音", 1500, 15, "腾讯视频", None),
+    ("coffee", "星巴克中杯券", "virtual", "虚拟/餐饮", 2800, 30, "星巴克", None),
+    ("cup", "品牌保温杯", "physical", "实物/家居/杯具", 3600, 39, "膳魔师", 400),
+    ("shipping", "月度免运卡", "privilege", "权益", 5000, 50, None, None),
+    ("oven", "电烤箱", "physical", "实物/家居/厨电", 8900, 89, "美的", 60),
 ]
 
 
@@ -88,7 +93,7 @@ def tally(report: DemoReport) -> str:
     return ", ".join(f"{n:,} {label[:-1] if n == 1 else label}" for n, label in counts)
 
 
-CATEGORIES = ("服飾", "美妝", "食品", "數碼", "母嬰", "家居")
+CATEGORIES = ("服饰", "美妆", "食品", "数码", "母婴", "家居")
 
 
 def whereabouts(i: int, channel: str | None) -> dict:
@@ -152,19 +157,27 @@ def _events(rng: random.Random, members: int, days: int, start: dt.datetime) -> 
     return events
 
 
+def example(name: str, script: str) -> ProgramConfig:
+    """An example programme with its names in the script."""
+    cfg = load_example(name)
+    return ProgramConfig.model_validate(hanzi.in_script(cfg.model_dump(mode="json", exclude_unset=True), script))
+
+
 def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 90, seed: int = 42,
-              stages: Stages | None = None) -> DemoReport:
+              stages: Stages | None = None, locale: str = "zh-Hans") -> DemoReport:
+    if locale not in FAKER_LOCALES:
+        raise ValueError(f"locale is one of {', '.join(FAKER_LOCALES)}")
     stages = stages or Silent()
-    rng, fake = random.Random(seed), Faker("zh_CN")
+    rng, fake = random.Random(seed), Faker(FAKER_LOCALES[locale])
     Faker.seed(seed)
     now = utcnow()
     start = now - dt.timedelta(days=days)
     report = DemoReport(members=members)
 
     def add_members(s: Session) -> list[str]:
-        apply_config(s, load_example("seed001"), now=start, actor="demo")
+        apply_config(s, example("seed001", locale), now=start, actor="demo")
         program = get_program(s, "default")
-        add_catalogue(s, program, start)
+        add_catalogue(s, program, start, locale)
         ids = []
         for i in range(members):
             mid = f"M{100001 + i}"
@@ -227,7 +240,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
             # The clock is the event's own time: the history unfolds as it would have, pending
             # points maturing and holds settling on the days they did.
             sc = ops.Scope(s, program, wallet, at, actor="demo")
-            _apply_event(sc, rng, fake, report, kind, i, other, ids, whereabouts(i, "app"))
+            _apply_event(sc, rng, fake, report, kind, i, other, ids, whereabouts(i, "app"), locale)
         flush()
 
     stages.start(f"replaying {days} days: {len(events):,} member actions through the intake, ledger and mall",
@@ -243,7 +256,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
         stages.update(done, f"{day:%Y-%m-%d}: {tally(report)}")
     stages.finish(tally(report))
     stages.start("seed 002: the co-branded programme, 200 members and their purchases")
-    run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report))
+    run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report, locale))
     stages.finish(f"{report.entries.get('cobrand_purchase', 0):,} purchases")
     stages.start("risk: a point farm and a referral ring, then the account-graph scan")
     queued = run_in_transaction(factory, lambda s: _seed_abuse(s, fake, now, report))
@@ -256,7 +269,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     return report
 
 
-def _apply_event(sc, rng, fake, report, kind, i, other, ids, where: dict) -> None:
+def _apply_event(sc, rng, fake, report, kind, i, other, ids, where: dict, locale: str) -> None:
     """A redemption or a gift (to member `other`), through the mall and the ledger."""
     member = get_member(sc.session, sc.program, ids[i])
     if kind == "redeem":
@@ -265,14 +278,14 @@ def _apply_event(sc, rng, fake, report, kind, i, other, ids, where: dict) -> Non
     if kind == "gift":
         friend = get_member(sc.session, sc.program, ids[other])
         try:
-            ops.transfer(sc, member, friend, rng.choice([50, 100, 200]), reason="好友贈送積分")
+            ops.transfer(sc, member, friend, rng.choice([50, 100, 200]), reason=hanzi.in_script("好友赠送积分", locale))
             report.count("gift")
         except InsufficientPoints:
             pass
 
 
-def add_catalogue(s: Session, program, now) -> None:
-    for code, name, kind, category, points, value, supplier, stock in REWARDS:
+def add_catalogue(s: Session, program, now, locale: str = "zh-Hans") -> None:
+    for code, name, kind, category, points, value, supplier, stock in hanzi.in_script(REWARDS, locale):
         s.add(Reward(program_id=program.id, code=code, name=name, kind=kind, category=category, points=points,
                      value=Decimal(value), cost=Decimal(value) * Decimal("0.7"), supplier=supplier, stock=stock,
                      stock_total=stock, sold=0, coupon={"threshold": value * 10, "discount": value, "valid_days": 30}
@@ -305,9 +318,9 @@ def _redeem(sc, rng, report, member, fake, where: dict) -> None:
     report.count("redemption")
 
 
-def _seed_cobrand(s: Session, rng, fake, now, start, report) -> None:
+def _seed_cobrand(s: Session, rng, fake, now, start, report, locale: str) -> None:
     """Seed 002: a co-branded programme crediting 1 platform point + 0.5 brand point per ¥1."""
-    apply_config(s, load_example("cobrand"), now=start, actor="demo")
+    apply_config(s, example("cobrand", locale), now=start, actor="demo")
     program = get_program(s, "cobrand")
     ids = [create_member(s, program, f"C{200001 + i}", name=fake.name(), phone=fake.phone_number(),
                          joined_at=start).member_id for i in range(200)]

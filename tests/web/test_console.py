@@ -50,7 +50,7 @@ def test_console_needs_a_signed_in_user(site):
         r = client.get("/console", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/console/login"
         bad = sign_in(client, user, "not-the-password")
-        assert bad.status_code == 401 and "用戶名或密碼錯誤" in bad.text
+        assert bad.status_code == 401 and "用户名或密码错误" in bad.text
         ok = sign_in(client, user)
         assert ok.status_code == 303
         cookie = ok.headers["set-cookie"].lower()
@@ -63,7 +63,7 @@ def test_console_pages(site):
     with TestClient(app) as client:
         sign_in(client, user)
         home = client.get("/console").text
-        assert "流通積分" in home and "1,200" in home and "¥12.00" in home  # 1,500 − 300 at ¥0.01
+        assert "流通积分" in home and "1,200" in home and "¥12.00" in home  # 1,500 − 300 at ¥0.01
         member = client.get("/console/members/M1").text
         assert "138****1234" in member and "13812341234" not in member and "SO-9" in member
         english = client.get("/console/members/M1?lang=en").text
@@ -171,9 +171,9 @@ def test_published_rules_and_announced_changes(site):
         page = client.get("/p/default/rules")
         assert page.status_code == 200
         text = page.text
-        assert "100 積分可抵 ¥1" in text and "每年 12 月 31 日" in text and "消費1元得1積分" in text
+        assert "100 积分可抵 ¥1" in text and "每年 12 月 31 日" in text and "消費1元得1積分" in text
         assert "提前 31 天公告" in text or "提前 30 天公告" in text
-        added, rest = text.split("<h3>新增</h3>")[1].split("<h3>調整</h3>")
+        added, rest = text.split("<h3>新增</h3>")[1].split("<h3>调整</h3>")
         changed, withdrawn = rest.split("<h3>取消</h3>")
         assert "美妝1.5倍" in added and "單筆滿100元加贈10%" in changed and "× 1.2" in changed
         assert "邀請好友註冊50積分" in withdrawn

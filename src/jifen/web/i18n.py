@@ -67,7 +67,7 @@ LABELS = {
     "password": ("密码", "Password"),
     "program": ("计划", "Programme"),
     "logout": ("退出登录", "Sign out"),
-    "bad_login": ("用户名或密码错误 (连续多次错误后帐号将暂时锁定)",
+    "bad_login": ("用户名或密码错误 (连续多次错误后账号将暂时锁定)",
                   "Wrong username or password (repeated failures lock the account for a while)"),
     "not_found": ("找不到会员 {q}", "No member {q}"),
     "value": ("约值", "Worth"),
@@ -142,7 +142,7 @@ LABELS = {
     "st_dead": ("失败 (死信)", "Dead"),
     "webhooks": ("Webhook 订阅", "Webhook subscriptions"),
     "topics": ("主题", "Topics"),
-    "stopped": ("已禁用", "stopped"),
+    "stopped": ("已停用", "stopped"),
     "dead_letters": ("死信 (重试用尽)", "Dead letters"),
     "attempts": ("尝试次数", "Attempts"),
     "last_error": ("最后错误", "Last error"),
@@ -170,18 +170,18 @@ LABELS = {
     "last_login": ("最近登录", "Last sign-in"),
     "state": ("状态", "State"),
     "us_active": ("启用", "Active"),
-    "us_disabled": ("已禁用", "Disabled"),
+    "us_disabled": ("已停用", "Disabled"),
     "us_locked": ("暂时锁定", "Locked"),
     "new_user": ("添加用户", "New user"),
     "create": ("创建", "Create"),
     "change_role": ("更改角色", "Change role"),
     "new_password": ("新密码", "New password"),
     "reset_password": ("重设密码", "Reset password"),
-    "disable": ("禁用", "Disable"),
-    "password_rule": ("密码至少 10 个字符, 且不可与用户名相同; 更改密码或禁用会让该用户在所有设备上退出登录。",
+    "disable": ("停用", "Disable"),
+    "password_rule": ("密码至少 10 个字符, 且不可与用户名相同; 更改密码或停用会让该用户在所有设备上退出登录。",
                       "Passwords have at least 10 characters and may not be the username; a new password or "
                       "disabling signs the user out everywhere."),
-    "not_yourself": ("不能禁用自己或更改自己的角色", "You cannot disable yourself or change your own role"),
+    "not_yourself": ("不能停用自己或更改自己的角色", "You cannot disable yourself or change your own role"),
     "role_admin": ("超级管理员", "Super-admin"),
     "role_operator": ("运营", "Operator"),
     "role_customer_service": ("客服", "Customer service"),
@@ -284,6 +284,9 @@ class Translator:
             key = PREFIXED[kind] + value
             return CATALOGUE[self.lang][key] if key in CATALOGUE[self.lang] else value
         return CODE_CATALOGUE[kind][self.lang].get(value, value)
+
+    def codes(self, kind: str, values, sep: str = ", ") -> str:
+        return sep.join(self.code(kind, v) for v in values or ())
 
     def num(self, value: int | Decimal | float | str, digits: int = 0) -> str:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")

@@ -41,6 +41,7 @@ MEMBER_LABELS = {
     "mc_tier_now": ("当前等级: {name}", "Your tier: {name}"),
     "mc_to_next": ("再获得 {remaining} 即可升级为 {name}", "{remaining} more to reach {name}"),
     "mc_top": ("您已是最高等级", "You are at the top tier"),
+    "mc_basis_window": ("{basis} · 近 {days} 天", "{basis} · last {days} days"),
     "mc_measure": ("{basis} · 近 {days} 天: {value}", "{basis} · last {days} days: {value}"),
     "mc_earn_rate": ("积分 × {x}", "Points × {x}"),
     "mc_grace": ("保级宽限至 {date}", "Tier kept until {date}"),
