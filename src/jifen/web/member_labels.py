@@ -35,7 +35,7 @@ MEMBER_LABELS = {
     "mc_spent": ("使用", "Spent"),
     "mc_days": ("近 {n} 天", "Last {n} days"),
     "mc_no_entries": ("这段时间没有积分变动", "No points moved in this period"),
-    "mc_pending_tag": ("待生效", "pending"),
+    "mc_pending_tag": ("待生效", "Pending"),
     "mc_filter": ("筛选", "Filter"),
     # tier
     "mc_tier_now": ("当前等级: {name}", "Your tier: {name}"),
