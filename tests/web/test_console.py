@@ -77,7 +77,7 @@ def test_rules_page_and_member_tier(site):
         assert "單筆滿100元加贈10%" in rules and "event.amount &gt; 100" in rules and "銀卡" in rules
         assert '<td class="num">1,200</td>' in rules and '<td class="num">120</td>' in rules  # issued, 30 days
         member = client.get("/console/members/M2").text
-        assert "銀卡" in member and "3799.50" in member  # ¥5,000 for gold less ¥1,200.50
+        assert "銀卡" in member and "¥3,799.50" in member  # ¥5,000 for gold less ¥1,200.50
         assert "purchase_base 1200" in member and "big_order_bonus 120" in member
         assert "Earn ×" in client.get("/console/rules?lang=en").text
 

@@ -181,8 +181,13 @@ def test_check_in_once_a_day_with_the_calendar(centre):
         assert done.status_code == 200 and "签到成功, 获得 5 积分" in done.text and "已连续签到 1 天" in done.text
         assert re.search(rf'<td class="in today">{today.day}</td>', done.text)
         assert available(ledger) == 1205
+        assert "获得</b> · 签到" in client.get("/m/history").text  # the entry names the event it was for
         twice = client.post("/m/check-in", data={"key": "another-key-123", "csrf": csrf})
         assert twice.status_code == 409 and "今天已签到" in twice.text and available(ledger) == 1205
+        previous = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+        assert f'href="?month={previous}"' in page and "?month=" + f"{today:%Y-%m}" not in page  # no future months
+        earlier = client.get(f"/m/check-in?month={previous}")
+        assert earlier.status_code == 200 and 'class="in' not in earlier.text  # checked in this month only
         assert client.get("/m/check-in?month=2026-13").status_code == 422
 
 

@@ -35,7 +35,7 @@ from jifen.rules.service import in_force, versions
 from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
-from jifen.web.i18n import DEFAULT, LANGUAGES, NAMES, from_accept_language, language, translator
+from jifen.web.i18n import DEFAULT, LANGUAGES, NAMES, SHORT_NAMES, from_accept_language, language, translator
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -87,7 +87,7 @@ def csrf_field(context) -> Markup:
 
 
 templates.env.globals["csrf_field"] = csrf_field
-templates.env.globals.update(lang_url=lang_url, LANGUAGES=LANGUAGES, LANGUAGE_NAMES=NAMES)
+templates.env.globals.update(lang_url=lang_url, LANGUAGES=LANGUAGES, LANGUAGE_NAMES=NAMES, SHORT_NAMES=SHORT_NAMES)
 templates.env.globals["mask"] = mask  # personal data as 138****1234, 王*
 templates.env.globals["may"] = lambda who, permission: who.role in PERMISSIONS[permission]  # nav links by role
 

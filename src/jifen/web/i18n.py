@@ -23,6 +23,7 @@ from jifen.web.member_labels import MEMBER_LABELS
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
 DEFAULT = "zh-Hans"
 NAMES = {"zh-Hans": "简体中文", "zh-Hant": "繁體中文", "en": "English"}  # each in its own script
+SHORT_NAMES = {"zh-Hans": "简", "zh-Hant": "繁", "en": "EN"}  # the member centre's narrow header
 # What browsers, cookies of older versions and people type, to the three languages.
 ALIASES = {"zh": "zh-Hans", "zh-cn": "zh-Hans", "zh-sg": "zh-Hans", "zh-hans": "zh-Hans", "zh-hans-cn": "zh-Hans",
            "zh-tw": "zh-Hant", "zh-hk": "zh-Hant", "zh-mo": "zh-Hant", "zh-hant": "zh-Hant", "zh-hant-tw": "zh-Hant",

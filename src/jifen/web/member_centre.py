@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from jifen.apikit import scope
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import JifenError, Unauthorized
+from jifen.events.models import Event
 from jifen.idempotency import idempotent
 from jifen.ledger.models import JournalEntry, Posting
 from jifen.ledger.operations import Scope
@@ -182,7 +183,17 @@ def history(request: Request, who: Visitor, kind: str = "all", days: int = 90):
         rows = [(e, *own_change(e, member.member_id)) for e in entries]
         wanted = {"all": lambda d: True, "earned": lambda d: d > 0, "spent": lambda d: d < 0}[kind]
         return page(request, "m/history.html", who, rows=[r for r in rows if wanted(r[1])], kind=kind, days=days,
-                    kinds=KINDS, periods=PERIODS, tz=program.timezone)
+                    kinds=KINDS, periods=PERIODS, tz=program.timezone, why=event_types(s, program, entries))
+
+
+def event_types(session: Session, program: Program, entries: list[dict]) -> dict[str, str]:
+    """What each event-borne entry was for (a check-in, a purchase …), by its reference `event:<event id>`."""
+    ids = {e["reference"][6:] for e in entries if (e["reference"] or "").startswith("event:")}
+    if not ids:
+        return {}
+    found = session.execute(select(Event.event_id, Event.type).where(Event.program_id == program.id,
+                                                                     Event.event_id.in_(ids)))
+    return {f"event:{event_id}": kind for event_id, kind in found}
 
 
 @router.get("/tier")

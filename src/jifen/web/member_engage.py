@@ -41,8 +41,10 @@ def check_in_page(request: Request, who: Visitor, month: str | None = None, poin
         except JifenError as exc:
             return problem_page(request, exc)
         first = dt.date.fromisoformat(cal["month"] + "-01")
+        before, after = first - dt.timedelta(days=1), first + dt.timedelta(days=31)
         return page(request, "m/checkin.html", who, cal=cal, grid=weeks(cal["month"], set(cal["days"])), first=first,
-                    today=today, done_today=today.isoformat() in cal["days"], points=points)
+                    today=today, done_today=today.isoformat() in cal["days"], points=points,
+                    before=f"{before:%Y-%m}", after=f"{after:%Y-%m}" if after.replace(day=1) <= today else None)
 
 
 @router.post("/check-in")
