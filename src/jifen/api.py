@@ -153,8 +153,10 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return _jifen_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(_: Request, exc: RequestValidationError):
+    def _invalid(request: Request, exc: RequestValidationError):
         status, code, message, details = _validation_message(exc)
+        if request.url.path.startswith("/m/"):  # a member-centre form: the page in the member's language
+            return problem_page(request, JifenError(message, code=code, status=status))
         return error(status, code, message, details=details)
 
     @app.exception_handler(DataError)
