@@ -24,7 +24,7 @@ CODES: dict[str, dict[str, tuple[str, str]]] = {
         "adjust": ("人工调整", "Adjustment"),
         "freeze": ("风控冻结", "Frozen"),
         "unfreeze": ("解除冻结", "Unfrozen"),
-        "forfeit": ("注销清零", "Forfeited"),
+        "forfeit": ("销户清零", "Forfeited"),  # (注销 would become 登出, "sign out", in s2twp)
         "correct": ("规则更正", "Correction"),
         "extend": ("延长有效期", "Validity extended"),
         "red_packet": ("红包", "Red packet"),

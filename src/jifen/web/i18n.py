@@ -48,7 +48,7 @@ LABELS = {
     "frozen": ("风控冻结", "Frozen"),
     "debt": ("欠分", "Debt"),
     "activity": ("近 {days} 天动态", "Last {days} days"),
-    "type": ("类型", "Type"),
+    "type": ("类别", "Type"),  # (not 类型: OpenCC s2twp makes it 型別, the programmers' word)
     "count": ("笔数", "Entries"),
     "points": ("积分", "Points"),
     "earned_spent": ("每日发放 / 消耗", "Earned / spent per day"),
@@ -115,13 +115,13 @@ LABELS = {
     "no_changes": ("暂无已公告的变更", "No changes announced"),
     "draft": ("规则草稿", "Draft rules"),
     "edit_rules": ("编辑 / 模拟", "Edit / simulate"),
-    "draft_help": ("以 YAML 编写规则 (格式见 docs/rules.md)。先模拟近 30 天的真实事件, 再设置生效时间发布新版本。",
+    "draft_help": ("以 YAML 编写规则 (格式见 docs/rules.md)。先模拟近 30 天的真实事件, 再设置生效时间公布新版本。",
                    "Write the rules in YAML (see docs/rules.md). Simulate them on the last 30 days of real events, "
                    "then publish a new version from an effective date."),
     "effective_from": ("生效时间", "Effective from"),
     "note": ("说明", "Note"),
     "simulate": ("模拟", "Simulate"),
-    "publish": ("发布新版本", "Publish version"),
+    "publish": ("公布新版本", "Publish version"),  # (发布 becomes 釋出, "release", in s2twp)
     "forbidden": ("你的角色无权执行此操作", "Your role may not do that"),
     "refused_csrf": ("表单已过期或并非来自本管理台, 未作任何变更。请重新加载页面再试。",
                      "This form has expired or did not come from this console; nothing was changed. "
