@@ -119,3 +119,13 @@ def test_numbers_money_and_dates_per_locale():
     assert spaced(hant.datetime(late)) == "2028/1/1 凌晨1:00" and spaced(en.datetime(late)) == "1/1/28, 1:00 AM"
     assert (hans.month(day), en.month(day)) == ("2027年12月", "Dec 2027")
     assert translator("nonsense").lang == "zh-Hans"  # the default
+
+
+def test_messages_to_members_are_in_their_script():
+    from jifen.notify.templates import render
+
+    change = {"old": "普通", "new": "银卡"}
+    assert render("tier.changed", change, "zh") == ("会员等级变更", "您的会员等级已由普通变更为银卡。")
+    # the template's words are converted; the programme's own names (data) are left as they are
+    assert render("tier.changed", change, "zh-Hant") == ("會員等級變更", "您的會員等級已由普通變更為银卡。")
+    assert render("tier.changed", change, "en")[0] == "Your tier changed"
