@@ -141,7 +141,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
                                          audit.commit_lines, "audit")
 
     @app.exception_handler(JifenError)
-    def _jifen_error(_: Request, exc: JifenError):
+    def _jifen_error(request: Request, exc: JifenError):
+        if request.url.path.startswith("/m/"):  # the member centre answers with a page in the member's language
+            return problem_page(request, exc)
         return error(exc.status, exc.code, exc.message, **exc.details)
 
     @app.exception_handler(RiskBlocked)

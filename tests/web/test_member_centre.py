@@ -268,3 +268,24 @@ def test_language_is_switched_remembered_and_marked(centre):
         enter(browser, app)
         assert '<html lang="zh-Hant">' in browser.get("/m/", headers={"Accept-Language": "zh-TW,zh;q=0.9"}).text
         assert '<html lang="zh-Hans">' in browser.get("/m/", headers={"Accept-Language": "de"}).text
+
+
+def test_a_member_hammering_the_forms_is_slowed_like_a_member_token(centre, monkeypatch):
+    from jifen.config import get_settings
+    from jifen.security import ratelimit
+
+    app, ledger = centre
+    monkeypatch.setenv("JIFEN_MEMBER_RATE", "3/minute")
+    get_settings.cache_clear()
+    ratelimit._limiter.cache_clear()
+    try:
+        with TestClient(app) as client:
+            csrf = enter(client, app)
+            answers = [client.post("/m/invite", data={"key": f"k-invite-{n}", "csrf": csrf}, follow_redirects=False)
+                       for n in range(4)]
+            assert [r.status_code for r in answers] == [303, 303, 303, 429]
+            assert "操作太频繁" in answers[-1].text
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        ratelimit._limiter.cache_clear()

@@ -38,7 +38,7 @@ from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
 from jifen.risk import cases as risk_cases
 from jifen.risk.scoring import RiskBlocked
-from jifen.security import member_tokens
+from jifen.security import member_tokens, ratelimit
 from jifen.security.service import Principal
 from jifen.web.console import render, same_token
 from jifen.web.i18n import CATALOGUE
@@ -71,9 +71,11 @@ class Problem(Exception):
 
 
 def actor(request: Request, who: Visitor, csrf: Annotated[str, Form()] = "") -> Principal:
-    """Every member-centre POST: a session, and the form's CSRF field derived from it."""
+    """Every member-centre POST: a session, the form's CSRF field derived from it, and the member's rate limit
+    (the one a member token has at the API)."""
     if not same_token(csrf, request.state.csrf):
         raise Problem("csrf")
+    ratelimit.member(who.program_id, who.member_id or "")
     return who
 
 

@@ -128,6 +128,7 @@ MEMBER_LABELS = {
     "err_own_packet": ("不能领取自己的红包", "You cannot claim your own red packet"),
     "err_same_member": ("不能转赠给自己", "You cannot give points to yourself"),
     "err_not_found": ("找不到", "Not found"),
+    "err_rate_limited": ("操作太频繁, 请稍后再试", "Too many requests; try again in a minute"),
     "err_invalid_request": ("输入有误", "Please check what you entered"),
     "err_idempotency_key_reused": ("这个表单已提交过其他内容, 请重新打开页面",
                                    "This form was already used; open the page again"),
