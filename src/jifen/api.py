@@ -49,6 +49,10 @@ from jifen.web.automations_page import router as automations_page_router
 from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
 from jifen.web.mall_page import router as mall_page_router
+from jifen.web.member_centre import Problem, problem_page
+from jifen.web.member_centre import router as member_centre_router
+from jifen.web.member_engage import router as member_engage_router
+from jifen.web.member_mall import router as member_mall_router
 from jifen.web.notifications_page import router as notifications_page_router
 from jifen.web.public import router as public_router
 from jifen.web.risk_page import router as risk_page_router
@@ -142,7 +146,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
                                          audit.commit_lines, "audit")
 
     @app.exception_handler(JifenError)
-    def _jifen_error(_: Request, exc: JifenError):
+    def _jifen_error(request: Request, exc: JifenError):
+        if request.url.path.startswith("/m/"):  # the member centre answers with a page in the member's language
+            return problem_page(request, exc)
         return error(exc.status, exc.code, exc.message, **exc.details)
 
     @app.exception_handler(RiskBlocked)
@@ -154,8 +160,10 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return _jifen_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(_: Request, exc: RequestValidationError):
+    def _invalid(request: Request, exc: RequestValidationError):
         status, code, message, details = _validation_message(exc)
+        if request.url.path.startswith("/m/"):  # a member-centre form: the page in the member's language
+            return problem_page(request, JifenError(message, code=code, status=status))
         return error(status, code, message, details=details)
 
     @app.exception_handler(DataError)
@@ -170,6 +178,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     # Starlette types a handler as taking any Exception; this one takes the exception class it is registered for.
     app.add_exception_handler(console.Refused, console.refused_page)  # type: ignore[arg-type]  # the console's 403 page
+    app.add_exception_handler(Problem, problem_page)  # type: ignore[arg-type]  # the member centre's refusals
 
     @app.exception_handler(HTTPException)
     def _http(request: Request, exc: HTTPException):
@@ -254,6 +263,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(users_page_router)
     app.include_router(risk_page_router)
     app.include_router(automations_page_router)
+    for member_centre in (member_centre_router, member_mall_router, member_engage_router):  # /m/…
+        app.include_router(member_centre)
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

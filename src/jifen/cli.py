@@ -78,13 +78,16 @@ def _safe_url() -> str:
 def demo(members: Annotated[int, typer.Option(min=1, max=200_000, help="members to create")] = 2000,
          days: Annotated[int, typer.Option(min=1, max=730)] = 90,
          seed: Annotated[int, typer.Option(help="random seed")] = 42,
-         force: Annotated[bool, typer.Option(help="seed even if members exist")] = False):
+         force: Annotated[bool, typer.Option(help="seed even if members exist")] = False,
+         locale: Annotated[str, typer.Option(help="script of the demo's names: zh-Hans or zh-Hant")] = "zh-Hans"):
     """Seed the demo programme (once): members with realistic history, through the ledger."""
+    if locale not in ("zh-Hans", "zh-Hant"):
+        raise typer.BadParameter("locale is zh-Hans or zh-Hant", param_hint="--locale")
     with Stages() as stages:
-        _seed_demo(stages, members, days, seed, force)
+        _seed_demo(stages, members, days, seed, force, locale)
 
 
-def _seed_demo(stages: Stages, members: int, days: int, seed: int, force: bool) -> None:
+def _seed_demo(stages: Stages, members: int, days: int, seed: int, force: bool, locale: str = "zh-Hans") -> None:
     from jifen.demo import demo_present, seed_demo
 
     factory = sessions()
@@ -93,7 +96,7 @@ def _seed_demo(stages: Stages, members: int, days: int, seed: int, force: bool) 
             out.print("demo data already present; nothing to do (use --force to add more)")
             return
     began = time.monotonic()
-    report = seed_demo(factory, members=members, days=days, seed=seed, stages=stages)
+    report = seed_demo(factory, members=members, days=days, seed=seed, stages=stages, locale=locale)
     out.print(f"demo seeded in {took(time.monotonic() - began)}", highlight=False)
     table = Table(title=f"demo: {report.members} members, {days} days")
     table.add_column("activity")

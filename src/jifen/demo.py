@@ -1,7 +1,10 @@
 """The demo programme: seed 001's rules (programs/examples/seed001.yaml) and ~2,000 members with 90 days of
 purchases, refunds, check-ins and invitations sent through the event intake, redemptions and gifts through
 the ledger (no demo-only path), plus seed 002's co-branded programme with two wallets (¥1 → 1 platform
-point + 0.5 brand point)."""
+point + 0.5 brand point).
+
+Its words are in the script of its locale: zh-Hans (the default: Faker's zh_CN names and addresses) or
+zh-Hant (zh_TW), the programme's names and the catalogue converted by OpenCC (jifen/hanzi.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from faker import Faker
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jifen import hanzi
 from jifen.campaigns import experiments
 from jifen.campaigns import service as campaigns
 from jifen.campaigns.schemas import ArmIn, CampaignIn, Effect, ExperimentIn
@@ -32,23 +36,24 @@ from jifen.mall.models import Reward
 from jifen.members.models import Member
 from jifen.members.service import NewMember, create_member, create_members, get_member
 from jifen.programs import tiers
-from jifen.programs.config import load_example
+from jifen.programs.config import ProgramConfig, load_example
 from jifen.programs.service import apply_config, get_program, get_wallet
 from jifen.rules.schema import Sponsor
 
 TZ = ZoneInfo("Asia/Shanghai")
+FAKER_LOCALES = {"zh-Hans": "zh_CN", "zh-Hant": "zh_TW"}
 CHANNELS = ("app", "h5", "mini_program", "pos", "ecommerce")
 REWARDS = [  # the demo catalogue: (code, name, kind, category, points, ¥ value, supplier, stock)
-    ("lunch", "公益捐贈 · 一份午餐", "charity", "公益", 200, 2, None, None),
-    ("c30", "滿30減3 優惠券", "coupon", "優惠券/滿減", 300, 3, None, None),
-    ("c50", "滿50減5 優惠券", "coupon", "優惠券/滿減", 500, 5, None, None),
-    ("c100", "滿100減12 優惠券", "coupon", "優惠券/滿減", 1200, 12, None, None),
-    ("tree", "公益捐贈 · 植樹一棵", "charity", "公益", 1000, 10, None, None),
-    ("video", "視頻會員月卡", "virtual", "虛擬/影音", 1500, 15, "騰訊視頻", None),
-    ("coffee", "星巴克中杯券", "virtual", "虛擬/餐飲", 2800, 30, "星巴克", None),
-    ("cup", "品牌保溫杯", "physical", "實物/家居/杯具", 3600, 39, "膳魔師", 400),
-    ("shipping", "月度免運卡", "privilege", "權益", 5000, 50, None, None),
-    ("oven", "電烤箱", "physical", "實物/家居/廚電", 8900, 89, "美的", 60),
+    ("lunch", "公益捐赠 · 一份午餐", "charity", "公益", 200, 2, None, None),
+    ("c30", "满30减3 优惠券", "coupon", "优惠券/满减", 300, 3, None, None),
+    ("c50", "满50减5 优惠券", "coupon", "优惠券/满减", 500, 5, None, None),
+    ("c100", "满100减12 优惠券", "coupon", "优惠券/满减", 1200, 12, None, None),
+    ("tree", "公益捐赠 · 植树一棵", "charity", "公益", 1000, 10, None, None),
+    ("video", "视频会员月卡", "virtual", "虚拟/影音", 1500, 15, "腾讯视频", None),
+    ("coffee", "星巴克中杯券", "virtual", "虚拟/餐饮", 2800, 30, "星巴克", None),
+    ("cup", "品牌保温杯", "physical", "实物/家居/杯具", 3600, 39, "膳魔师", 400),
+    ("shipping", "月度免运卡", "privilege", "权益", 5000, 50, None, None),
+    ("oven", "电烤箱", "physical", "实物/家居/厨电", 8900, 89, "美的", 60),
 ]
 
 
@@ -92,7 +97,7 @@ def tally(report: DemoReport) -> str:
     return ", ".join(f"{n:,} {label[:-1] if n == 1 else label}" for n, label in counts)
 
 
-CATEGORIES = ("服飾", "美妝", "食品", "數碼", "母嬰", "家居")
+CATEGORIES = ("服饰", "美妆", "食品", "数码", "母婴", "家居")
 
 
 def whereabouts(i: int, channel: str | None) -> dict:
@@ -156,37 +161,47 @@ def _events(rng: random.Random, members: int, days: int, start: dt.datetime) -> 
     return events
 
 
-def _growth(s: Session, now: dt.datetime, days: int) -> None:
+def _growth(s: Session, now: dt.datetime, days: int, locale: str) -> None:
     """A campaign and an experiment for the console's campaign page: launched before the replay, so its
     events are priced under the campaign as they come (the demo's members do not react to it: its report
     shows no lift, as it should)."""
     program = get_program(s, "default")
     since = now - dt.timedelta(days=min(30, max(1, days // 3)))
     c = campaigns.create(s, program, CampaignIn(
-        code="double11", name="双十一双倍积分", starts_at=since, ends_at=now + dt.timedelta(days=7),
+        code="double11", name=hanzi.in_script("双十一双倍积分", locale), starts_at=since, ends_at=now + dt.timedelta(days=7),
         effect=Effect(multiplier=Decimal(2)), budget=150_000,
-        sponsor=Sponsor(name="品牌供应商", share=Decimal("0.5")), rollout=Decimal("0.8"), holdout=Decimal("0.1")),
+        sponsor=Sponsor(name=hanzi.in_script("品牌供应商", locale), share=Decimal("0.5")),
+        rollout=Decimal("0.8"), holdout=Decimal("0.1")),
         now=since, actor="demo")
     campaigns.launch(s, program, c, now=since, actor="demo")
     experiments.create(s, program, ExperimentIn(
-        key="reminder_copy", name="签到提醒文案", arms=[ArmIn(name="plain"), ArmIn(name="streak_bonus")],
+        key="reminder_copy", name=hanzi.in_script("签到提醒文案", locale), arms=[ArmIn(name="plain"), ArmIn(name="streak_bonus")],
         holdout=Decimal("0.1"), starts_at=since, ends_at=now + dt.timedelta(days=30)), now=since, actor="demo")
 
 
+def example(name: str, script: str) -> ProgramConfig:
+    """An example programme with its names in the script."""
+    cfg = load_example(name)
+    return ProgramConfig.model_validate(hanzi.in_script(cfg.model_dump(mode="json", exclude_unset=True), script))
+
+
 def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 90, seed: int = 42,
-              stages: Stages | None = None, now: dt.datetime | None = None) -> DemoReport:
-    """The demo's history over the `days` before `now` (the clock: nothing is dated after it)."""
+              stages: Stages | None = None, now: dt.datetime | None = None, locale: str = "zh-Hans") -> DemoReport:
+    """The demo's history over the `days` before `now` (the clock: nothing is dated after it), its names and
+    addresses in the script of `locale`."""
+    if locale not in FAKER_LOCALES:
+        raise ValueError(f"locale is one of {', '.join(FAKER_LOCALES)}")
     stages = stages or Silent()
-    rng, fake = random.Random(seed), Faker("zh_CN")
+    rng, fake = random.Random(seed), Faker(FAKER_LOCALES[locale])
     Faker.seed(seed)
     now = now or utcnow()
     start = now - dt.timedelta(days=days)
     report = DemoReport(members=members)
 
     def add_members(s: Session) -> list[str]:
-        apply_config(s, load_example("seed001"), now=start, actor="demo")
+        apply_config(s, example("seed001", locale), now=start, actor="demo")
         program = get_program(s, "default")
-        add_catalogue(s, program, start)
+        add_catalogue(s, program, start, locale)
         ids = [f"M{100001 + i}" for i in range(members)]
         for at in range(0, members, 500):  # (in slices: the progress bar moves)
             create_members(s, program, [
@@ -201,7 +216,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     ids = run_in_transaction(factory, add_members)
     stages.finish(f"{members:,} members")
     stages.start("a double-points campaign and an experiment over the last weeks")
-    run_in_transaction(factory, lambda s: _growth(s, now, days))
+    run_in_transaction(factory, lambda s: _growth(s, now, days, locale))
     stages.finish("campaign double11 (rollout 80 %, holdout 10 %, half paid by a supplier), experiment reminder_copy")
     events = _events(rng, members, days, start)
 
@@ -251,7 +266,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
             # The clock is the event's own time: the history unfolds as it would have, pending
             # points maturing and holds settling on the days they did.
             sc = ops.Scope(s, program, wallet, at, actor="demo")
-            _apply_event(sc, rng, fake, report, kind, i, other, ids, whereabouts(i, "app"))
+            _apply_event(sc, rng, fake, report, kind, i, other, ids, whereabouts(i, "app"), locale)
         flush()
 
     stages.start(f"replaying {days} days: {len(events):,} member actions through the intake, ledger and mall",
@@ -269,7 +284,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
         stages.update(done, f"{day:%Y-%m-%d}: {tally(report)}")
     stages.finish(tally(report))
     stages.start("seed 002: the co-branded programme, 200 members and their purchases")
-    run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report))
+    run_in_transaction(factory, lambda s: _seed_cobrand(s, rng, fake, now, start, report, locale))
     stages.finish(f"{report.entries.get('cobrand_purchase', 0):,} purchases")
     stages.start("risk: a point farm and a referral ring, then the account-graph scan")
     queued = run_in_transaction(factory, lambda s: _seed_abuse(s, fake, now, report))
@@ -282,7 +297,7 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     return report
 
 
-def _apply_event(sc, rng, fake, report, kind, i, other, ids, where: dict) -> None:
+def _apply_event(sc, rng, fake, report, kind, i, other, ids, where: dict, locale: str) -> None:
     """A redemption or a gift (to member `other`), through the mall and the ledger."""
     member = get_member(sc.session, sc.program, ids[i])
     if kind == "redeem":
@@ -291,14 +306,14 @@ def _apply_event(sc, rng, fake, report, kind, i, other, ids, where: dict) -> Non
     if kind == "gift":
         friend = get_member(sc.session, sc.program, ids[other])
         try:
-            ops.transfer(sc, member, friend, rng.choice([50, 100, 200]), reason="好友贈送積分")
+            ops.transfer(sc, member, friend, rng.choice([50, 100, 200]), reason=hanzi.in_script("好友赠送积分", locale))
             report.count("gift")
         except InsufficientPoints:
             pass
 
 
-def add_catalogue(s: Session, program, now) -> None:
-    for code, name, kind, category, points, value, supplier, stock in REWARDS:
+def add_catalogue(s: Session, program, now, locale: str = "zh-Hans") -> None:
+    for code, name, kind, category, points, value, supplier, stock in hanzi.in_script(REWARDS, locale):
         s.add(Reward(program_id=program.id, code=code, name=name, kind=kind, category=category, points=points,
                      value=Decimal(value), cost=Decimal(value) * Decimal("0.7"), supplier=supplier, stock=stock,
                      stock_total=stock, sold=0, coupon={"threshold": value * 10, "discount": value, "valid_days": 30}
@@ -331,9 +346,9 @@ def _redeem(sc, rng, report, member, fake, where: dict) -> None:
     report.count("redemption")
 
 
-def _seed_cobrand(s: Session, rng, fake, now, start, report) -> None:
+def _seed_cobrand(s: Session, rng, fake, now, start, report, locale: str) -> None:
     """Seed 002: a co-branded programme crediting 1 platform point + 0.5 brand point per ¥1."""
-    apply_config(s, load_example("cobrand"), now=start, actor="demo")
+    apply_config(s, example("cobrand", locale), now=start, actor="demo")
     program = get_program(s, "cobrand")
     ids = [create_member(s, program, f"C{200001 + i}", name=fake.name(), phone=fake.phone_number(),
                          joined_at=start).member_id for i in range(200)]

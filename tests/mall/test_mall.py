@@ -305,4 +305,4 @@ def test_console_mall_page(mall):
     post(client, admin, "/v1/redemptions", {"member_id": "alice", "reward": "kettle", "address": ADDRESS})
     console_as(client, client.app, "admin")
     page = client.get("/console/mall").text
-    assert "電熱水壺" in page and "實物/家居/廚具" in page and "處理中" in page and "美的" in page
+    assert "電熱水壺" in page and "實物/家居/廚具" in page and "处理中" in page and "美的" in page

@@ -161,7 +161,7 @@ def test_tier_change_by_email_over_smtp_and_in_app(factory):
         assert "銀卡" in text and "普通" in text
     with factory() as s:
         items = service.inbox(s, get_member(s, get_program(s, "default"), "alice"), False, 10)
-    assert [(i.topic, i.title) for i in items] == [("tier.changed", "會員等級變更")]
+    assert [(i.topic, i.title) for i in items] == [("tier.changed", "会员等级变更")]
 
 
 def test_sms_quiet_hours_daily_cap_and_opt_out(factory):
@@ -187,7 +187,7 @@ def test_sms_quiet_hours_daily_cap_and_opt_out(factory):
     dispatcher.run_once(factory, morning, settings)
     sent = [json.loads(body) for _, body in provider.received]
     assert len(sent) == 2  # the daily cap of 2; bob opted out of SMS
-    assert sent[0]["text"] == "您有1520分將於2026-12-31過期,可兌換價值89元的電烤箱。" and sent[0]["to"] == "13800000000"
+    assert sent[0]["text"] == "您有1520分将于2026-12-31过期,可兑换价值89元的電烤箱。" and sent[0]["to"] == "13800000000"
     assert provider.received[0][0]["authorization"] == "Bearer t0k"
     with factory() as s:
         skipped = Counter(s.scalars(select(Delivery.last_error).where(Delivery.status == "skipped")).all())
@@ -226,7 +226,7 @@ def test_expiry_reminders_on_seed_001_schedule(factory):
     dispatcher.run_once(factory, expiry - dt.timedelta(days=20))
     with factory() as s:
         (latest, *_) = service.inbox(s, get_member(s, get_program(s, "default"), "bob"), False, 10)
-    assert "可兌換價值89元的電烤箱" in latest.body and "9000分" in latest.body
+    assert "可兑换价值89元的電烤箱" in latest.body and "9000分" in latest.body
 
 
 def test_webhook_and_inbox_api(app, factory):
@@ -254,7 +254,7 @@ def test_webhook_and_inbox_api(app, factory):
         topics = sorted(json.loads(body)["type"] for _, body in receiver.received)
         assert topics == ["points.awarded", "tier.changed"]
         inbox = client.get("/v1/members/alice/inbox", headers=admin).json()
-        assert inbox["unread"] == 1 and inbox["items"][0]["title"] == "會員等級變更"
+        assert inbox["unread"] == 1 and inbox["items"][0]["title"] == "会员等级变更"
         item = inbox["items"][0]["id"]
         read = client.post(f"/v1/members/alice/inbox/{item}/read", headers=admin)
         assert read.status_code == 200 and read.json()["read_at"]
@@ -288,8 +288,8 @@ def test_redemption_status_reaches_the_inbox_in_the_members_language(factory):
         program = get_program(s, "default")
         alice = [i.body for i in reversed(service.inbox(s, get_member(s, program, "alice"), False, 10))]
         bob = [i.title for i in reversed(service.inbox(s, get_member(s, program, "bob"), False, 10))]
-    assert alice == ["已為您的兌換預留300分 (滿30減3 優惠券)。", "您已使用300分 (滿30減3 優惠券)。",
-                     "已為您的兌換預留500分 (保溫杯)。", "您的兌換已取消 (保溫杯),500分已退回您的賬戶。"]
+    assert alice == ["已为您的兑换预留300分 (滿30減3 優惠券)。", "您已使用300分 (滿30減3 優惠券)。",
+                     "已为您的兑换预留500分 (保溫杯)。", "您的兑换已取消 (保溫杯),500分已退回您的账户。"]
     assert bob == ["Redemption in progress", "Points used", "Redemption in progress", "Redemption cancelled"]
 
 

@@ -194,7 +194,7 @@ def test_a_registration_replayed_after_the_evaluation_answers_like_the_first(app
         assert dt.datetime.fromisoformat(tier["since"]) <= utcnow() < dt.datetime.fromisoformat(tier["grace_until"])
         assert again.json() == client.get("/v1/members/alice", headers=admin).json()
         console_as(client, app, "admin")  # the console's member page shows the grace from the same view
-        assert "寬限至" in client.get("/console/members/alice").text
+        assert "宽限至" in client.get("/console/members/alice").text
 
 
 def _reference_evaluation(s, program, now):

@@ -115,7 +115,7 @@ def test_one_answer_for_every_failed_sign_in(sqlite_app):
         answers = {(r.status_code, _error_of(r.text)) for r in (
             sign_in(client, "nobody"), sign_in(client, "wang", "wrong password"), sign_in(client, "gone"),
             sign_in(client, "locked"), sign_in(client, "wang", ""))}
-        assert answers == {(401, "用戶名或密碼錯誤 (連續多次錯誤後帳號將暫時鎖定)")}
+        assert answers == {(401, "用户名或密码错误 (连续多次错误后账号将暂时锁定)")}
         assert "jifen_console" not in client.cookies
         assert sign_in(client, "WANG").status_code == 303  # usernames are case-insensitive
 
@@ -244,7 +244,7 @@ def test_console_posts_need_the_sessions_csrf_token(sqlite_app):
         token = console_as(client, sqlite_app, "operator", "wang")
         for bad in ({}, {"csrf": ""}, {"csrf": token[:-1] + ("A" if token[-1] != "A" else "B")}, {"csrf": foreign}):
             r = client.post("/console/rules/draft", data=form | bad, follow_redirects=False)
-            assert r.status_code == 403 and "未作任何變更" in r.text
+            assert r.status_code == 403 and "未作任何变更" in r.text
         assert _versions(sqlite_app) == before
         r = client.post("/console/rules/draft", data=form | {"csrf": token}, follow_redirects=False)
         assert r.status_code == 303 and _versions(sqlite_app) == before + 1
@@ -295,7 +295,7 @@ def test_roles_on_console_pages(sqlite_app):
         assert client.get("/console/users").status_code == 403
         r = client.post("/console/users", data={"username": "eve", "role": "admin", "password": PASSWORD,
                                                 "csrf": token})
-        assert r.status_code == 403 and "你的角色無權執行此操作" in r.text
+        assert r.status_code == 403 and "你的角色无权执行此操作" in r.text
     with TestClient(sqlite_app) as client:
         token = console_as(client, sqlite_app, "customer_service")
         r = client.post("/console/notifications/replay", data={"delivery_id": "1", "csrf": token})
@@ -311,7 +311,7 @@ def test_user_admin_page(sqlite_app):
     with TestClient(sqlite_app) as admin:
         token = console_as(admin, sqlite_app, "admin", "boss")
         page = admin.get("/console/users")
-        assert page.status_code == 200 and "boss" in page.text and "超級管理員" in page.text
+        assert page.status_code == 200 and "boss" in page.text and "超级管理员" in page.text
         made = admin.post("/console/users", data={"username": "Wang", "display_name": "小王", "role": "operator",
                                                   "password": PASSWORD, "csrf": token}, follow_redirects=False)
         assert made.status_code == 303
@@ -327,7 +327,7 @@ def test_user_admin_page(sqlite_app):
             assert sign_in(staff, "wang").status_code == 303
             assert admin.post(f"/console/users/{wang.id}/role", data={"role": "auditor", "csrf": token}).status_code == 200
             assert _user(sqlite_app, "wang").role == "auditor"
-            assert "審計" in staff.get("/console").text  # the role applies at once
+            assert "审计" in staff.get("/console").text  # the role applies at once
             r = admin.post(f"/console/users/{wang.id}/password", data={"password": "another password", "csrf": token})
             assert r.status_code == 200
             assert staff.get("/console", follow_redirects=False).status_code == 303  # signed out everywhere

@@ -4,14 +4,9 @@ over HTTP, and rendered in Debian's Chromium (Playwright) where it is installed 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,11 +17,10 @@ from jifen.members.models import Member
 from jifen.members.service import create_member
 from jifen.programs.service import get_program
 from jifen.security.audit import AuditEntry
-from tests.conftest import IN_CI, Ledger, m
+from tests.conftest import Ledger, m
+from tests.support.browser import chromium, need_chromium, serving
 from tests.support.console_login import PASSWORD, add_user, console_as, csrf_of, sign_in
 from tests.support.intake import configure, send_one
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -50,7 +44,7 @@ def test_console_needs_a_signed_in_user(site):
         r = client.get("/console", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/console/login"
         bad = sign_in(client, user, "not-the-password")
-        assert bad.status_code == 401 and "用戶名或密碼錯誤" in bad.text
+        assert bad.status_code == 401 and "用户名或密码错误" in bad.text
         ok = sign_in(client, user)
         assert ok.status_code == 303
         cookie = ok.headers["set-cookie"].lower()
@@ -63,7 +57,7 @@ def test_console_pages(site):
     with TestClient(app) as client:
         sign_in(client, user)
         home = client.get("/console").text
-        assert "流通積分" in home and "1,200" in home and "¥12.00" in home  # 1,500 − 300 at ¥0.01
+        assert "流通积分" in home and "1,200" in home and "¥12.00" in home  # 1,500 − 300 at ¥0.01
         member = client.get("/console/members/M1").text
         assert "138****1234" in member and "13812341234" not in member and "SO-9" in member
         english = client.get("/console/members/M1?lang=en").text
@@ -83,7 +77,7 @@ def test_rules_page_and_member_tier(site):
         assert "單筆滿100元加贈10%" in rules and "event.amount &gt; 100" in rules and "銀卡" in rules
         assert '<td class="num">1,200</td>' in rules and '<td class="num">120</td>' in rules  # issued, 30 days
         member = client.get("/console/members/M2").text
-        assert "銀卡" in member and "3799.50" in member  # ¥5,000 for gold less ¥1,200.50
+        assert "銀卡" in member and "¥3,799.50" in member  # ¥5,000 for gold less ¥1,200.50
         assert "purchase_base 1200" in member and "big_order_bonus 120" in member
         assert "Earn ×" in client.get("/console/rules?lang=en").text
 
@@ -112,47 +106,22 @@ def test_personal_data_is_masked_and_revealed_only_to_roles_that_may_see_it_with
                                                     ("customer_service", 200)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_console_renders_in_chromium(site, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail("Debian chromium is required in CI (.ci/run installs it)")
-        pytest.skip("chromium not installed")
-    from playwright.sync_api import sync_playwright
-
+    need_chromium()
     app, user = site
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/console")
-            page.fill("input[name=username]", user)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("form.login button")
-            page.wait_for_url("**/console")
-            kpis = page.locator(".kpi b").all_inner_texts()
-            assert kpis[:2] == ["1,200", "¥12.00"]
-            assert page.locator("svg.chart rect.earned").count() == 31
-            page.screenshot(path=tmp_path / "overview.png", full_page=True)
-            page.click("text=M1")
-            assert page.locator("h1").inner_text().startswith("M1")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/console")
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form.login button")
+        page.wait_for_url("**/console")
+        kpis = page.locator(".kpi b").all_inner_texts()
+        assert kpis[:2] == ["1,200", "¥12.00"]
+        assert page.locator("svg.chart rect.earned").count() == 31
+        page.screenshot(path=tmp_path / "overview.png", full_page=True)
+        page.click("text=M1")
+        assert page.locator("h1").inner_text().startswith("M1")
 
 
 def test_published_rules_and_announced_changes(site):
@@ -171,9 +140,9 @@ def test_published_rules_and_announced_changes(site):
         page = client.get("/p/default/rules")
         assert page.status_code == 200
         text = page.text
-        assert "100 積分可抵 ¥1" in text and "每年 12 月 31 日" in text and "消費1元得1積分" in text
+        assert "100 积分可抵 ¥1" in text and "每年 12 月 31 日" in text and "消費1元得1積分" in text
         assert "提前 31 天公告" in text or "提前 30 天公告" in text
-        added, rest = text.split("<h3>新增</h3>")[1].split("<h3>調整</h3>")
+        added, rest = text.split("<h3>新增</h3>")[1].split("<h3>调整</h3>")
         changed, withdrawn = rest.split("<h3>取消</h3>")
         assert "美妝1.5倍" in added and "單筆滿100元加贈10%" in changed and "× 1.2" in changed
         assert "邀請好友註冊50積分" in withdrawn

@@ -47,7 +47,8 @@ def test_the_review_queue_is_decided_from_the_console(app, factory):
         page = client.get("/console/risk")
         assert page.status_code == 200
         assert all(bot in page.text for bot in bots) and "farm-phone-9" in page.text  # queue and graph scan
-        assert "shared_device" in page.text and f'action="/console/risk/cases/{first}"' in page.text
+        assert "同一设备多账户" in page.text and "shared_device" not in page.text  # the reason's label, not its code
+        assert f'action="/console/risk/cases/{first}"' in page.text
         # Without the session's token nothing happens.
         forged = client.post(f"/console/risk/cases/{first}", data={"decision": "approve", "note": "ok"})
         assert forged.status_code == 403 and cases(factory)[first].status == "open"

@@ -1,8 +1,12 @@
-"""Message texts per topic and language (zh-CN default, en), and which member channels each topic uses."""
+"""Message texts per topic and language (Chinese, the default, and English), and which member channels each
+topic uses. A member's `lang` attribute picks the script: zh / zh-Hans Simplified, zh-Hant Traditional
+(converted by OpenCC, jifen/hanzi.py, as the console's labels are)."""
 
 from __future__ import annotations
 
 from typing import cast
+
+from jifen import hanzi
 
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "points.expiring": {
@@ -68,11 +72,14 @@ def channels_for(topic: str, payload: dict) -> tuple[str, ...]:
 
 def render(topic: str, payload: dict, lang: str = "zh") -> tuple[str, str]:
     """(title, body); unknown fields stay visible as {name} rather than failing."""
-    texts = TEMPLATES[topic].get(lang) or TEMPLATES[topic]["zh"]
+    script = "zh-Hant" if lang == "zh-Hant" else "zh-Hans"
+    lang = "en" if lang == "en" else "zh"
+    texts = hanzi.in_script(TEMPLATES[topic][lang], script) if lang == "zh" else TEMPLATES[topic][lang]
     values = {k: ("" if v is None else v) for k, v in payload.items()}
     values["ref"] = f" ({payload['reference']})" if payload.get("reference") else ""
     reward = payload.get("reward")
-    values["reward_text"] = REWARD_TEXT.get(lang, REWARD_TEXT["zh"]).format(**reward) if reward else ""
+    values["reward_text"] = (hanzi.in_script(REWARD_TEXT[lang], script) if lang == "zh" else REWARD_TEXT[lang]).format(
+        **reward) if reward else ""
     return cast(tuple[str, str], tuple(t.format_map(_Keep(values)) for t in texts))
 
 

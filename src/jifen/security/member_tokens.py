@@ -77,3 +77,30 @@ def check(member_id: str, request: Request) -> None:
         raise Forbidden("a member token acts only on its own member", code="forbidden")
 
 
+
+
+# The member centre (web/member_centre.py): the page exchanges a member token for a cookie session of its own,
+# a JWT for another audience (so neither passes for the other) that lasts a visit, with a CSRF token derived
+# from it for the centre's forms.
+CENTRE_TTL = dt.timedelta(hours=8)
+CENTRE_AUDIENCE = "jifen member centre"
+
+
+def centre_session(claims: dict, now: dt.datetime) -> str:
+    session = {"iss": ISSUER, "aud": CENTRE_AUDIENCE, "sub": claims["sub"], "prg": claims["prg"],
+               "iat": int(now.timestamp()), "exp": int((now + CENTRE_TTL).timestamp())}
+    return jwt.encode(session, _secret(), algorithm="HS256")
+
+
+def read_centre_session(token: str | None) -> dict | None:
+    """The claims of a live member-centre session; None when there is none (absent, altered, expired)."""
+    if not token:
+        return None
+    try:
+        return jwt.decode(token, _secret(), algorithms=["HS256"], issuer=ISSUER, audience=CENTRE_AUDIENCE)
+    except jwt.InvalidTokenError:
+        return None
+
+
+def centre_csrf(session_token: str) -> str:
+    return hmac.new(_secret(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()[:32]

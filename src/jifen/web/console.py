@@ -35,7 +35,7 @@ from jifen.rules.service import in_force, versions
 from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
-from jifen.web.i18n import LANGUAGES, translator
+from jifen.web.i18n import DEFAULT, LANGUAGES, NAMES, SHORT_NAMES, from_accept_language, language, translator
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -43,9 +43,19 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 COOKIE = "jifen_console"
 
 
-def _lang(request: Request) -> str:
-    lang = request.query_params.get("lang") or request.cookies.get("jifen_lang") or "zh"
-    return lang if lang in LANGUAGES else "zh"
+LANG_COOKIE = "jifen_lang"
+
+
+def page_language(request: Request) -> str:
+    """?lang= (a switch, remembered in a cookie), else the remembered choice, else the browser's, else 简体中文."""
+    return (language(request.query_params.get("lang")) or language(request.cookies.get(LANG_COOKIE))
+            or from_accept_language(request.headers.get("accept-language")) or DEFAULT)
+
+
+def lang_url(request: Request, lang: str) -> str:
+    """This page in another language (its other query parameters kept)."""
+    url = request.url.include_query_params(lang=lang)
+    return f"{url.path}?{url.query}"
 
 
 def local_time(iso: str | None, timezone: str = "Asia/Shanghai") -> str:
@@ -59,11 +69,12 @@ templates.env.filters["local"] = local_time
 
 
 def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
-    lang = _lang(request)
+    lang = page_language(request)
     response = templates.TemplateResponse(request, name, {"t": translator(lang), "lang": lang, **context},
                                           status_code=status)
-    if request.query_params.get("lang") in LANGUAGES:
-        response.set_cookie("jifen_lang", lang, samesite="strict", path="/console")
+    if language(request.query_params.get("lang")):  # one choice for the console and the member centre
+        response.set_cookie(LANG_COOKIE, lang, samesite="lax", path="/", max_age=365 * 86400)
+        response.delete_cookie(LANG_COOKIE, path="/console")  # (where earlier versions kept it)
     return response
 
 
@@ -76,6 +87,7 @@ def csrf_field(context) -> Markup:
 
 
 templates.env.globals["csrf_field"] = csrf_field
+templates.env.globals.update(lang_url=lang_url, LANGUAGES=LANGUAGES, LANGUAGE_NAMES=NAMES, SHORT_NAMES=SHORT_NAMES)
 templates.env.globals["mask"] = mask  # personal data as 138****1234, 王*
 templates.env.globals["may"] = lambda who, permission: who.role in PERMISSIONS[permission]  # nav links by role
 

@@ -1,258 +1,373 @@
-"""Console labels in Simplified Chinese (default) and English."""
+"""Labels of the console and the member centre in 简体中文 (the default), 繁體中文 and English.
 
-LANGUAGES = ("zh", "en")
+One catalogue: each entry is (Chinese, English) and the Chinese is the source of both scripts, normalised
+to Simplified and converted to Traditional by OpenCC (jifen/hanzi.py) once, at import. An entry written in
+Traditional characters still works: it is read as Simplified after conversion. Codes shown to people
+(entry types, channels, risk reasons …) have their labels in web/codes.py; numbers, ¥ and dates are
+formatted per locale by Babel (`Translator`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime, format_skeleton
+from babel.numbers import format_decimal
+
+from jifen import hanzi
+from jifen.web.codes import CODES, PREFIXED
+from jifen.web.member_labels import MEMBER_LABELS
+
+LANGUAGES = ("zh-Hans", "zh-Hant", "en")
+DEFAULT = "zh-Hans"
+NAMES = {"zh-Hans": "简体中文", "zh-Hant": "繁體中文", "en": "English"}  # each in its own script
+SHORT_NAMES = {"zh-Hans": "简", "zh-Hant": "繁", "en": "EN"}  # the member centre's narrow header
+# What browsers, cookies of older versions and people type, to the three languages.
+ALIASES = {"zh": "zh-Hans", "zh-cn": "zh-Hans", "zh-sg": "zh-Hans", "zh-hans": "zh-Hans", "zh-hans-cn": "zh-Hans",
+           "zh-tw": "zh-Hant", "zh-hk": "zh-Hant", "zh-mo": "zh-Hant", "zh-hant": "zh-Hant", "zh-hant-tw": "zh-Hant",
+           "en": "en"}
+BABEL = {"zh-Hans": "zh_Hans_CN", "zh-Hant": "zh_Hant_TW", "en": "en"}
 
 LABELS = {
-    "title": ("Jifen 積分管理台", "Jifen console"),
-    "overview": ("概覽", "Overview"),
-    "members": ("會員", "Members"),
-    "member_count": ("會員數", "Members"),
-    "issued": ("累計發放", "Issued"),
-    "redeemed": ("累計兌換", "Redeemed"),
-    "expired": ("累計過期", "Expired"),
-    "adjusted": ("人工調整", "Adjusted"),
-    "outstanding": ("流通積分", "Outstanding"),
-    "liability": ("積分負債 (¥)", "Liability (¥)"),
-    "wallet": ("積分賬戶", "Wallet"),
+    "title": ("Jifen 积分管理台", "Jifen console"),
+    "overview": ("概览", "Overview"),
+    "members": ("会员", "Members"),
+    "member_count": ("会员数", "Members"),
+    "issued": ("累计发放", "Issued"),
+    "redeemed": ("累计兑换", "Redeemed"),
+    "expired": ("累计过期", "Expired"),
+    "adjusted": ("人工调整", "Adjusted"),
+    "outstanding": ("流通积分", "Outstanding"),
+    "liability": ("积分负债 (¥)", "Liability (¥)"),
+    "wallet": ("积分账户", "Wallet"),
     "available": ("可用", "Available"),
     "pending": ("待生效", "Pending"),
-    "held": ("凍結中 (訂單)", "Held"),
-    "frozen": ("風控凍結", "Frozen"),
+    "held": ("冻结中 (订单)", "Held"),
+    "frozen": ("风控冻结", "Frozen"),
     "debt": ("欠分", "Debt"),
-    "activity": ("近 {days} 天動態", "Last {days} days"),
-    "type": ("類型", "Type"),
-    "count": ("筆數", "Entries"),
-    "points": ("積分", "Points"),
-    "earned_spent": ("每日發放 / 消耗", "Earned / spent per day"),
-    "earned": ("發放", "Earned"),
+    "activity": ("近 {days} 天动态", "Last {days} days"),
+    "type": ("类别", "Type"),  # (not 类型: OpenCC s2twp makes it 型別, the programmers' word)
+    "count": ("笔数", "Entries"),
+    "points": ("积分", "Points"),
+    "earned_spent": ("每日发放 / 消耗", "Earned / spent per day"),
+    "earned": ("发放", "Earned"),
     "spent": ("消耗", "Spent"),
-    "search": ("查找會員", "Find a member"),
-    "search_hint": ("會員編號", "Member id"),
-    "go": ("查詢", "Go"),
-    "joined": ("入會", "Joined"),
-    "next_expiries": ("即將過期", "Expiring next"),
-    "ledger": ("積分明細", "Ledger"),
-    "entry": ("流水號", "Entry"),
-    "occurred": ("發生時間", "Occurred"),
-    "reference": ("單號 / 說明", "Reference / reason"),
-    "login": ("登入", "Sign in"),
-    "username": ("用戶名", "Username"),
-    "password": ("密碼", "Password"),
-    "program": ("計劃", "Programme"),
-    "logout": ("登出", "Sign out"),
-    "bad_login": ("用戶名或密碼錯誤 (連續多次錯誤後帳號將暫時鎖定)",
+    "search": ("查找会员", "Find a member"),
+    "search_hint": ("会员编号", "Member id"),
+    "go": ("查找", "Go"),
+    "joined": ("入会", "Joined"),
+    "next_expiries": ("即将过期", "Expiring next"),
+    "ledger": ("积分明细", "Ledger"),
+    "entry": ("流水号", "Entry"),
+    "occurred": ("发生时间", "Occurred"),
+    "reference": ("单号 / 说明", "Reference / reason"),
+    "login": ("登录", "Sign in"),
+    "username": ("用户名", "Username"),
+    "password": ("密码", "Password"),
+    "program": ("计划", "Programme"),
+    "logout": ("退出登录", "Sign out"),
+    "bad_login": ("用户名或密码错误 (连续多次错误后账号将暂时锁定)",
                   "Wrong username or password (repeated failures lock the account for a while)"),
-    "not_found": ("找不到會員 {q}", "No member {q}"),
-    "value": ("約值", "Worth"),
-    "none": ("無", "None"),
-    "chain": ("賬本鏈頭", "Chain head"),
-    "rules": ("積分規則", "Rules"),
+    "not_found": ("找不到会员 {q}", "No member {q}"),
+    "value": ("约值", "Worth"),
+    "none": ("无", "None"),
+    "chain": ("账本链头", "Chain head"),
+    "rules": ("积分规则", "Rules"),
     "in_force": ("生效中 · 第 {v} 版 · 自 {since}", "In force · version {v} · since {since}"),
     "announced": ("已公告 · 第 {v} 版 · {since} 生效", "Announced · version {v} · effective {since}"),
-    "no_rules": ("尚未設定規則", "No rules yet"),
-    "stacking": ("疊加方式", "Stacking"),
-    "stack_multiply": ("倍數連乘 (依層級與順序)", "multipliers compound, in layer order"),
-    "stack_add": ("倍數相加", "multipliers add"),
-    "rule": ("規則", "Rule"),
-    "layer": ("層級", "Layer"),
+    "no_rules": ("尚未设置规则", "No rules yet"),
+    "stacking": ("叠加方式", "Stacking"),
+    "stack_multiply": ("倍数连乘 (依层级与顺序)", "multipliers compound, in layer order"),
+    "stack_add": ("倍数相加", "multipliers add"),
+    "rule": ("规则", "Rule"),
+    "layer": ("层级", "Layer"),
     "events": ("事件", "Events"),
-    "condition": ("條件", "Condition"),
-    "award": ("獎勵", "Award"),
-    "limits": ("上限 / 預算", "Caps / budget"),
-    "window": ("活動時間", "Window"),
-    "points_30d": ("近 30 天發放", "Issued, 30 days"),
-    "tiers": ("會員等級", "Tiers"),
-    "tier": ("等級", "Tier"),
-    "threshold": ("門檻", "Threshold"),
-    "retain": ("保級", "Retain"),
-    "multiplier": ("積分倍率", "Earn ×"),
-    "benefits": ("權益", "Benefits"),
-    "basis": ("計算依據: {basis} · 滾動 {days} 天 · 寬限 {grace} 天",
+    "condition": ("条件", "Condition"),
+    "award": ("奖励", "Award"),
+    "limits": ("上限 / 预算", "Caps / budget"),
+    "window": ("活动时间", "Window"),
+    "points_30d": ("近 30 天发放", "Issued, 30 days"),
+    "tiers": ("会员等级", "Tiers"),
+    "tier": ("等级", "Tier"),
+    "threshold": ("门槛", "Threshold"),
+    "retain": ("保级", "Retain"),
+    "multiplier": ("积分倍率", "Earn ×"),
+    "benefits": ("权益", "Benefits"),
+    "basis": ("计算依据: {basis} · 滚动 {days} 天 · 宽限 {grace} 天",
               "Basis: {basis} · rolling {days} days · grace {grace} days"),
-    "progress": ("距 {name} 還差 {remaining}", "{remaining} to {name}"),
-    "top_tier": ("已是最高等級", "Top tier"),
-    "grace_until": ("寬限至 {date}", "In grace until {date}"),
+    "progress": ("距 {name} 还差 {remaining}", "{remaining} to {name}"),
+    "top_tier": ("已是最高等级", "Top tier"),
+    "grace_until": ("宽限至 {date}", "In grace until {date}"),
     "recent_events": ("近期事件", "Recent events"),
-    "versions": ("歷史版本", "Versions"),
-    "public_rules": ("{name} · 積分規則", "{name} · points rules"),
-    "point_value": ("{n} 積分可抵 ¥1", "{n} points are worth ¥1"),
-    "expiry_rolling": ("積分自獲得起 {months} 個月內有效", "Points are valid for {months} months from when they are earned"),
-    "expiry_year": ("每年 12 月 31 日清除上一年度獲得的積分", "Every 31 December, points earned the year before expire"),
-    "expiry_never": ("積分永久有效", "Points never expire"),
-    "earn": ("如何賺取積分", "How to earn points"),
-    "coming": ("{date} 起生效的變更 (提前 {days} 天公告)", "Changes from {date} (announced {days} days ahead)"),
+    "versions": ("历史版本", "Versions"),
+    "public_rules": ("{name} · 积分规则", "{name} · points rules"),
+    "point_value": ("{n} 积分可抵 ¥1", "{n} points are worth ¥1"),
+    "expiry_rolling": ("积分自获得起 {months} 个月内有效", "Points are valid for {months} months from when they are earned"),
+    "expiry_year": ("每年 12 月 31 日清除上一年度获得的积分", "Every 31 December, points earned the year before expire"),
+    "expiry_never": ("积分永久有效", "Points never expire"),
+    "earn": ("如何赚取积分", "How to earn points"),
+    "coming": ("{date} 起生效的变更 (提前 {days} 天公告)", "Changes from {date} (announced {days} days ahead)"),
     "added": ("新增", "New"),
-    "changed": ("調整", "Changed"),
+    "changed": ("调整", "Changed"),
     "withdrawn": ("取消", "Withdrawn"),
-    "no_changes": ("暫無已公告的變更", "No changes announced"),
-    "draft": ("規則草稿", "Draft rules"),
-    "edit_rules": ("編輯 / 模擬", "Edit / simulate"),
-    "draft_help": ("以 YAML 編寫規則 (格式見 docs/rules.md)。先模擬近 30 天的真實事件, 再設定生效時間發布新版本。",
+    "no_changes": ("暂无已公告的变更", "No changes announced"),
+    "draft": ("规则草稿", "Draft rules"),
+    "edit_rules": ("编辑 / 模拟", "Edit / simulate"),
+    "draft_help": ("以 YAML 编写规则 (格式见 docs/rules.md)。先模拟近 30 天的真实事件, 再设置生效时间公布新版本。",
                    "Write the rules in YAML (see docs/rules.md). Simulate them on the last 30 days of real events, "
                    "then publish a new version from an effective date."),
-    "effective_from": ("生效時間", "Effective from"),
-    "note": ("說明", "Note"),
-    "simulate": ("模擬", "Simulate"),
-    "publish": ("發布新版本", "Publish version"),
-    "forbidden": ("你的角色無權執行此操作", "Your role may not do that"),
-    "refused_csrf": ("表單已過期或並非來自本管理台, 未作任何變更。請重新載入頁面再試。",
+    "effective_from": ("生效时间", "Effective from"),
+    "note": ("说明", "Note"),
+    "simulate": ("模拟", "Simulate"),
+    "publish": ("公布新版本", "Publish version"),  # (发布 becomes 釋出, "release", in s2twp)
+    "forbidden": ("你的角色无权执行此操作", "Your role may not do that"),
+    "refused_csrf": ("表单已过期或并非来自本管理台, 未作任何变更。请重新加载页面再试。",
                      "This form has expired or did not come from this console; nothing was changed. "
                      "Reload the page and try again."),
-    "short_notice": ("只提前 {days} 天公告: 調整規則應至少提前 30 天公告會員",
+    "short_notice": ("只提前 {days} 天公告: 调整规则应至少提前 30 天公告会员",
                      "Only {days} days' notice: members should be told at least 30 days ahead"),
-    "simulation": ("近 {days} 天模擬結果", "Simulated on the last {days} days"),
-    "members_affected": ("受影響會員", "Members affected"),
-    "baseline": ("現行規則", "Rules in force"),
-    "difference": ("差額", "Difference"),
+    "simulation": ("近 {days} 天模拟结果", "Simulated on the last {days} days"),
+    "members_affected": ("受影响会员", "Members affected"),
+    "baseline": ("现行规则", "Rules in force"),
+    "difference": ("差额", "Difference"),
     "notifications": ("通知", "Notifications"),
     "last_7_days": ("近 7 天", "last 7 days"),
-    "waiting": ("待分發 {n} 則", "{n} waiting for fan-out"),
+    "waiting": ("待分发 {n} 则", "{n} waiting for fan-out"),
     "channel": ("渠道", "Channel"),
-    "st_delivered": ("已送達", "Delivered"),
-    "st_pending": ("待發送 / 重試", "Pending / retrying"),
-    "st_sending": ("發送中", "Sending"),
-    "st_skipped": ("略過", "Skipped"),
-    "st_dead": ("失敗 (死信)", "Dead"),
-    "webhooks": ("Webhook 訂閱", "Webhook subscriptions"),
-    "topics": ("主題", "Topics"),
+    "st_delivered": ("已送达", "Delivered"),
+    "st_pending": ("待发送 / 重试", "Pending / retrying"),
+    "st_sending": ("发送中", "Sending"),
+    "st_skipped": ("略过", "Skipped"),
+    "st_dead": ("失败 (死信)", "Dead"),
+    "webhooks": ("Webhook 订阅", "Webhook subscriptions"),
+    "topics": ("主题", "Topics"),
     "stopped": ("已停用", "stopped"),
-    "dead_letters": ("死信 (重試用盡)", "Dead letters"),
-    "attempts": ("嘗試次數", "Attempts"),
-    "last_error": ("最後錯誤", "Last error"),
-    "replay": ("重新發送", "Replay"),
-    "mall": ("積分商城", "Points mall"),
-    "reward": ("獎品", "Reward"),
-    "category": ("分類", "Category"),
-    "price_now": ("現價 (積分)", "Price now (points)"),
-    "stock": ("庫存", "Stock"),
-    "sold": ("已兌換", "Redeemed"),
-    "supplier": ("供應商", "Supplier"),
-    "orders": ("最新兌換訂單", "Latest redemptions"),
-    "status": ("狀態", "Status"),
-    "rs_held": ("處理中", "Held"),
+    "dead_letters": ("死信 (重试用尽)", "Dead letters"),
+    "attempts": ("尝试次数", "Attempts"),
+    "last_error": ("最后错误", "Last error"),
+    "replay": ("重新发送", "Replay"),
+    "mall": ("积分商城", "Points mall"),
+    "reward": ("奖品", "Reward"),
+    "category": ("分类", "Category"),
+    "price_now": ("现价 (积分)", "Price now (points)"),
+    "stock": ("库存", "Stock"),
+    "sold": ("已兑换", "Redeemed"),
+    "supplier": ("供应商", "Supplier"),
+    "orders": ("最新兑换订单", "Latest redemptions"),
+    "status": ("状态", "Status"),
+    "rs_held": ("处理中", "Held"),
     "rs_fulfilled": ("已完成", "Fulfilled"),
     "rs_cancelled": ("已取消", "Cancelled"),
     "rs_refunded": ("已退款", "Refunded"),
-    "users": ("用戶", "Users"),
-    "console_users": ("管理台用戶", "Console users"),
+    "rs_review": ("审核中", "In review"),
+    "rs_rejected": ("已拒绝", "Rejected"),
+    "users": ("用户", "Users"),
+    "console_users": ("管理台用户", "Console users"),
     "display_name": ("姓名", "Name"),
     "role": ("角色", "Role"),
-    "created": ("建立時間", "Created"),
-    "last_login": ("最近登入", "Last sign-in"),
-    "state": ("狀態", "State"),
-    "us_active": ("啟用", "Active"),
+    "created": ("创建时间", "Created"),
+    "last_login": ("最近登录", "Last sign-in"),
+    "state": ("状态", "State"),
+    "us_active": ("启用", "Active"),
     "us_disabled": ("已停用", "Disabled"),
-    "us_locked": ("暫時鎖定", "Locked"),
-    "new_user": ("新增用戶", "New user"),
-    "create": ("建立", "Create"),
+    "us_locked": ("暂时锁定", "Locked"),
+    "new_user": ("添加用户", "New user"),
+    "create": ("创建", "Create"),
     "change_role": ("更改角色", "Change role"),
-    "new_password": ("新密碼", "New password"),
-    "reset_password": ("重設密碼", "Reset password"),
+    "new_password": ("新密码", "New password"),
+    "reset_password": ("重设密码", "Reset password"),
     "disable": ("停用", "Disable"),
-    "password_rule": ("密碼至少 10 個字元, 且不可與用戶名相同; 更改密碼或停用會登出該用戶的所有工作階段。",
+    "password_rule": ("密码至少 10 个字符, 且不可与用户名相同; 更改密码或停用会让该用户在所有设备上退出登录。",
                       "Passwords have at least 10 characters and may not be the username; a new password or "
                       "disabling signs the user out everywhere."),
     "not_yourself": ("不能停用自己或更改自己的角色", "You cannot disable yourself or change your own role"),
-    "role_admin": ("超級管理員", "Super-admin"),
-    "role_operator": ("運營", "Operator"),
+    "role_admin": ("超级管理员", "Super-admin"),
+    "role_operator": ("运营", "Operator"),
     "role_customer_service": ("客服", "Customer service"),
-    "role_auditor": ("審計", "Auditor"),
-    "role_finance": ("財務", "Finance"),
-    "role_pos": ("門店 POS", "Store POS"),
-    "reveal": ("顯示個人資料 (留痕)", "Show personal data (logged)"),
+    "role_auditor": ("审计", "Auditor"),
+    "role_finance": ("财务", "Finance"),
+    "role_pos": ("门店 POS", "Store POS"),
+    "reveal": ("显示个人数据 (留痕)", "Show personal data (logged)"),
     # Campaigns, experiments and bandits (web/campaigns_page.py)
-    "campaigns": ("營銷活動", "Campaigns"),
+    "campaigns": ("营销活动", "Campaigns"),
     "cs_draft": ("草稿", "draft"),
-    "cs_live": ("進行中", "live"),
-    "cs_ended": ("已結束", "ended"),
+    "cs_live": ("进行中", "live"),
+    "cs_ended": ("已结束", "ended"),
     "rollout": ("灰度比例", "Rollout"),
-    "holdout": ("對照組", "Holdout"),
-    "sponsor": ("分攤方", "Sponsor"),
-    "campaign_cost": ("活動積分成本", "Points cost"),
-    "sponsored": ("供應商分攤", "Co-funded by sponsor"),
-    "budget": ("預算 (已用 / 總額)", "Budget (used / total)"),
-    "participants": ("參與會員", "Participants"),
-    "reached": ("覆蓋", "reached"),
-    "incremental_purchases": ("增量訂單 (95% 置信區間)", "Incremental purchases (95% CI)"),
-    "incremental_spend": ("增量消費 ¥ (95% 置信區間)", "Incremental spend ¥ (95% CI)"),
-    "needs_holdout": ("需要對照組", "needs a holdout"),
-    "experiments": ("A/B 實驗", "Experiments"),
-    "arm": ("組別", "Arm"),
-    "conversion": ("轉化率", "Conversion"),
-    "spend_per_member": ("人均消費 ¥", "Spend per member ¥"),
-    "redemption": ("兌換率", "Redemption"),
-    "comparison": ("對比", "Comparison"),
-    "bandit": ("多臂老虎機", "Bandit"),
-    "pulls": ("展示次數", "Shown"),
+    "holdout": ("对照组", "Holdout"),
+    "sponsor": ("分摊方", "Sponsor"),
+    "campaign_cost": ("活动积分成本", "Points cost"),
+    "sponsored": ("供应商分摊", "Co-funded by sponsor"),
+    "budget": ("预算 (已用 / 总额)", "Budget (used / total)"),
+    "participants": ("参与会员", "Participants"),
+    "reached": ("覆盖", "reached"),
+    "incremental_purchases": ("增量订单 (95% 置信区间)", "Incremental purchases (95% CI)"),
+    "incremental_spend": ("增量消费 ¥ (95% 置信区间)", "Incremental spend ¥ (95% CI)"),
+    "needs_holdout": ("需要对照组", "needs a holdout"),
+    "experiments": ("A/B 实验", "Experiments"),
+    "arm": ("组别", "Arm"),
+    "conversion": ("转化率", "Conversion"),
+    "spend_per_member": ("人均消费 ¥", "Spend per member ¥"),
+    "redemption": ("兑换率", "Redemption"),
+    "comparison": ("对比", "Comparison"),
+    "bandit": ("多臂老虎机", "Bandit"),
+    "pulls": ("展示次数", "Shown"),
     "best": ("最佳", "Best"),
-    "regret": ("估計遺憾值", "Estimated regret"),
+    "regret": ("估计遗憾值", "Estimated regret"),
     # Risk control (web/risk_page.py)
-    "risk": ("風控", "Risk"),
-    "open_cases": ("待審 {n} 件", "{n} open"),
-    "decision_saved": ("已處理。", "Done."),
-    "review_queue": ("審核隊列", "Review queue"),
-    "subject": ("對象", "Subject"),
-    "score": ("風險分", "Score"),
+    "risk": ("风控", "Risk"),
+    "open_cases": ("待审 {n} 件", "{n} open"),
+    "decision_saved": ("已处理。", "Done."),
+    "review_queue": ("审核队列", "Review queue"),
+    "subject": ("对象", "Subject"),
+    "score": ("风险分", "Score"),
     "reasons": ("原因", "Reasons"),
     "reason": ("理由", "Reason"),
-    "approve": ("通過", "Approve"),
-    "reject": ("駁回", "Reject"),
-    "freeze_member": ("駁回並凍結會員", "Reject and freeze member"),
-    "action_review": ("待審", "Review"),
-    "action_block": ("已攔截", "Blocked"),
-    "restrictions": ("黑名單 / 凍結", "Blacklist / freezes"),
-    "kind": ("類別", "Kind"),
+    "approve": ("通过", "Approve"),
+    "reject": ("驳回", "Reject"),
+    "freeze_member": ("驳回并冻结会员", "Reject and freeze member"),
+    "action_review": ("待审", "Review"),
+    "action_block": ("已拦截", "Blocked"),
+    "action_allow": ("放行", "Allowed"),
+    "action_flag": ("标记", "Flagged"),
+    "restrictions": ("黑名单 / 冻结", "Blacklist / freezes"),
+    "kind": ("类别", "Kind"),
     "until": ("截至", "Until"),
     "permanent": ("永久", "Permanent"),
-    "appeal": ("申訴", "Appeal"),
-    "appealed": ("已申訴:", "Appealed:"),
+    "appeal": ("申诉", "Appeal"),
+    "appealed": ("已申诉:", "Appealed:"),
     "lift": ("解除", "Lift"),
-    "rk_blacklist": ("黑名單", "Blacklist"),
-    "rk_freeze": ("凍結", "Freeze"),
-    "graph_scan": ("賬戶關係掃描", "Account graph scan"),
-    "finding": ("發現", "Finding"),
+    "rk_blacklist": ("黑名单", "Blacklist"),
+    "rk_freeze": ("冻结", "Freeze"),
+    "graph_scan": ("账户关系扫描", "Account graph scan"),
+    "finding": ("发现", "Finding"),
     "shared": ("共用", "Shared"),
-    "accounts": ("賬戶數", "Accounts"),
-    "f_shared_device": ("同一設備多賬戶", "Accounts on one device"),
-    "f_shared_ip": ("同一 IP 多賬戶", "Accounts on one IP"),
-    "f_referral_cycle": ("邀請環", "Referral ring"),
-    "f_referral_cluster": ("邀請團夥", "Referral cluster"),
-    "f_shared_address": ("同一收貨地址", "One delivery address"),
-    "decided": ("最近處理", "Recently decided"),
-    "decision": ("處理結果", "Decision"),
-    "by": ("處理人", "By"),
-    "st_approved": ("已通過", "Approved"),
-    "st_rejected": ("已駁回", "Rejected"),
-    "st_open": ("待審", "Open"),
-    "automations": ("自動化營銷", "Automations"),
-    "automation": ("自動化", "Automation"),
-    "trigger": ("觸發", "Trigger"),
-    "actions": ("動作", "Actions"),
-    "last_run": ("上次運行", "Last run"),
-    "every_hour": ("每小時", "Hourly"),
+    "accounts": ("账户数", "Accounts"),
+    "f_shared_device": ("同一设备多账户", "Accounts on one device"),
+    "f_shared_ip": ("同一 IP 多账户", "Accounts on one IP"),
+    "f_referral_cycle": ("邀请环", "Referral ring"),
+    "f_referral_cluster": ("邀请团伙", "Referral cluster"),
+    "f_shared_address": ("同一收货地址", "One delivery address"),
+    "decided": ("最近处理", "Recently decided"),
+    "decision": ("处理结果", "Decision"),
+    "by": ("处理人", "By"),
+    "st_approved": ("已通过", "Approved"),
+    "st_rejected": ("已驳回", "Rejected"),
+    "st_open": ("待审", "Open"),
+    "automations": ("自动化营销", "Automations"),
+    "automation": ("自动化", "Automation"),
+    "trigger": ("触发", "Trigger"),
+    "actions": ("动作", "Actions"),
+    "last_run": ("上次运行", "Last run"),
+    "every_hour": ("每小时", "Hourly"),
     "every_day": ("每天", "Daily"),
-    "every_week": ("每週", "Weekly"),
+    "every_week": ("每周", "Weekly"),
     "on_event": ("事件 {type}", "On {type}"),
     "act_message": ("消息", "Message"),
-    "act_award": ("贈積分", "Points"),
-    "act_coupon": ("贈券", "Coupon"),
-    "act_task": ("任務邀請", "Task invitation"),
-    "runs": ("運行記錄", "Runs"),
-    "checked": ("檢查", "Checked"),
+    "act_award": ("赠积分", "Points"),
+    "act_coupon": ("赠券", "Coupon"),
+    "act_task": ("任务邀请", "Task invitation"),
+    "runs": ("运行记录", "Runs"),
+    "checked": ("检查", "Checked"),
     "matched": ("命中", "Matched"),
-    "acted": ("已執行", "Acted upon"),
-    "already": ("此前已觸達", "Reached before"),
-    "failed": ("失敗", "Failed"),
-    "as_done": ("已執行", "Done"),
-    "as_repeat": ("此前已觸達", "Reached before"),
-    "as_failed": ("失敗", "Failed"),
+    "acted": ("已执行", "Acted upon"),
+    "already": ("此前已触达", "Reached before"),
+    "failed": ("失败", "Failed"),
+    "as_done": ("已执行", "Done"),
+    "as_repeat": ("此前已触达", "Reached before"),
+    "as_failed": ("失败", "Failed"),
 }
 
 
-def translator(lang: str):
-    index = LANGUAGES.index(lang) if lang in LANGUAGES else 0
 
-    def t(key: str, **kw) -> str:
-        return LABELS[key][index].format(**kw)
+def language(value: str | None) -> str | None:
+    """One of LANGUAGES for a language tag (zh-CN, zh_TW, zh-Hant, en-US …); None for anything else."""
+    if not value:
+        return None
+    parts = value.strip().replace("_", "-").lower().split("-")
+    for n in range(len(parts), 0, -1):  # zh-Hant-HK → zh-hant; en-GB → en
+        if "-".join(parts[:n]) in ALIASES:
+            return ALIASES["-".join(parts[:n])]
+    return None
 
-    return t
+
+def from_accept_language(header: str | None) -> str | None:
+    """The first of the browser's languages that we speak (the q-values are in preference order already)."""
+    for part in (header or "").split(","):
+        found = language(part.split(";")[0])
+        if found:
+            return found
+    return None
+
+
+def _catalogue(entries: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
+    hans = {key: hanzi.simplified(zh) for key, (zh, _) in entries.items()}
+    return {"zh-Hans": hans, "zh-Hant": {key: hanzi.traditional(text) for key, text in hans.items()},
+            "en": {key: en for key, (_, en) in entries.items()}}
+
+
+assert not LABELS.keys() & MEMBER_LABELS.keys(), "a label key is defined twice"
+CATALOGUE = _catalogue(LABELS | MEMBER_LABELS)
+CODE_CATALOGUE = {kind: _catalogue(codes) for kind, codes in CODES.items()}
+
+
+@dataclass(frozen=True)
+class Translator:
+    """`t('key', n=3)` in a template, plus the code labels and locale formats of one language."""
+
+    lang: str
+
+    def __call__(self, key: str, **kw) -> str:
+        return CATALOGUE[self.lang][key].format(**kw)
+
+    def has(self, key: str) -> bool:
+        return key in CATALOGUE[self.lang]
+
+    def code(self, kind: str, value: str | None) -> str:
+        """A code's label; a code without one (an operator's own name) as it is."""
+        if value is None:
+            return ""
+        if kind in PREFIXED:
+            key = PREFIXED[kind] + value
+            return CATALOGUE[self.lang][key] if key in CATALOGUE[self.lang] else value
+        return CODE_CATALOGUE[kind][self.lang].get(value, value)
+
+    def codes(self, kind: str, values, sep: str = ", ") -> str:
+        return sep.join(self.code(kind, v) for v in values or ())
+
+    def num(self, value: int | Decimal | float | str, digits: int = 0) -> str:
+        pattern = "#,##0" + ("." + "0" * digits if digits else "")
+        return format_decimal(Decimal(str(value)), format=pattern, locale=BABEL[self.lang])
+
+    def signed(self, value: int) -> str:
+        return ("+" if value > 0 else "") + self.num(value)
+
+    def money(self, value: Decimal | int | str) -> str:
+        """¥ with two decimals: ¥ in every language (the programme's currency is the yuan, never CN¥)."""
+        return "¥" + self.num(value, 2)
+
+    def date(self, value: dt.date | dt.datetime | str | None, tz: str = "Asia/Shanghai") -> str:
+        """A calendar date the way the language writes it (2026年12月3日 · Dec 3, 2026)."""
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value) if "T" in value else dt.date.fromisoformat(value)
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(ZoneInfo(tz)).date()
+        return format_date(value, "medium", locale=BABEL[self.lang])
+
+    def datetime(self, value: dt.datetime | str | None, tz: str = "Asia/Shanghai") -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return format_datetime(value, "short", tzinfo=ZoneInfo(tz), locale=BABEL[self.lang])
+
+    def month(self, value: dt.date | dt.datetime) -> str:
+        return format_skeleton("yMMM", value, locale=BABEL[self.lang])
+
+
+def translator(lang: str) -> Translator:
+    return Translator(language(lang) or DEFAULT)
