@@ -294,7 +294,7 @@ def test_console_automations_pages(app, factory):
         assert "low_balance_sms" in page and "member.balance &lt; 200" in page and "每天" in page
         assert f'href="/console/automations/runs/{run_id}"' in page
         run = client.get(f"/console/automations/runs/{run_id}").text
-        assert "alice" in run and "餘額150分,40天未購物" in run and "已執行" in run
+        assert "alice" in run and "餘額150分,40天未購物" in run and "已执行" in run
         assert client.get("/console/automations/runs/999").status_code == 404
 
 

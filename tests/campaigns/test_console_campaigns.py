@@ -26,7 +26,7 @@ def test_campaigns_page(client, app, factory):  # noqa: F811 - the fixture
         assert page.status_code == 200
         assert "雙11 雙倍積分" in page.text and "文案實驗" in page.text and "offers" in page.text
         assert f"{report['cost']['points']} · ¥{report['cost']['liability_yuan']}" in page.text
-        assert "蒙牛" in page.text and "增量消費" in page.text
+        assert "蒙牛" in page.text and "增量消费" in page.text
         assert "Incremental spend" in browser.get("/console/campaigns?lang=en").text
     with TestClient(app) as browser:
         console_as(browser, app, "customer_service")

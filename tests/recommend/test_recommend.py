@@ -91,7 +91,7 @@ def test_expiring_points_name_a_reward_the_balance_buys(shop, factory):
         last_day = (NOW + dt.timedelta(days=10) - dt.timedelta(microseconds=1)).astimezone(
             dt.timezone(dt.timedelta(hours=8))).date()
         assert offer["date"] == last_day.isoformat()
-        assert offer["message"] == f"您有1520分將於{last_day.isoformat()}過期,可兌換價值39.00元的品牌保溫杯。"
+        assert offer["message"] == f"您有1520分将于{last_day.isoformat()}过期,可兑换价值39.00元的品牌保溫杯。"
         assert service.expiring_offer(s, program, get_member(s, program, "saver"), NOW, days=5) is None
         assert service.expiring_offer(s, program, get_member(s, program, "newbie"), NOW) is None
 
