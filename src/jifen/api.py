@@ -96,6 +96,9 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, lis
                for e in exc.errors()]
     if any(e["type"] == "json_invalid" for e in exc.errors()):
         return 400, "malformed_json", "request body is not valid JSON", details
+    if any(e["loc"] == ("body",) and isinstance(e.get("input"), bytes) for e in exc.errors()):
+        # FastAPI parses a body as JSON only when its Content-Type says so; any other is handed over as bytes.
+        return 400, "malformed_json", "request body is not JSON (send it as Content-Type: application/json)", details
     first = details[0]
     where = f"{first['field']}: " if first["field"] else ""
     return 422, "invalid_request", f"{where}{first['message']}", details
