@@ -35,12 +35,16 @@ WRITES = {
     "redemption": ("/v1/redemptions", '{"member_id":%s,"reward":"kettle","quantity":%s}', ""),
 }
 NUMBER_FIELD = {"event": "amount", "batch": "amount", "award": "points", "spend": "points", "redemption": "quantity"}
+# A text field of each, and NUL in it: a 500 on PostgreSQL (which cannot store NUL) before text refused it.
+NUL_FIELD = {"event": "channel", "batch": "channel", "award": "reason", "spend": "device_id", "member": "name",
+             "redemption": "device_id"}
 FINE = {"event": '"100"', "batch": '"100"', "member": "1"}  # a valid number for each (1 elsewhere)
 
 INVISIBLE = "should match pattern"  # said by the id pattern; an event's member id says which character
 BAD_IDS = {  # JSON text of a member id → what the message says
     '"ali\\u200bce"': "(U+200B)", '"\\ufeffalice"': "(U+FEFF)", '"\\u202ealice"': "(U+202E)",
-    '"ali\\u0000ce"': "NUL character (U+0000)", '"   "': "(U+0020)", '""': "at least 1 character", '"' + "a" * 65 + '"': "at most 64 characters",
+    '"ali\\u0000ce"': "NUL character (U+0000)", '"   "': "(U+0020)", '""': "at least 1 character",
+    '"' + "a" * 65 + '"': "at most 64 characters",
     '"\\ud800"': "unable to parse raw data as a unicode string", "12": "valid string",
 }
 NOT_NUMBERS = {"NaN": "finite number", "Infinity": "finite number", "-Infinity": "finite number",
@@ -72,12 +76,16 @@ def cases(write: str):
     fine = FINE.get(write, "1")
     for member_id, says in BAD_IDS.items():
         says = INVISIBLE if says.startswith(("(U+", "NUL")) and write not in ("event", "batch") else says
-        yield (body % (member_id, fine)).encode(), "application/json", 422, "invalid_request", f"{prefix}member_id: ", says
+        where = f"{prefix}member_id: "
+        yield (body % (member_id, fine)).encode(), "application/json", 422, "invalid_request", where, says
     numbers = NOT_NUMBERS | (BAD_AMOUNTS if write in ("event", "batch") else {} if write == "member" else BAD_COUNTS)
     for number, says in numbers.items():
         where = f"{prefix}{NUMBER_FIELD.get(write, 'attributes')}: "
         says = "not JSON numbers" if write == "member" else says  # (in free-form attributes)
         yield (body % ('"alice"', number)).encode(), "application/json", 422, "invalid_request", where, says
+    field = NUL_FIELD[write]
+    nul = (body % ('"alice"', fine)).replace('"member_id":', f'"{field}":"a\\u0000b","member_id":')
+    yield nul.encode(), "application/json", 422, "invalid_request", f"{prefix}{field}: ", "NUL character"
     for raw, content_type, status, code, says in NOT_A_BODY:
         yield raw, content_type, status, code, "", says
 
@@ -96,7 +104,7 @@ def test_hostile_input_is_refused_and_changes_nothing(site, app, write):  # noqa
         assert set(error) >= {"code", "message"} and error["message"].startswith(starts), (body[:120], error)
         assert says in error["message"], (body[:120], error)
         tried += 1
-    assert tried == len(BAD_IDS) + len(NOT_A_BODY) + len(NOT_NUMBERS) + {
+    assert tried == 1 + len(BAD_IDS) + len(NOT_A_BODY) + len(NOT_NUMBERS) + {
         "event": len(BAD_AMOUNTS), "batch": len(BAD_AMOUNTS), "member": 0}.get(write, len(BAD_COUNTS))
     assert state(app) == before
     assert client.get("/v1/members/alice/balance", headers=admin).json() == balance
