@@ -8,8 +8,8 @@ refused on write, naming the field (422 `invalid_request`): "ali\\u200bce" is sh
 member an operator could not tell apart. Where a member id is created or named by the ledger, mall and member
 APIs, the id pattern (ASCII letters, digits, _ . : @ -) already refuses them; an event's member id takes any
 visible letters (members imported from a legacy system may have others) but no invisible one. NUL is refused in
-every text field (PostgreSQL cannot store it: it was a 500 there). JSON names repeated in one object are not
-covered here: the last one wins (Python's JSON parser), see docs/reliability.md."""
+every text field (PostgreSQL cannot store it: it was a 500 there). A name given twice in one JSON object is
+400 `malformed_json`: Python's parser took the last, another reader of the same body may take the first."""
 
 from __future__ import annotations
 
@@ -65,6 +65,10 @@ NOT_A_BODY = [  # raw body, content type → status, code, what the message says
     (b"{'member_id': 'alice'}", "application/json", 400, "malformed_json", "not valid JSON"),
     (b'[{"member_id": "alice", "points": 1}]', "application/json", 422, "invalid_request", "valid dictionary"),
     (b"null", "application/json", 422, "invalid_request", "valid dictionary"),
+    (b'{"member_id": "alice", "member_id": "bob", "points": 1}', "application/json", 400, "malformed_json",
+     'the name "member_id" is given twice'),
+    (b'{"member_id": "alice", "attributes": {"k": 1, "k": 2}}', "application/json", 400, "malformed_json",
+     'the name "k" is given twice'),
     (b'{"member_id": "alice", "points": 1}', "text/plain", 400, "malformed_json", "Content-Type: application/json"),
     (b"member_id=alice&points=1", "application/x-www-form-urlencoded", 400, "malformed_json", "Content-Type"),
 ]

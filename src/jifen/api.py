@@ -42,6 +42,7 @@ from jifen.risk.api import router as risk_router
 from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
+from jifen.unique_names import UniqueNames
 from jifen.web import console
 from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
@@ -189,6 +190,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     # Added first, so inside _audit: its refusal must reach the route reading the body as it is (a
     # BaseHTTPMiddleware between them hands receive() over through a task group, wrapping the exception).
+    app.add_middleware(UniqueNames)  # inside BodyLimit: it reads a body whole, once BodyLimit has bounded it
     app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     @app.middleware("http")
