@@ -44,6 +44,7 @@ from jifen.risk.api import router as risk_router
 from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
+from jifen.unique_names import UniqueNames
 from jifen.web import console
 from jifen.web.automations_page import router as automations_page_router
 from jifen.web.campaigns_page import router as campaigns_page_router
@@ -103,6 +104,9 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, lis
                for e in exc.errors()]
     if any(e["type"] == "json_invalid" for e in exc.errors()):
         return 400, "malformed_json", "request body is not valid JSON", details
+    if any(e["loc"] == ("body",) and isinstance(e.get("input"), bytes) for e in exc.errors()):
+        # FastAPI parses a body as JSON only when its Content-Type says so; any other is handed over as bytes.
+        return 400, "malformed_json", "request body is not JSON (send it as Content-Type: application/json)", details
     first = details[0]
     where = f"{first['field']}: " if first["field"] else ""
     return 422, "invalid_request", f"{where}{first['message']}", details
@@ -198,6 +202,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     # Added first, so inside _audit: its refusal must reach the route reading the body as it is (a
     # BaseHTTPMiddleware between them hands receive() over through a task group, wrapping the exception).
+    app.add_middleware(UniqueNames)  # inside BodyLimit: it reads a body whole, once BodyLimit has bounded it
     app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     @app.middleware("http")

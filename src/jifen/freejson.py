@@ -10,6 +10,8 @@ object, within two bounds, so that a hostile one cannot take the server down or 
 - **Size ≤ 16 KiB** as compact JSON (UTF-8). The value is stored with the event, member or order, and
   hashed on every replay; a store code, a campaign tag or a delivery address is a few hundred bytes.
 
+NaN and ±Infinity (and numbers too large for a double, read as Infinity) are not JSON: refused too.
+
 Past either bound: 422 `invalid_request` naming the field (e.g. `events.3.attributes`). Rows stored before
 these bounds keep reading as they are: the bounds apply to requests, never to what is read back."""
 
@@ -41,7 +43,10 @@ def _check_shape(value, levels: int = MAX_DEPTH) -> None:
 
 def _bounded(value: dict[Any, Any]) -> dict[Any, Any]:
     _check_shape(value)
-    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    try:  # NaN and ±Infinity: Python's parser takes them (and 1e400 as Infinity), JSON has no such numbers
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
+    except ValueError:
+        raise ValueError("NaN and Infinity are not JSON numbers") from None
     if size > MAX_BYTES:
         raise ValueError(f"too large: {size} bytes as JSON, at most {MAX_BYTES}")
     return value

@@ -1,6 +1,7 @@
 """The strict base model of request bodies and configuration documents: unknown fields are refused, and a
 value must be of the JSON type the API document gives it — `false` is not 0, `"5"` is not 5, `0` is not `false`,
-and a number is not a date (the document says an ISO 8601 string); 5.0 is 5, as in JSON Schema.
+and a number is not a date (the document says an ISO 8601 string); 5.0 is 5, as in JSON Schema. No text
+carries a NUL character (U+0000): PostgreSQL cannot store one, and no name, code or reference needs it.
 
 Pydantic's lax mode would take all of those. Its strict mode cannot be used as a whole: FastAPI validates the
 decoded JSON in Python mode, where strict also refuses the strings that JSON carries dates and decimals in. So
@@ -31,8 +32,15 @@ def _refuse(kind: str):
     return check
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "Input should not contain a NUL character (U+0000)")
+    return value
+
+
 def _tighten(node: Any) -> None:
-    """Walk a core schema in place: booleans and numbers strict; dates and integers refuse what JSON cannot mean."""
+    """Walk a core schema in place: booleans and numbers strict; dates and integers refuse what JSON cannot mean;
+    text refuses NUL."""
     if isinstance(node, list):
         for item in node:
             _tighten(item)
@@ -47,6 +55,11 @@ def _tighten(node: Any) -> None:
             node.clear()
             node.update(type="function-before", function={"type": "no-info", "function": _refuse(kind)},
                         schema=inner, metadata={_DONE: True})
+        elif kind == "str":
+            inner = dict(node)
+            node.clear()
+            node.update(type="function-after", function={"type": "no-info", "function": _no_nul}, schema=inner,
+                        metadata={_DONE: True})
 
 
 class Strict(BaseModel):
