@@ -45,6 +45,7 @@ from jifen.security import audit, changes
 from jifen.web import console
 from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
+from jifen.web.dashboard_page import router as dashboard_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.notifications_page import router as notifications_page_router
 from jifen.web.public import router as public_router
@@ -240,6 +241,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(analytics_router)
     app.include_router(campaigns_router)
     app.include_router(console_router)
+    app.include_router(dashboard_router)
     app.include_router(campaigns_page_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)
