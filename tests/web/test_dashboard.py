@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from jifen.db import utcnow
 from tests.conftest import api_key, keyed
-from tests.support.console_login import add_user, sign_in
+from tests.support.browser import ARGS, CHROMIUM, need_chromium, served
+from tests.support.console_login import PASSWORD, add_user, sign_in
 from tests.support.intake import add_members, configure, event, send
 
 FIGURES = re.compile(r'<script id="dashboard-figures" type="application/json">(.*?)</script>', re.S)
@@ -143,3 +144,41 @@ def test_plotly_js_is_served_from_the_installed_package(sqlite_app):
         r = client.get("/console/vendor/plotly.min.js")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
     assert r.content == (files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (the figures on PostgreSQL: the tests above)
+def test_dashboard_renders_in_chromium(programme, app, tmp_path):
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    _, now = programme
+    with served(app) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        hosts = set()
+        page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+        page.goto(f"{base}/console")
+        page.fill("input[name=username]", "xiaowang")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form.login button")
+        page.wait_for_url("**/console")
+        for lang in ("zh", "en"):
+            page.goto(f"{base}/console?lang={lang}")
+            page.wait_for_function("document.querySelector('#chart-rates').data")
+            page.screenshot(path=tmp_path / f"dashboard-{lang}.png", full_page=True)
+        daily = page.evaluate("document.querySelector('#chart-daily').data.map(t => [t.name, t.x, t.y])")
+        issued = {x: y for x, y in zip(daily[0][1], daily[0][2], strict=True) if y}
+        assert daily[0][0] == "Earned" and issued == {day(now, 3): 1320, day(now, 1): 5}
+        assert page.evaluate("document.querySelector('#chart-funnel').data[0].x") == [2, 1, 1]
+        assert page.evaluate("document.querySelector('#chart-rates').data[0].x") == [37.74, 66.67, 50.0]
+        # Plotly drew the axes and their titles (SVG), not just kept the data
+        assert page.locator("#chart-daily .xtitle").text_content() == "Day"
+        assert page.locator("#chart-daily .ytitle").text_content() == "Points"
+        assert page.locator("#chart-funnel .funnellayer .point").count() == 3  # three steps drawn
+        page.select_option("select[name=tier]", "silver")
+        page.click(".filters button")
+        page.wait_for_url("**tier=silver**")
+        page.wait_for_function("document.querySelector('#chart-funnel').data")
+        assert page.evaluate("document.querySelector('#chart-funnel').data[0].x") == [1, 1, 1]
+        browser.close()
+    assert hosts == {base.split("/")[2]}  # plotly.min.js and all else from the console itself: no CDN

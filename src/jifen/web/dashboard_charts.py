@@ -12,15 +12,28 @@ FONT = {"family": '-apple-system, "PingFang SC", "Noto Sans CJK SC", sans-serif'
 
 def _layout(title: str, x: str, y: str, **more) -> dict:
     return {"title": {"text": title, "font": {"size": 14}}, "font": FONT, "height": 320,
-            "margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff",
+            "margin": {"l": 60, "r": 20, "t": 40, "b": 64}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff",
             "xaxis": {"title": {"text": x}, "automargin": True, "gridcolor": "#e3e6ee"},
             "yaxis": {"title": {"text": y}, "automargin": True, "gridcolor": "#e3e6ee"}, **more}
 
 
-def _bar(name: str, categories: list, values: list, color: str, *, horizontal: bool = False, hover: str) -> dict:
+def _bar(name: str, categories: list, values: list, color: str, *, horizontal: bool = False, hover: str,
+         value_format: str = ",") -> dict:
     x, y = (values, categories) if horizontal else (categories, values)
     return {"type": "bar", "name": name, "x": x, "y": y, "orientation": "h" if horizontal else "v",
-            "marker": {"color": color}, "text": values, "textposition": "auto", "hovertemplate": hover}
+            "marker": {"color": color}, "texttemplate": f"%{{{'x' if horizontal else 'y'}:{value_format}}}",
+            "textposition": "auto", "hovertemplate": hover}
+
+
+def _count_axis(title: str, values: list[int]) -> dict:
+    """An axis of counts: whole-number ticks (no "1.5 members")."""
+    ticks = {"dtick": 1} if max(values, default=0) <= 10 else {"tickformat": ",d"}
+    return {"title": {"text": title}, "automargin": True, "gridcolor": "#e3e6ee", "rangemode": "tozero", **ticks}
+
+
+def _top_down(title: str = "") -> dict:
+    """The category axis of a horizontal bar chart, first category at the top."""
+    return {"title": {"text": title}, "automargin": True, "autorange": "reversed"}
 
 
 def _pct(rate: float | None) -> float | None:
@@ -42,35 +55,37 @@ def figures(d: dict, t: Callable[..., str]) -> dict[str, dict]:
     hover_h = "%{y}: %{x:,}<extra></extra>"
     funnel = d["funnel"]
     steps = [t("f_earned"), t("f_ordered"), t("f_fulfilled")]
-    rates = d["rates"]
+    rates, units = d["rates"], [r["units"] for r in d["top_rewards"]]
     return {
         "daily": daily,
         "source": {"data": [_bar(t("points"), [r["type"] for r in types], [r["points"] for r in types], INK,
                                  horizontal=True, hover=hover_h)],
-                   "layout": _layout(t("c_source"), t("points"), t("type"))},
+                   "layout": _layout(t("c_source"), t("points"), "", yaxis=_top_down(t("type")))},
         "layers": {"data": [_bar(t("points"), [r["layer"] for r in layers], [r["points"] for r in layers], EARN,
                                  horizontal=True, hover=hover_h)],
-                   "layout": _layout(t("c_layers"), t("points"), t("layer"))},
+                   "layout": _layout(t("c_layers"), t("points"), "", yaxis=_top_down(t("layer")))},
         "tiers": {"data": [_bar(t("ax_members"), [r["tier"] for r in d["tiers"]], [r["members"] for r in d["tiers"]],
                                 INK, hover="%{x}: %{y:,}<extra></extra>")],
-                  "layout": _layout(t("c_tiers"), t("tier"), t("ax_members"))},
-        "rewards": {"data": [_bar(t("ax_units"), [r["name"] for r in d["top_rewards"]][::-1],
-                                  [r["units"] for r in d["top_rewards"]][::-1], SPEND, horizontal=True,
-                                  hover=hover_h)],
-                    "layout": _layout(t("c_rewards"), t("ax_units"), "")},
+                  "layout": _layout(t("c_tiers"), t("tier"), "", yaxis=_count_axis(
+                      t("ax_members"), [r["members"] for r in d["tiers"]]))},
+        "rewards": {"data": [_bar(t("ax_units"), [r["name"] for r in d["top_rewards"]], units, SPEND,
+                                  horizontal=True, hover=hover_h)],
+                    "layout": _layout(t("c_rewards"), "", "", xaxis=_count_axis(t("ax_units"), units),
+                                      yaxis=_top_down())},
         "funnel": {"data": [{"type": "funnel", "name": t("ax_members"), "y": steps,
                              "x": [funnel["earned"], funnel["ordered"], funnel["fulfilled"]],
                              "textinfo": "value+percent initial", "marker": {"color": [EARN, INK, SPEND]},
                              "hovertemplate": "%{y}: %{x:,} (%{percentInitial:.1%})<extra></extra>"}],
                    "layout": _layout(t("c_funnel"), t("ax_members"), "")},
         "rates": {"data": [_bar(t("ax_rate"), [t("r_" + r["rate"]) for r in rates], [_pct(r["value"]) for r in rates],
-                                INK, horizontal=True, hover="%{y}: %{x:.2f}%<extra></extra>")],
+                                INK, horizontal=True, hover="%{y}: %{x:.2f}%<extra></extra>", value_format=".1f")
+                           | {"width": 0.4}],  # narrower than the green band, which shows around it
                   "layout": _layout(t("c_rates"), t("ax_rate"), "", shapes=[
                       {"type": "rect", "xref": "x", "yref": "y", "x0": _pct(r["low"]), "x1": _pct(r["high"] or 1),
                        "y0": i - 0.45, "y1": i + 0.45, "fillcolor": BAND, "line": {"width": 0}, "layer": "below"}
                       for i, r in enumerate(rates)],
                       xaxis={"title": {"text": t("ax_rate")}, "range": [0, 100], "ticksuffix": "%",
-                             "gridcolor": "#e3e6ee"})},
+                             "gridcolor": "#e3e6ee"}, yaxis=_top_down())},
     }
 
 
