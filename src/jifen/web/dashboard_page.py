@@ -49,7 +49,7 @@ def home(request: Request, who: SignedIn):
         latest = entry_views(session, list(session.scalars(
             select(JournalEntry).where(JournalEntry.program_id == program.id)
             .order_by(JournalEntry.id.desc()).limit(15))))
-        page = {"who": who, "o": overview(session, program, utcnow()), "head": head, "latest": latest,
+        page = {"who": who, "o": overview(session, program), "head": head, "latest": latest,
                 "tz": program.timezone, "periods": PERIODS, "q": request.query_params}
         data = frames.load(session, program)
         page["options"] = choices(data)
