@@ -88,8 +88,9 @@ def daily(frames: dict[str, pl.DataFrame], start: dt.datetime, end: dt.datetime,
 def by_source(frames: dict[str, pl.DataFrame], start: dt.datetime, end: dt.datetime) -> dict[str, list[dict]]:
     """Points by journal entry type, and the points the rules paid by rule layer, in the period."""
     period = (pl.col("occurred_at") >= start) & (pl.col("occurred_at") < end)
-    # (holds and releases are reservations: the capture that follows a hold is the redemption)
-    settled = frames["entries"].filter(period & ~pl.col("type").is_in(["hold", "release"]))
+    # Holds and releases are reservations (the capture after a hold is the redemption) and maturing moves
+    # an award's points from pending to available: none brings points in or takes them out.
+    settled = frames["entries"].filter(period & ~pl.col("type").is_in(["hold", "release", "mature"]))
     types = (settled.group_by("type").agg(pl.col("points").sum())
              .sort(["points", "type"], descending=[True, False]))
     layers = (frames["awards"].filter(period).group_by("layer").agg(pl.col("points").sum())
