@@ -49,6 +49,7 @@ from jifen.web import console
 from jifen.web.automations_page import router as automations_page_router
 from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
+from jifen.web.dashboard_page import router as dashboard_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.member_centre import Problem, problem_page
 from jifen.web.member_centre import router as member_centre_router
@@ -259,6 +260,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(recommend_router)
     app.include_router(automations_router)
     app.include_router(console_router)
+    app.include_router(dashboard_router)
     app.include_router(campaigns_page_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

@@ -118,7 +118,8 @@ def test_console_renders_in_chromium(site, tmp_path):
         page.wait_for_url("**/console")
         kpis = page.locator(".kpi b").all_inner_texts()
         assert kpis[:2] == ["1,200", "¥12.00"]
-        assert page.locator("svg.chart rect.earned").count() == 31
+        page.wait_for_function("document.querySelector('#chart-daily').data")  # the dashboard (test_dashboard.py)
+        assert len(page.evaluate("document.querySelector('#chart-daily').data[0].x")) == 31
         page.screenshot(path=tmp_path / "overview.png", full_page=True)
         page.click("text=M1")
         assert page.locator("h1").inner_text().startswith("M1")

@@ -20,12 +20,12 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from jifen.analytics.overview import overview, points_by_rule
+from jifen.analytics.overview import points_by_rule
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import NotFound
 from jifen.events.models import Event
 from jifen.events.store import stored_view
-from jifen.ledger.models import ChainHead, JournalEntry, Posting
+from jifen.ledger.models import JournalEntry, Posting
 from jifen.ledger.views import balance_view, entry_views
 from jifen.members.models import Member
 from jifen.members.service import find_by_phone, get_member
@@ -148,18 +148,6 @@ def allowed(permission: str, *, write: bool = False):
         return who
 
     return Depends(check)
-
-
-@router.get("")
-def home(request: Request, who: SignedIn):
-    with request.app.state.read_sessions() as session:
-        program = session.get(Program, who.program_id)
-        figures = overview(session, program, utcnow())
-        head = session.get(ChainHead, program.id)
-        latest = entry_views(session, list(session.scalars(
-            select(JournalEntry).where(JournalEntry.program_id == program.id)
-            .order_by(JournalEntry.id.desc()).limit(15))))
-        return render(request, "overview.html", who=who, o=figures, head=head, latest=latest, tz=program.timezone)
 
 
 @router.get("/members")
