@@ -19,7 +19,7 @@ from jifen.db import utcnow
 from jifen.ledger.models import ChainHead, JournalEntry
 from jifen.ledger.views import entry_views
 from jifen.programs.models import Program
-from jifen.web.console import SignedIn, _lang, render
+from jifen.web.console import SignedIn, page_language, render
 from jifen.web.dashboard_charts import csv_rows, figures
 from jifen.web.i18n import translator
 
@@ -42,7 +42,7 @@ def _dashboard(data: dict, program: Program, request: Request) -> dict:
 
 @router.get("")
 def home(request: Request, who: SignedIn):
-    t = translator(_lang(request))
+    t = translator(page_language(request))
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         head = session.get(ChainHead, program.id)
@@ -71,7 +71,7 @@ def dashboard_csv(request: Request, who: SignedIn):
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(("figure", "series", "category", "value"))
-    writer.writerows(csv_rows(d["kpis"], figures(d, translator(_lang(request)))))
+    writer.writerows(csv_rows(d["kpis"], figures(d, translator(page_language(request)))))
     name = f"dashboard-{d['end']:%Y%m%d}-{d['filters'].days}d"  # (ASCII: tier names may be Chinese)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
