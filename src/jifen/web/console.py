@@ -35,7 +35,9 @@ from jifen.rules.service import in_force, versions
 from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
+from jifen.web.forms import once_field
 from jifen.web.i18n import LANGUAGES, translator
+from jifen.web.member_facts import member_lots, member_restrictions
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -76,6 +78,7 @@ def csrf_field(context) -> Markup:
 
 
 templates.env.globals["csrf_field"] = csrf_field
+templates.env.globals["once_field"] = once_field  # action forms do their work once (web/forms.py)
 templates.env.globals["mask"] = mask  # personal data as 138****1234, 王*
 templates.env.globals["may"] = lambda who, permission: who.role in PERMISSIONS[permission]  # nav links by role
 
@@ -156,11 +159,11 @@ def members(request: Request, who: SignedIn, q: str | None = None):
         program = session.get(Program, who.program_id)
         if q:
             try:
-                return _member_page(request, who, session, program, get_member(session, program, q.strip()))
+                return member_page(request, who, session, program, get_member(session, program, q.strip()))
             except NotFound:
                 by_phone = find_by_phone(session, program, q.strip())
                 if by_phone is not None:
-                    return _member_page(request, who, session, program, by_phone)
+                    return member_page(request, who, session, program, by_phone)
         recent = session.scalars(select(Member).where(Member.program_id == program.id)
                                  .order_by(Member.id.desc()).limit(30)).all()
         return render(request, "members.html", who=who, recent=recent, q=q,
@@ -175,7 +178,7 @@ def member(request: Request, member_id: str, who: SignedIn):
             found = get_member(session, program, member_id)
         except NotFound:
             return render(request, "members.html", who=who, recent=[], q=member_id, status=404)
-        return _member_page(request, who, session, program, found)
+        return member_page(request, who, session, program, found)
 
 
 @router.post("/members/{member_id}/reveal")
@@ -184,10 +187,11 @@ def reveal(request: Request, member_id: str, who: Annotated[Principal, allowed("
     who looked at whom."""
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
-        return _member_page(request, who, session, program, get_member(session, program, member_id), reveal=True)
+        return member_page(request, who, session, program, get_member(session, program, member_id), reveal=True)
 
 
-def _member_page(request, who, session, program, m: Member, reveal: bool = False):
+def member_page(request, who, session, program, m: Member, reveal: bool = False, *, status: int = 200,
+                 error: str | None = None, form: dict | None = None):
     now = utcnow()
     tier = tiers.progress(session, program, m, now)
     events = session.scalars(select(Event).where(Event.member_pk == m.id)
@@ -198,10 +202,12 @@ def _member_page(request, who, session, program, m: Member, reveal: bool = False
     entries = entry_views(session, list(session.scalars(
         select(JournalEntry).where(JournalEntry.id.in_(ids)).order_by(JournalEntry.id.desc()).limit(50))))
     shown = (lambda v: v or "") if reveal else mask  # personal data masked unless revealed (and audited)
-    return render(request, "member.html", who=who, m=m, person=shown(m.name), phone=shown(m.phone),
+    return render(request, "member.html", status=status, who=who, m=m, person=shown(m.name), phone=shown(m.phone),
                   email=shown(m.email) if reveal else None, revealed=reveal, balances=balances,
-                   entries=entries, tz=program.timezone, tier=tier, events=events,
-                   event_points=lambda e: stored_view(e, m.member_id)["points"])
+                  entries=entries, tz=program.timezone, tier=tier, events=events,
+                  event_points=lambda e: stored_view(e, m.member_id)["points"],
+                  lots=member_lots(session, m), restrictions=member_restrictions(session, m, now),
+                  error=error, form=form or {}, done=request.query_params.get("done"))
 
 
 @router.get("/rules")

@@ -224,6 +224,23 @@ LABELS = {
     "st_approved": ("已通過", "Approved"),
     "st_rejected": ("已駁回", "Rejected"),
     "st_open": ("待審", "Open"),
+    # Operator actions on the member page (web/member_actions.py)
+    "member_actions": ("操作", "Actions"),
+    "adjust": ("调整积分", "Adjust points"),
+    "adjust_points_hint": ("积分 (如 100 或 -50)", "Points (e.g. 100 or -50)"),
+    "points_all_hint": ("积分 (留空 = 全部)", "Points (blank = all)"),
+    "points_freeze": ("冻结积分", "Freeze points"),
+    "points_unfreeze": ("解冻积分", "Unfreeze points"),
+    "days_hint": ("天数 (留空 = 永久)", "Days (blank = permanent)"),
+    "restrict": ("限制会员", "Restrict member"),
+    "done_adjust": ("积分已调整", "Points adjusted"),
+    "done_freeze": ("积分已冻结", "Points frozen"),
+    "done_unfreeze": ("积分已解冻", "Points unfrozen"),
+    "done_restrict": ("会员已受限", "Member restricted"),
+    "lots": ("积分批次", "Lots"),
+    "earned_at": ("获得时间", "Earned"),
+    "expires": ("过期时间", "Expires"),
+    "never": ("永不过期", "Never"),
 }
 
 
