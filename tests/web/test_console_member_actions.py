@@ -4,35 +4,27 @@ without the permission see no form and get 403."""
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from jifen.ledger import operations as ops
 from jifen.ledger.models import JournalEntry
 from jifen.risk.models import MemberRestriction
 from jifen.security.audit import AuditEntry
 from tests.conftest import Ledger, m
-from tests.support.console_login import console_as
-
-_ONCE = re.compile(r'action="/console/members/M1/(\w+)"(?:(?!</form>).)*?name="once" value="([0-9a-f]+)"', re.S)
+from tests.support.console_login import console_as, once_keys
 
 
 def forms(html: str) -> dict[str, str]:
     """{action: its one-time key} of the member page's action forms."""
-    return dict(_ONCE.findall(html))
+    return {action.rsplit("/", 1)[1]: key for action, key in once_keys(html, "/console/members/M1/").items()}
 
 
 def seeded(app) -> Ledger:
     ledger = Ledger(app.state.sessions)
     ledger.add_members("M1")
-    ledger.run(lambda sc, s: ledger_award(sc))
+    ledger.run(lambda sc, s: ops.award(sc, m(sc, "M1"), 1000, reference="SO-1"))
     return ledger
-
-
-def ledger_award(sc):
-    from jifen.ledger import operations as ops
-    return ops.award(sc, m(sc, "M1"), 1000, reference="SO-1")
 
 
 def adjustments(app) -> list[tuple[int, str | None, str | None]]:

@@ -241,6 +241,28 @@ LABELS = {
     "earned_at": ("获得时间", "Earned"),
     "expires": ("过期时间", "Expires"),
     "never": ("永不过期", "Never"),
+    # Operator actions in the mall (web/mall_page.py)
+    "new_reward": ("新增礼品", "New reward"),
+    "code": ("编码", "Code"),
+    "add": ("添加", "Add"),
+    "save": ("保存", "Save"),
+    "listed": ("上架", "Listed"),
+    "stock_delta_hint": ("+补货 / -减少", "+add / -remove"),
+    "unlimited_hint": ("留空 = 不限", "blank = unlimited"),
+    "rs_review": ("待审核", "In review"),
+    "step_fulfil": ("发货完成", "Fulfil"),
+    "step_cancel": ("取消", "Cancel"),
+    "step_refund": ("退款", "Refund"),
+    "step_approve": ("审核通过", "Approve"),
+    "step_reject": ("审核驳回", "Reject"),
+    "done_reward_created": ("礼品已添加", "Reward added"),
+    "done_reward_saved": ("礼品已保存", "Reward saved"),
+    "done_stock_changed": ("库存已更新", "Stock changed"),
+    "done_order_fulfil": ("订单已完成", "Order fulfilled"),
+    "done_order_cancel": ("订单已取消", "Order cancelled"),
+    "done_order_refund": ("订单已退款", "Order refunded"),
+    "done_order_approve": ("订单已通过", "Order approved"),
+    "done_order_reject": ("订单已驳回", "Order rejected"),
 }
 
 
