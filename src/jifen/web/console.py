@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from jifen.analytics.overview import overview, points_by_rule
 from jifen.db import run_in_transaction, utcnow
-from jifen.errors import NotFound
+from jifen.errors import InvalidRequest, NotFound
 from jifen.events.models import Event
 from jifen.events.store import stored_view
 from jifen.ledger.models import ChainHead, JournalEntry, Posting
@@ -35,6 +35,7 @@ from jifen.rules.service import in_force, versions
 from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
+from jifen.web import member_list
 from jifen.web.forms import once_field
 from jifen.web.i18n import LANGUAGES, translator
 from jifen.web.member_facts import member_lots, member_restrictions
@@ -154,7 +155,9 @@ def home(request: Request, who: SignedIn):
 
 
 @router.get("/members")
-def members(request: Request, who: SignedIn, q: str | None = None):
+def members(request: Request, who: SignedIn, q: str | None = None, tier: str | None = None, low: str | None = None,
+            high: str | None = None, page: str | None = None):
+    """A member by id or phone (the phone's keyed hash: it is stored encrypted); else the filtered list."""
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         if q:
@@ -164,10 +167,12 @@ def members(request: Request, who: SignedIn, q: str | None = None):
                 by_phone = find_by_phone(session, program, q.strip())
                 if by_phone is not None:
                     return member_page(request, who, session, program, by_phone)
-        recent = session.scalars(select(Member).where(Member.program_id == program.id)
-                                 .order_by(Member.id.desc()).limit(30)).all()
-        return render(request, "members.html", who=who, recent=recent, q=q,
-                       status=404 if q else 200)
+        try:
+            filters, error = member_list.Filters.parse(tier, low, high, page), None
+        except InvalidRequest as exc:
+            filters, error = member_list.Filters(), exc.message
+        return render(request, "members.html", who=who, found=member_list.listing(session, program, filters),
+                      filters=filters, q=q, error=error, status=404 if q else 422 if error else 200)
 
 
 @router.get("/members/{member_id}")
@@ -177,7 +182,7 @@ def member(request: Request, member_id: str, who: SignedIn):
         try:
             found = get_member(session, program, member_id)
         except NotFound:
-            return render(request, "members.html", who=who, recent=[], q=member_id, status=404)
+            return render(request, "members.html", who=who, found=None, q=member_id, status=404)
         return member_page(request, who, session, program, found)
 
 

@@ -263,6 +263,14 @@ LABELS = {
     "done_order_refund": ("订单已退款", "Order refunded"),
     "done_order_approve": ("订单已通过", "Order approved"),
     "done_order_reject": ("订单已驳回", "Order rejected"),
+    # The member list's filters and pages (web/member_list.py)
+    "all_tiers": ("全部等级", "All tiers"),
+    "balance_from": ("余额 ≥", "Balance ≥"),
+    "balance_to": ("余额 ≤", "Balance ≤"),
+    "filter": ("筛选", "Filter"),
+    "previous": ("上一页", "Previous"),
+    "next": ("下一页", "Next"),
+    "page_n": ("第 {n} 页", "Page {n}"),
 }
 
 
