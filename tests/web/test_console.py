@@ -4,44 +4,16 @@ over HTTP, and rendered in Debian's Chromium (Playwright) where it is installed 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import socket
-import threading
-import time
 
-import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from jifen.api import create_app
 from jifen.db import run_in_transaction
-from jifen.ledger import operations as ops
 from jifen.members.models import Member
-from jifen.members.service import create_member
-from jifen.programs.service import get_program
 from jifen.security.audit import AuditEntry
-from tests.conftest import IN_CI, Ledger, m
-from tests.support.console_login import PASSWORD, add_user, console_as, csrf_of, sign_in
+from tests.support.browser import chromium_page, need_chromium, served, sign_in_page
+from tests.support.console_login import PASSWORD, console_as, csrf_of, sign_in
 from tests.support.intake import configure, send_one
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture
-def site(tmp_path, sqlite_template):
-    path = tmp_path / "console.db"
-    shutil.copy(sqlite_template, path)
-    app = create_app(f"sqlite:///{path}")
-    ledger = Ledger(app.state.sessions)
-    run_in_transaction(app.state.sessions, lambda s: create_member(s, get_program(s, "default"), "M1",
-                                                                   phone="13812341234"))
-    ledger.add_members("M2")
-    ledger.run(lambda sc, s: ops.award(sc, m(sc, "M1"), 1500, reference="SO-9"))
-    ledger.run(lambda sc, s: ops.spend(sc, m(sc, "M1"), 300))
-    yield app, add_user(app, "operator", "xiaowang")
-    app.state.engine.dispose()
 
 
 def test_console_needs_a_signed_in_user(site):
@@ -112,47 +84,17 @@ def test_personal_data_is_masked_and_revealed_only_to_roles_that_may_see_it_with
                                                     ("customer_service", 200)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_console_renders_in_chromium(site, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail("Debian chromium is required in CI (.ci/run installs it)")
-        pytest.skip("chromium not installed")
-    from playwright.sync_api import sync_playwright
-
+    need_chromium()
     app, user = site
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/console")
-            page.fill("input[name=username]", user)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("form.login button")
-            page.wait_for_url("**/console")
-            kpis = page.locator(".kpi b").all_inner_texts()
-            assert kpis[:2] == ["1,200", "¥12.00"]
-            assert page.locator("svg.chart rect.earned").count() == 31
-            page.screenshot(path=tmp_path / "overview.png", full_page=True)
-            page.click("text=M1")
-            assert page.locator("h1").inner_text().startswith("M1")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(app) as base, chromium_page() as page:
+        sign_in_page(page, base, user, PASSWORD)
+        kpis = page.locator(".kpi b").all_inner_texts()
+        assert kpis[:2] == ["1,200", "¥12.00"]
+        assert page.locator("svg.chart rect.earned").count() == 31
+        page.screenshot(path=tmp_path / "overview.png", full_page=True)
+        page.click("text=M1")
+        assert page.locator("h1").inner_text().startswith("M1")
 
 
 def test_published_rules_and_announced_changes(site):
