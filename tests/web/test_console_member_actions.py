@@ -48,6 +48,7 @@ def test_points_are_adjusted_once_with_a_reason_and_audited(app):
         assert adjustments(app) == [(250, "goodwill reversal", adjustments(app)[0][2])]
         assert adjustments(app)[0][2].startswith("user:")
         assert ledger.balances("M1")["available"] == 750
+        assert client.get("/console/members/M1?done=nonsense").status_code == 200  # an unknown outcome: not shown
         shown = client.get("/console/members/M1?done=adjust").text
         assert "goodwill reversal" in shown and "750" in shown
         # Refusals: no reason, not a number, more than the member has — shown, nothing changed.

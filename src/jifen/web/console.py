@@ -36,7 +36,7 @@ from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
 from jifen.web import member_list
-from jifen.web.forms import once_field
+from jifen.web.forms import done_of, once_field
 from jifen.web.i18n import LANGUAGES, translator
 from jifen.web.member_facts import member_lots, member_restrictions
 
@@ -79,6 +79,7 @@ def csrf_field(context) -> Markup:
 
 
 templates.env.globals["csrf_field"] = csrf_field
+MEMBER_ACTIONS = ("adjust", "freeze", "unfreeze", "restrict")  # web/member_actions.py
 templates.env.globals["once_field"] = once_field  # action forms do their work once (web/forms.py)
 templates.env.globals["mask"] = mask  # personal data as 138****1234, 王*
 templates.env.globals["may"] = lambda who, permission: who.role in PERMISSIONS[permission]  # nav links by role
@@ -212,7 +213,7 @@ def member_page(request, who, session, program, m: Member, reveal: bool = False,
                   entries=entries, tz=program.timezone, tier=tier, events=events,
                   event_points=lambda e: stored_view(e, m.member_id)["points"],
                   lots=member_lots(session, m), restrictions=member_restrictions(session, m, now),
-                  error=error, form=form or {}, done=request.query_params.get("done"))
+                  error=error, form=form or {}, done=done_of(request, MEMBER_ACTIONS))
 
 
 @router.get("/rules")

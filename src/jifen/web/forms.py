@@ -24,6 +24,12 @@ def once_field() -> Markup:
     return Markup(f'<input type="hidden" name="once" value="{uuid.uuid4().hex}">')
 
 
+def done_of(request: Request, known) -> str | None:
+    """The `?done=` an action redirected with, if it is one of the page's (anything else is not shown)."""
+    done = request.query_params.get("done")
+    return done if done in known else None
+
+
 def whole(text: str, label: str, *, blank: int | None = None, minimum: int | None = None) -> int:
     """A form's whole number, or a clear refusal (`blank`: the value of an empty field, if one is allowed)."""
     text = (text or "").strip().replace(",", "")

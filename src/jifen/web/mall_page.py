@@ -24,7 +24,7 @@ from jifen.members.models import Member
 from jifen.programs.models import Program
 from jifen.security.service import Principal
 from jifen.web.console import SignedIn, allowed, render
-from jifen.web.forms import submit, whole
+from jifen.web.forms import done_of, submit, whole
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Manager = Annotated[Principal, allowed("mall:manage", write=True)]
@@ -33,6 +33,7 @@ Text = Annotated[str, Form()]
 NEXT = {"held": ("fulfil", "cancel"), "fulfilled": ("refund",), "review": ("approve", "reject")}
 TRANSITIONS = {"fulfil": service.fulfil, "cancel": service.cancel, "refund": service.refund,
                "approve": service.approve, "reject": service.reject}
+DONE = ("reward_created", "reward_saved", "stock_changed", *(f"order_{step}" for step in TRANSITIONS))
 
 
 def _page(request: Request, who: Principal, status: int = 200, error: str | None = None, form: dict | None = None):
@@ -48,7 +49,7 @@ def _page(request: Request, who: Principal, status: int = 200, error: str | None
         return render(request, "mall.html", status=status, who=who, tz=program.timezone, orders=orders,
                       rewards=[(r, unit_price(program, r, now)[0]) for r in rewards], kinds=KINDS, next_steps=NEXT,
                       manages=who.may("mall:manage"), error=error, form=form or {},
-                      done=request.query_params.get("done"))
+                      done=done_of(request, DONE))
 
 
 @router.get("/mall")
