@@ -51,6 +51,7 @@ from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
 from jifen.web.dashboard_page import router as dashboard_router
 from jifen.web.mall_page import router as mall_page_router
+from jifen.web.member_actions import router as member_actions_router
 from jifen.web.member_centre import Problem, problem_page
 from jifen.web.member_centre import router as member_centre_router
 from jifen.web.member_engage import router as member_engage_router
@@ -266,6 +267,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(rules_editor_router)
     app.include_router(notifications_page_router)
     app.include_router(mall_page_router)
+    app.include_router(member_actions_router)
     app.include_router(signin_router)
     app.include_router(users_page_router)
     app.include_router(risk_page_router)

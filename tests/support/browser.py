@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -60,3 +61,24 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1280, height: int = 900) -> Iterator:
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": width, "height": height})
+
+
+def screenshots(tmp_path: Path) -> Path:
+    """Where a browser test's screenshots go: JIFEN_SCREENSHOTS (docs/screenshots, to refresh the docs'
+    pictures) or the test's own directory."""
+    return Path(os.environ.get("JIFEN_SCREENSHOTS") or tmp_path)
+
+
+def sign_in_page(page, base: str, username: str, password: str) -> None:
+    """Sign in through the console's form; the page is on the overview afterwards."""
+    page.goto(f"{base}/console/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("form.login button")
+    page.wait_for_url("**/console")

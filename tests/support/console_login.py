@@ -38,3 +38,10 @@ def console_as(client, app, role: str, username: str | None = None) -> str:
     r = sign_in(client, add_user(app, role, username))
     assert r.status_code == 303, r.text
     return csrf_of(client.get("/console").text)
+
+
+def once_keys(html: str, under: str) -> dict[str, str]:
+    """{action: its one-time key} of the page's action forms whose action starts with `under`."""
+    found = re.findall(rf'action="({re.escape(under)}[^"]*)"(?:(?!</form>).)*?name="once" value="([0-9a-f]+)"',
+                       html, re.S)
+    return dict(found)

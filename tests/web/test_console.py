@@ -4,38 +4,16 @@ over HTTP, and rendered in Debian's Chromium (Playwright) where it is installed 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from jifen.api import create_app
 from jifen.db import run_in_transaction
-from jifen.ledger import operations as ops
 from jifen.members.models import Member
-from jifen.members.service import create_member
-from jifen.programs.service import get_program
 from jifen.security.audit import AuditEntry
-from tests.conftest import Ledger, m
-from tests.support.browser import chromium, need_chromium, serving
-from tests.support.console_login import PASSWORD, add_user, console_as, csrf_of, sign_in
+from tests.support.browser import chromium_page, need_chromium, serving, sign_in_page
+from tests.support.console_login import PASSWORD, console_as, csrf_of, sign_in
 from tests.support.intake import configure, send_one
-
-
-@pytest.fixture
-def site(tmp_path, sqlite_template):
-    path = tmp_path / "console.db"
-    shutil.copy(sqlite_template, path)
-    app = create_app(f"sqlite:///{path}")
-    ledger = Ledger(app.state.sessions)
-    run_in_transaction(app.state.sessions, lambda s: create_member(s, get_program(s, "default"), "M1",
-                                                                   phone="13812341234"))
-    ledger.add_members("M2")
-    ledger.run(lambda sc, s: ops.award(sc, m(sc, "M1"), 1500, reference="SO-9"))
-    ledger.run(lambda sc, s: ops.spend(sc, m(sc, "M1"), 300))
-    yield app, add_user(app, "operator", "xiaowang")
-    app.state.engine.dispose()
 
 
 def test_console_needs_a_signed_in_user(site):
@@ -109,13 +87,8 @@ def test_personal_data_is_masked_and_revealed_only_to_roles_that_may_see_it_with
 def test_console_renders_in_chromium(site, tmp_path):
     need_chromium()
     app, user = site
-    with serving(app) as base, chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{base}/console")
-        page.fill("input[name=username]", user)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("form.login button")
-        page.wait_for_url("**/console")
+    with serving(app) as base, chromium_page() as page:
+        sign_in_page(page, base, user, PASSWORD)
         kpis = page.locator(".kpi b").all_inner_texts()
         assert kpis[:2] == ["1,200", "¥12.00"]
         page.wait_for_function("document.querySelector('#chart-daily').data")  # the dashboard (test_dashboard.py)

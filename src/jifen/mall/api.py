@@ -113,18 +113,7 @@ def coupon_view(c: Coupon) -> dict:
 @router.post("/rewards", status_code=201, summary="Add a reward to the catalogue")
 def create_reward(body: RewardIn, request: Request, who: Manager, key: Key):
     def work(s):
-        if s.scalar(select(Reward.id).where(Reward.program_id == who.program_id, Reward.code == body.code)):
-            raise Conflict(f"reward {body.code!r} exists", code="reward_exists")
-        if (body.cash_points is None) != (body.cash is None):
-            raise InvalidRequest("give cash_points and cash together", code="invalid_cash_price")
-        if any(not 0 < v <= 1 for v in body.tier_shares.values()):
-            raise InvalidRequest("tier_shares are fractions between 0 and 1", code="invalid_tier_share")
-        data = body.model_dump(exclude={"coupon", "tier_shares"})
-        r = Reward(program_id=who.program_id, **data, coupon=body.coupon.model_dump(mode="json") if body.coupon else {},
-                   tier_shares={k: str(v) for k, v in body.tier_shares.items()}, stock_total=body.stock, sold=0,
-                   active=True, created_at=utcnow())
-        s.add(r)
-        s.flush()
+        r = service.add_reward(s, who.program_id, body.model_dump(), utcnow())
         return reward_view(r) | {"honeypot": r.honeypot}  # the catalogue (members' view) never says so
 
     return keyed(request, who, key, "rewards.create", body, work, status=201)

@@ -233,6 +233,55 @@ def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: i
                        details=suggestions(sc, member, reward))
 
 
+def add_reward(session: Session, program_id: int, fields: dict, now: dt.datetime) -> Reward:
+    """A new catalogue entry; `fields` as the API's RewardIn dumps them (the console's form goes through it too)."""
+    fields = dict(fields)
+    if session.scalar(select(Reward.id).where(Reward.program_id == program_id, Reward.code == fields["code"])):
+        raise Conflict(f"reward {fields['code']!r} exists", code="reward_exists")
+    if (fields.get("cash_points") is None) != (fields.get("cash") is None):
+        raise InvalidRequest("give cash_points and cash together", code="invalid_cash_price")
+    shares = fields.pop("tier_shares", None) or {}
+    if any(not 0 < v <= 1 for v in shares.values()):
+        raise InvalidRequest("tier_shares are fractions between 0 and 1", code="invalid_tier_share")
+    coupon = {k: str(v) if isinstance(v, Decimal) else v for k, v in (fields.pop("coupon", None) or {}).items()}
+    r = Reward(program_id=program_id, **fields, coupon=coupon, tier_shares={k: str(v) for k, v in shares.items()},
+               stock_total=fields.get("stock"), sold=0, active=True, created_at=now)
+    session.add(r)
+    session.flush()
+    return r
+
+
+def edit_reward(reward: Reward, *, name: str, points: int, active: bool) -> Reward:
+    """What an operator changes on a listed reward: its name, its price, whether members see it."""
+    if not name.strip() or len(name) > 200:
+        raise InvalidRequest("a reward needs a name of 1 to 200 characters", code="invalid_reward")
+    if not 1 <= points <= 10**9:
+        raise InvalidRequest("the price is 1 to 1,000,000,000 points", code="invalid_reward")
+    reward.name, reward.points, reward.active = name.strip(), points, active
+    return reward
+
+
+_CHANGE_STOCK = (update(Reward).where(Reward.id == bindparam("reward"), Reward.stock + bindparam("delta") >= 0)
+                 .values(stock=Reward.stock + bindparam("delta"),
+                         stock_total=func.coalesce(Reward.stock_total, 0) + bindparam("delta"))
+                 .returning(Reward.stock))
+
+
+def change_stock(session: Session, reward: Reward, delta: int) -> int:
+    """Units added (a delivery) or taken off (damaged, recounted); a conditional UPDATE, so a redemption
+    running at the same time can never leave the stock below zero. Returns the stock now."""
+    if reward.stock is None:
+        raise Conflict(f"reward {reward.code!r} has unlimited stock", code="unlimited_stock")
+    if delta == 0:
+        raise InvalidRequest("change the stock by a number other than 0", code="invalid_stock")
+    left = session.execute(_CHANGE_STOCK, {"reward": reward.id, "delta": delta}).scalar()
+    if left is None:
+        raise Conflict(f"only {reward.stock} units of {reward.code!r} are left: cannot take {-delta}",
+                       code="insufficient_stock")
+    session.refresh(reward)
+    return left
+
+
 def get_redemption(session: Session, program: Program, redemption_id: int) -> Redemption:
     return owned(session, Redemption, redemption_id, program.id, "redemption", "unknown_redemption")
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from jifen.analytics.overview import points_by_rule
 from jifen.db import run_in_transaction, utcnow
-from jifen.errors import NotFound
+from jifen.errors import InvalidRequest, NotFound
 from jifen.events.models import Event
 from jifen.events.store import stored_view
 from jifen.ledger.models import JournalEntry, Posting
@@ -35,7 +35,10 @@ from jifen.rules.service import in_force, versions
 from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
+from jifen.web import member_list
+from jifen.web.forms import done_of, once_field
 from jifen.web.i18n import DEFAULT, LANGUAGES, NAMES, SHORT_NAMES, from_accept_language, language, translator
+from jifen.web.member_facts import member_lots, member_restrictions
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -88,6 +91,8 @@ def csrf_field(context) -> Markup:
 
 templates.env.globals["csrf_field"] = csrf_field
 templates.env.globals.update(lang_url=lang_url, LANGUAGES=LANGUAGES, LANGUAGE_NAMES=NAMES, SHORT_NAMES=SHORT_NAMES)
+MEMBER_ACTIONS = ("adjust", "freeze", "unfreeze", "restrict")  # web/member_actions.py
+templates.env.globals["once_field"] = once_field  # action forms do their work once (web/forms.py)
 templates.env.globals["mask"] = mask  # personal data as 138****1234, 王*
 templates.env.globals["may"] = lambda who, permission: who.role in PERMISSIONS[permission]  # nav links by role
 
@@ -151,20 +156,24 @@ def allowed(permission: str, *, write: bool = False):
 
 
 @router.get("/members")
-def members(request: Request, who: SignedIn, q: str | None = None):
+def members(request: Request, who: SignedIn, q: str | None = None, tier: str | None = None, low: str | None = None,
+            high: str | None = None, page: str | None = None):
+    """A member by id or phone (the phone's keyed hash: it is stored encrypted); else the filtered list."""
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
         if q:
             try:
-                return _member_page(request, who, session, program, get_member(session, program, q.strip()))
+                return member_page(request, who, session, program, get_member(session, program, q.strip()))
             except NotFound:
                 by_phone = find_by_phone(session, program, q.strip())
                 if by_phone is not None:
-                    return _member_page(request, who, session, program, by_phone)
-        recent = session.scalars(select(Member).where(Member.program_id == program.id)
-                                 .order_by(Member.id.desc()).limit(30)).all()
-        return render(request, "members.html", who=who, recent=recent, q=q,
-                       status=404 if q else 200)
+                    return member_page(request, who, session, program, by_phone)
+        try:
+            filters, error = member_list.Filters.parse(tier, low, high, page), None
+        except InvalidRequest as exc:
+            filters, error = member_list.Filters(), exc.message
+        return render(request, "members.html", who=who, found=member_list.listing(session, program, filters),
+                      filters=filters, q=q, error=error, status=404 if q else 422 if error else 200)
 
 
 @router.get("/members/{member_id}")
@@ -174,8 +183,8 @@ def member(request: Request, member_id: str, who: SignedIn):
         try:
             found = get_member(session, program, member_id)
         except NotFound:
-            return render(request, "members.html", who=who, recent=[], q=member_id, status=404)
-        return _member_page(request, who, session, program, found)
+            return render(request, "members.html", who=who, found=None, q=member_id, status=404)
+        return member_page(request, who, session, program, found)
 
 
 @router.post("/members/{member_id}/reveal")
@@ -184,10 +193,11 @@ def reveal(request: Request, member_id: str, who: Annotated[Principal, allowed("
     who looked at whom."""
     with request.app.state.read_sessions() as session:
         program = session.get(Program, who.program_id)
-        return _member_page(request, who, session, program, get_member(session, program, member_id), reveal=True)
+        return member_page(request, who, session, program, get_member(session, program, member_id), reveal=True)
 
 
-def _member_page(request, who, session, program, m: Member, reveal: bool = False):
+def member_page(request, who, session, program, m: Member, reveal: bool = False, *, status: int = 200,
+                 error: str | None = None, form: dict | None = None):
     now = utcnow()
     tier = tiers.progress(session, program, m, now)
     events = session.scalars(select(Event).where(Event.member_pk == m.id)
@@ -198,10 +208,12 @@ def _member_page(request, who, session, program, m: Member, reveal: bool = False
     entries = entry_views(session, list(session.scalars(
         select(JournalEntry).where(JournalEntry.id.in_(ids)).order_by(JournalEntry.id.desc()).limit(50))))
     shown = (lambda v: v or "") if reveal else mask  # personal data masked unless revealed (and audited)
-    return render(request, "member.html", who=who, m=m, person=shown(m.name), phone=shown(m.phone),
+    return render(request, "member.html", status=status, who=who, m=m, person=shown(m.name), phone=shown(m.phone),
                   email=shown(m.email) if reveal else None, revealed=reveal, balances=balances,
-                   entries=entries, tz=program.timezone, tier=tier, events=events,
-                   event_points=lambda e: stored_view(e, m.member_id)["points"])
+                  entries=entries, tz=program.timezone, tier=tier, events=events,
+                  event_points=lambda e: stored_view(e, m.member_id)["points"],
+                  lots=member_lots(session, m), restrictions=member_restrictions(session, m, now),
+                  error=error, form=form or {}, done=done_of(request, MEMBER_ACTIONS))
 
 
 @router.get("/rules")
