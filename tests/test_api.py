@@ -263,7 +263,7 @@ def test_every_write_requires_an_idempotency_key(sqlite_app):
     key (400, before the body is even read), and its document says the header is required. Events carry
     their key in the body (event_id); a simulation and a member token change nothing."""
     exempt = {("POST", "/v1/events"), ("POST", "/v1/events/batch"), ("POST", "/v1/rules/simulate"),
-              ("POST", "/v1/bandit-simulations"),
+              ("POST", "/v1/bandit-simulations"), ("POST", "/v1/experiments/plan"),
               ("POST", "/v1/members/{member_id}/token")}
     spec = sqlite_app.openapi()
     writes = sorted((m, r.path) for r in api_routes(sqlite_app.routes) if r.path.startswith("/v1")

@@ -26,7 +26,7 @@ def test_an_operator_adjusts_points_and_stocks_the_mall(site, tmp_path):
         assert page.locator("p.ok").count() == 1
         assert page.locator(".kpi b").first.inner_text() == "1,000"
         entry = page.locator("table.entries tr", has_text="duplicate receipt SO-9")
-        assert entry.count() == 1 and "adjust" in entry.inner_text() and "200" in entry.inner_text()
+        assert entry.count() == 1 and "Adjustment" in entry.inner_text() and "200" in entry.inner_text()
         page.screenshot(path=shots / "console-member-adjusted.png", full_page=True)
         # A refusal stays on the page, with the form as it was.
         adjust = page.locator('form[action="/console/members/M1/adjust"]')

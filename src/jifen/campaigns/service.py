@@ -89,8 +89,9 @@ def _republish(session: Session, program: Program, c: Campaign, now: dt.datetime
         rules.append(rule(c))
         budgets[rule_code(c)] = c.budget
     new = RuleSetDoc(multipliers=doc.multipliers, layer_order=doc.layer_order, budgets=budgets, rules=rules)
-    verb = "ended" if withdraw else "launched" if c.status == "draft" else "changed"
-    publish(session, program, new, effective_from=now, now=now, note=f"campaign {c.code} {verb}", actor=actor)
+    # (the note is shown to operators and, once announced, to members: words, not codes)
+    verb = "结束" if withdraw else "上线" if c.status == "draft" else "调整"
+    publish(session, program, new, effective_from=now, now=now, note=f"营销活动「{c.name}」{verb}", actor=actor)
 
 
 def launch(session: Session, program: Program, c: Campaign, *, now: dt.datetime, actor: str | None) -> Campaign:
