@@ -62,7 +62,7 @@ def test_disk_full_refuses_cleanly_and_retries_land_once(sqlite_app):
                 refused.append(ref)
         assert acked and len(refused) > 20  # the disk filled part-way through
 
-        # Nothing half done: the ledger verifies, and balances are the acknowledged awards alone.
+        # Nothing half done: the ledger verifies, each landed operation has one journal entry.
         with sqlite_app.state.sessions() as s:
             assert verify(s) == []
             per = dict(s.execute(select(JournalEntry.reference, func.count()).group_by(JournalEntry.reference)).all())
