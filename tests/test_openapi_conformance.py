@@ -159,5 +159,5 @@ def test_the_document_tells_each_operations_errors(sqlite_app):
             assert keyed[0]["required"] and keyed[0]["schema"]["maxLength"] == 255 and {400, 409} <= errors
             assert all("Idempotent-Replayed" in a["headers"] for c, a in answers.items() if c.startswith("2"))
     award = spec["paths"]["/v1/points/award"]["post"]["responses"]
-    assert sorted(award) == ["200", "400", "401", "403", "404", "409", "413", "422", "429"]
+    assert sorted(award) == ["200", "400", "401", "403", "404", "409", "413", "422", "429", "503"]  # 503: storage_full
     assert sorted(spec["paths"]["/v1/rules"]["get"]["responses"]) == ["200", "401", "403", "429"]  # no input

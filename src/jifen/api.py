@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy.exc import DataError, StatementError
+from sqlalchemy.exc import DataError, OperationalError, StatementError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
@@ -128,6 +128,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             commit.stop()
 
 
+def _disk_full(exc: BaseException | None) -> bool:
+    """SQLITE_FULL, or PostgreSQL's disk_full (SQLSTATE 53100), here or among the errors that led to it:
+    SQLite may roll the whole transaction back on SQLITE_FULL, and then a savepoint's rollback fails too."""
+    while exc is not None:
+        orig = getattr(exc, "orig", exc)
+        if "database or disk is full" in str(orig) or getattr(orig, "sqlstate", None) == "53100":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _storage_full_error() -> JSONResponse:
+    # The failed transaction rolled back whole; an idempotency key makes sending it again safe.
+    return error(503, "storage_full", "the database is out of disk space: free space, then retry with the same "
+                 "Idempotency-Key (or event_id)")
+
+
 def create_app(database_url: str | None = None) -> FastAPI:
     # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from the wheel, not a CDN,
     # so the documentation works on a closed network.
@@ -182,6 +199,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
             return error(422, "out_of_range", "a number in the request is out of range")
         raise exc
 
+    @app.exception_handler(OperationalError)
+    def _storage_full(_: Request, exc: OperationalError):
+        if _disk_full(exc):
+            return _storage_full_error()
+        raise exc
+
     # Starlette types a handler as taking any Exception; this one takes the exception class it is registered for.
     app.add_exception_handler(console.Refused, console.refused_page)  # type: ignore[arg-type]  # the console's 403 page
     app.add_exception_handler(Problem, problem_page)  # type: ignore[arg-type]  # the member centre's refusals
@@ -223,8 +246,14 @@ def create_app(database_url: str | None = None) -> FastAPI:
             line = {"program_id": who.program_id, "actor": who.actor, "role": who.role, "method": request.method,
                     "path": request.url.path, "status": response.status_code, "detail": detail}
             # With the concurrent requests' lines (one lock of the chain's head for all), or alone.
-            if await asyncio.wrap_future(app.state.audit_commit.submit(None, line)) is ALONE:
-                await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(s, **line))
+            try:
+                if await asyncio.wrap_future(app.state.audit_commit.submit(None, line)) is ALONE:
+                    await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(s, **line))
+            except OperationalError as exc:
+                # No write is acknowledged without its audit line: the retry (same key) is a replay, audited then.
+                if not _disk_full(exc):
+                    raise
+                return _storage_full_error()
         return response
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")

@@ -56,6 +56,8 @@ WHY = {
     429: "`rate_limited` (per key, per member) or `too_many_attempts` (failed authentications)",
     503: "`not_ready`: the database schema is not the one this release needs (run `jifen db upgrade`)",
 }
+STORAGE_FULL = ("`storage_full`: the database is out of disk space; free space, then send the request again "
+                "with the same Idempotency-Key (event_id)")
 KEY_HEADER = "idempotency-key"
 MAX_ID = 2**63 - 1
 DECIMAL = r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"  # pydantic's own, for an unbounded Decimal
@@ -124,7 +126,10 @@ def _tell(app: FastAPI, spec: dict) -> None:
                 op["x-permission"] = permission
             responses = op["responses"]
             responses.pop("422", None)
-            for status, text in sorted(_statuses(op, keyed, signed_in, permission).items()):
+            told = _statuses(op, keyed, signed_in, permission)
+            if method not in ("GET", "HEAD"):  # any write can meet a full disk (its audit line included)
+                told.setdefault(503, STORAGE_FULL)
+            for status, text in sorted(told.items()):
                 responses[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR_REF}}}
             if keyed:
                 for p in op["parameters"]:
