@@ -12,146 +12,38 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-import httpx2 as httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from jifen.db import make_engine, make_sessionmaker, run_in_transaction
-from jifen.ledger.models import JournalEntry
-from jifen.ledger.verify import verify
+from jifen.db import run_in_transaction
 from jifen.notify import dispatcher, service
 from jifen.notify.models import Delivery
 from jifen.programs.service import get_program
-from tests.conftest import NOW, api_key
-from tests.support.intake import add_members, configure, send_one
+from tests.conftest import NOW
+from tests.support.intake import send_one
 from tests.support.receivers import HttpReceiver, free_port
-
-JIFEN = str(Path(sys.executable).parent / "jifen")
-T = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
-MEMBERS = [f"f{i}" for i in range(8)]
-
-
-def _factory(url: str):
-    factory = make_sessionmaker(make_engine(url))
-    configure(factory)
-    add_members(factory, *MEMBERS)
-    return factory
-
-
-def _secret(factory) -> str:
-    class _App:  # api_key takes an app for its sessions
-        class state:  # noqa: N801
-            sessions = factory
-
-    return api_key(_App, "admin")
-
-
-@contextlib.contextmanager
-def _serving(url: str, workers: int):
-    """`jifen serve` in a process group of its own, ready; the whole group killed at the end."""
-    port = free_port()
-    server = subprocess.Popen([JIFEN, "serve", "--workers", str(workers), "--port", str(port), "--no-jobs"],
-                              env={**os.environ, "JIFEN_DATABASE_URL": url}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _ready(base):
-            assert server.poll() is None and time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.2)
-        yield base, server
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-class Load:
-    """Client threads each sending purchases one after the other, every one until it is answered 201 (or 200,
-    a replay): the acknowledged event ids, and how many sends went unanswered or failed."""
-
-    def __init__(self, base: str, secret: str, clients: int = 6):
-        self.acked: list[str] = []
-        self.failed = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._client, args=(base, secret, k)) for k in range(clients)]
-        for t in self._threads:
-            t.start()
-
-    def _client(self, base: str, secret: str, k: int) -> None:
-        with httpx.Client(headers={"Authorization": f"Bearer {secret}"}, timeout=30) as http:
-            i = 0
-            while not self._stop.is_set():
-                body = {"event_id": f"c{k}-{i}", "member_id": MEMBERS[i % len(MEMBERS)], "type": "purchase",
-                        "amount": "50", "occurred_at": T, "order_id": f"c{k}-{i}"}
-                while True:
-                    try:
-                        r = http.post(f"{base}/v1/events", json=body, headers={"Idempotency-Key": body["event_id"]})
-                        if r.status_code in (200, 201):
-                            break
-                    except httpx.TransportError:
-                        pass
-                    with self._lock:
-                        self.failed += 1
-                    time.sleep(0.1)
-                with self._lock:
-                    self.acked.append(body["event_id"])
-                i += 1
-
-    def wait_for(self, n: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < n:
-            assert time.monotonic() < deadline, f"only {len(self.acked)} of {n} events acknowledged"
-            time.sleep(0.05)
-
-    def stop(self) -> list[str]:
-        self._stop.set()
-        for t in self._threads:
-            t.join(120)
-        return self.acked
-
-
-def _assert_exactly_once(factory, acked: list[str]) -> None:
-    assert len(set(acked)) == len(acked)
-    with factory() as s:
-        per = Counter(dict(s.execute(select(JournalEntry.reference, func.count()).where(
-            JournalEntry.reference.like("event:%")).group_by(JournalEntry.reference)).all()))
-        assert verify(s) == []
-    assert {e: per[f"event:{e}"] for e in acked} == dict.fromkeys(acked, 1)
-
-
-def _workers(pid: int) -> set[int]:
-    """Uvicorn's worker processes under the server's parent (multiprocessing's resource tracker left out)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
-                    found.add(int(entry.name))
-    return found
+from tests.support.serving_faults import (
+    JIFEN,
+    MEMBERS,
+    Load,
+    admin_secret,
+    assert_exactly_once,
+    prepared,
+    serving,
+    workers_of,
+)
 
 
 def test_an_api_worker_killed_under_load_loses_nothing_and_is_replaced(pg_only_url):
-    factory = _factory(pg_only_url)
-    with _serving(pg_only_url, workers=2) as (base, server):
-        before = _workers(server.pid)
+    factory = prepared(pg_only_url)
+    with serving(pg_only_url, workers=2) as (base, server):
+        before = workers_of(server.pid)
         assert len(before) == 2
-        load = Load(base, _secret(factory))
+        load = Load(base, admin_secret(factory))
         try:
             load.wait_for(40)
             victim = max(before)
@@ -160,7 +52,7 @@ def test_an_api_worker_killed_under_load_loses_nothing_and_is_replaced(pg_only_u
             load.wait_for(killed_at + 80)  # the service goes on answering
             # Uvicorn's supervisor replaces the dead worker with a new process.
             deadline = time.monotonic() + 60
-            while len(after := _workers(server.pid)) < 2:
+            while len(after := workers_of(server.pid)) < 2:
                 assert time.monotonic() < deadline, f"workers after the kill: {after}"
                 time.sleep(0.2)
             assert victim not in after and len(after & before) == 1
@@ -168,11 +60,11 @@ def test_an_api_worker_killed_under_load_loses_nothing_and_is_replaced(pg_only_u
             acked = load.stop()
         assert server.poll() is None
         print(f"\nworker killed: {len(acked)} events acknowledged, {load.failed} sends retried")
-    _assert_exactly_once(factory, acked)
+    assert_exactly_once(factory, acked)
 
 
 def test_the_dispatcher_killed_mid_delivery_delivers_everything_after_its_lease(pg_only_url):
-    factory = _factory(pg_only_url)
+    factory = prepared(pg_only_url)
     receiver = HttpReceiver().start()
     receiver.delay = 0.05
     try:
@@ -277,13 +169,13 @@ class Proxy:
 
 
 def test_database_connections_cut_mid_load_the_service_recovers_without_restart(pg_only_url):
-    factory = _factory(pg_only_url)
+    factory = prepared(pg_only_url)
     target = make_url(pg_only_url)
     proxy = Proxy(target.host or "127.0.0.1", target.port or 5432)
     try:
         via_proxy = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        with _serving(via_proxy, workers=1) as (base, server):
-            load = Load(base, _secret(factory))
+        with serving(via_proxy, workers=1) as (base, server):
+            load = Load(base, admin_secret(factory))
             try:
                 load.wait_for(40)
                 proxy.cut()
@@ -299,4 +191,4 @@ def test_database_connections_cut_mid_load_the_service_recovers_without_restart(
                   f"{load.failed} sends retried")
     finally:
         proxy.close()
-    _assert_exactly_once(factory, acked)
+    assert_exactly_once(factory, acked)

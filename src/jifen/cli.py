@@ -130,12 +130,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         os.environ["JIFEN_DB_POOL_SIZE"], os.environ["JIFEN_DB_MAX_OVERFLOW"] = str(per_worker), str(per_worker)
         os.environ[MULTIPROCESS] = tempfile.mkdtemp(prefix="jifen-metrics-")
         get_settings.cache_clear()
-    from jifen.api import create_app
     from jifen.jobs import loop_forever
 
     # One worker: the app is built here and the jobs share its engine (on SQLite, its writer lock). Several:
-    # each worker builds its own from the factory, and the jobs run in this process only.
-    application = create_app() if workers == 1 else None
+    # each worker builds its own from the factory, and the jobs run in this process only — which then does not
+    # import the API at all (on a busy 2-core machine that import alone took 25 s, before the workers' own).
+    application = None
+    if workers == 1:
+        from jifen.api import create_app
+
+        application = create_app()
     stop = threading.Event()
     if jobs:
         jobs_sessions = application.state.sessions if application else sessions()
