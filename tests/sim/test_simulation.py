@@ -17,6 +17,7 @@ from jifen.sim import actions
 from jifen.sim.plan import generate
 from jifen.sim.run import SimulationFailed, rounds, simulate
 from jifen.sim.shrink import ddmin, failing_prefix, replay_fails
+from jifen.sim.workers import KILLED
 from jifen.sim.world import wipe
 
 
@@ -44,7 +45,20 @@ def test_a_seeded_run_with_dropped_connections_and_lost_answers_ends_equal_to_th
     lost = report.faults["answer lost (sent again, same key)"]
     assert lost > 0 and report.replayed >= lost  # each lost answer came back as a replay, done once
     assert report.acked > 0 and report.refused["insufficient_points"] > 0
-    engine = make_engine(pg_only_url)
+    _assert_each_purchase_awarded_once(pg_only_url)
+
+
+def test_api_workers_killed_with_sigkill_mid_operation_leave_the_database_equal_to_the_model(pg_only_url):
+    plan = generate(23, 200, 4)
+    report = simulate(pg_only_url, plan, 4, faults=True, seed=23, api_workers=2, kill_workers=0.03)
+    assert report.ops == sum(op.kind != "tick" for op in plan) and report.checkpoints >= 2
+    assert report.faults[KILLED] >= 1 and report.faults["job runner killed (SIGKILL)"] >= 1
+    assert report.unknown >= report.faults[KILLED]  # each kill left its clients without an answer: sent again
+    _assert_each_purchase_awarded_once(pg_only_url)
+
+
+def _assert_each_purchase_awarded_once(url: str) -> None:
+    engine = make_engine(url)
     with make_sessionmaker(engine)() as s:
         assert verify(s) == []
         # every purchase awarded once, whichever path it took and however often it was sent

@@ -44,11 +44,17 @@ class Env:
     group: GroupCommit | None = None
     program_id: int = 0
     lose_answers: float = 0.0  # the share of answers lost on the way back (a fault: the client sends again)
+    # Where operations are carried out when not here: an API worker process (sim/workers.py).
+    remote: Callable[[Op], dict[str, Any]] | None = None
     ids: dict[int, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def clock(self) -> dt.datetime:
         return self.now
+
+    def snapshot(self) -> dict[int, int]:
+        with self.lock:
+            return dict(self.ids)
 
     def created(self, n: int, label: str) -> int:
         with self.lock:
@@ -197,7 +203,7 @@ CREATES = {"redeem", "red_packet", "pool_open"}
 
 def act(env: Env, op: Op) -> dict[str, Any]:
     """The operation's answer; raises the JifenError it was refused with (or a database error: outcome unknown)."""
-    answer = ACTIONS[op.kind](env, op)
+    answer = env.remote(op) if env.remote else ACTIONS[op.kind](env, op)
     if op.kind in CREATES:
         with env.lock:
             env.ids[op.n] = answer["id"]

@@ -16,14 +16,17 @@ if TYPE_CHECKING:
     from jifen.sim.run import SimulationFailed
 
 LOSE = 0.05  # of the answers, with --faults
+KILL = 0.02  # of the operations: their API worker killed with SIGKILL while they are under way, with --faults
 
 
 def sim(seed: Annotated[int, typer.Option(help="the first run's seed (the next runs take the following ones)")] = 1,
         ops: Annotated[int, typer.Option(min=1, max=10_000_000, help="operations per run")] = 1000,
         clients: Annotated[int, typer.Option(min=1, max=64, help="concurrent clients")] = 8,
         runs: Annotated[int, typer.Option(min=1, max=10_000, help="runs, one seed each")] = 1,
-        faults: Annotated[bool, typer.Option(help="drop the clients' connections (PostgreSQL) and lose answers at "
-                                                  "random moments")] = True,
+        faults: Annotated[bool, typer.Option(help="drop the clients' connections (PostgreSQL), lose answers, and kill "
+                                                  "API workers and the job runner (SIGKILL) at random moments")] = True,
+        api_workers: Annotated[int, typer.Option(min=0, max=16, help="worker processes carrying the operations out, "
+                                                 "as `jifen serve --workers` (0: in the simulation's process)")] = 2,
         shrink: Annotated[bool, typer.Option(help="on a failure, look for the shortest failing list")] = True):
     """Seeded simulation: mixed operations from concurrent clients under a simulated clock, the database compared
     with an independent model at checkpoints and `ledger verify` (docs/reliability.md). Needs a database without
@@ -40,7 +43,8 @@ def sim(seed: Annotated[int, typer.Option(help="the first run's seed (the next r
         wipe(url)
         plan = generate(s, ops, clients)
         try:
-            report = simulate(url, plan, clients, faults=faults, lose_answers=LOSE if faults else 0.0, seed=s)
+            report = simulate(url, plan, clients, faults=faults, lose_answers=LOSE if faults else 0.0, seed=s,
+                              api_workers=api_workers, kill_workers=KILL if faults and api_workers else 0.0)
         except SimulationFailed as exc:
             _failed(url, s, ops, clients, plan, exc, shrink, faults)
         out.print(f"seed {s}: {report.ops} operations ({report.acked} acknowledged), {report.ticks} days moved, "

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from jifen.config import get_settings
 from jifen.db import make_engine, make_sessionmaker
 from jifen.engagement.models import Pool, RedPacket
 from jifen.errors import JifenError
@@ -36,10 +37,14 @@ from jifen.ledger.models import Account, Lot
 from jifen.ledger.verify import verify
 from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
+from jifen.notify import dispatcher
+from jifen.notify.models import Delivery
+from jifen.outbox import OutboxMessage
 from jifen.programs.service import get_program
 from jifen.sim.actions import Env, act
 from jifen.sim.model import Model, Violation
 from jifen.sim.plan import Op, member_ids
+from jifen.sim.workers import ApiWorkers, OutcomeUnknown
 from jifen.sim.world import START, populate
 
 APP_NAME = "jifen-sim"  # the clients' connections, as pg_stat_activity names them (what the faults aim at)
@@ -88,7 +93,7 @@ def persist(report: Report, fn: Callable[[], T]) -> T:
     for attempt in range(RETRIES):
         try:
             return fn()
-        except DBAPIError:
+        except (DBAPIError, OutcomeUnknown):
             if attempt + 1 == RETRIES:
                 raise
             report.unknown += 1
@@ -194,13 +199,15 @@ def differences(model: Model, seen: dict[str, Any]) -> list[str]:
 
 
 def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | None = None, faults: bool = False,
-             lose_answers: float = 0.0, seed: int = 0, checkpoint_every: int = 4,
-             progress: Callable[[Report], None] | None = None) -> Report:
+             lose_answers: float = 0.0, seed: int = 0, checkpoint_every: int = 4, api_workers: int = 0,
+             kill_workers: float = 0.0, progress: Callable[[Report], None] | None = None) -> Report:
     """Carry out the plan on a database that has just been wiped (world.wipe); raises SimulationFailed at the
     first violation, with how many operations had been carried out. Faults: `faults` drops the clients'
     connections at random moments (PostgreSQL) and kills the job runner in the middle of its run at each tick;
     `lose_answers` is the share of answers lost on their way
-    back (the same operations each time: a replay meets the same losses)."""
+    back (the same operations each time: a replay meets the same losses). `api_workers` carries the operations
+    out in that many worker processes (sim/workers.py), and `kill_workers` is the share of operations whose
+    worker is killed with SIGKILL while they are under way."""
     pg = url.startswith("postgresql")
     report = Report()
     engine = make_engine(url, **({"connect_args": {"application_name": APP_NAME}, "pool_size": clients + 4,
@@ -220,6 +227,10 @@ def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | Non
     env.group = GroupCommit(factory, window_ms=3, max_size=64, name="sim-events",
                             commit=lambda f, key, items: commit_events(f, key, items, clock=env.clock))
     env.group.start()
+    workers = ApiWorkers(url, clients, api_workers, seed=seed, kill_rate=kill_workers, app_name=APP_NAME,
+                         faults=report.faults) if api_workers else None
+    if workers:
+        env.remote = lambda op: workers.call(op, env.now, env.snapshot())
     model = Model(members, START)
     chaos = Faults(url, seed, report) if faults and pg else None
     if chaos:
@@ -242,7 +253,9 @@ def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | Non
                         _checkpoint(factory, model, report)
                 if progress:
                     progress(report)
-            _checkpoint(factory, model, report)
+            # The last round's messages out of the outbox, and what a killed dispatcher left under its lease.
+            persist(report, functools.partial(_dispatch, factory, env.now + dispatcher.LEASE + dt.timedelta(seconds=1)))
+            _checkpoint(factory, model, report, final=True)
     except Violation as exc:
         raise SimulationFailed(str(exc), report.ops) from None
     finally:
@@ -251,6 +264,8 @@ def simulate(url: str, plan: list[Op], clients: int, *, members: list[str] | Non
             chaos.halt.set()
             chaos.join()
         env.group.stop()
+        if workers:
+            workers.stop()
         engine.dispose()
     return report
 
@@ -303,19 +318,45 @@ def jobs_main() -> None:
 
 def _jobs(factory: sessionmaker[Session], now: dt.datetime) -> None:
     """What `jifen serve` runs in the background, at the simulated time (resumable: after a failure the whole
-    list runs again and finds done what was done)."""
+    list runs again and finds done what was done), and the dispatcher."""
     release_stale_holds(factory, now)
     settle_due(factory, now)
     evaluate_tiers_due(factory, now)
     expire_red_packets(factory, now)
+    _dispatch(factory, now)
 
 
-def _checkpoint(factory: sessionmaker[Session], model: Model, report: Report) -> None:
+def _dispatch(factory: sessionmaker[Session], now: dt.datetime) -> None:
+    """The outbox fanned out and delivered, to the members' inboxes only (no Redis, mail or provider is
+    written to from a simulation, whatever the settings say)."""
+    dispatcher.run_once(factory, now, settings=get_settings().model_copy(update=dict.fromkeys(
+        ("redis_url", "smtp_url", "sms_url", "wechat_url"))))
+
+
+def _checkpoint(factory: sessionmaker[Session], model: Model, report: Report, final: bool = False) -> None:
     def look() -> dict[str, Any]:
         with factory() as s:
-            return observed(s)
+            return observed(s) | {"outbox": outbox_problems(s, final)}
 
-    found = differences(model, persist(report, look))
+    seen = persist(report, look)
+    found = differences(model, seen) + seen["outbox"]
     report.checkpoints += 1
     if found:
         raise Violation(f"checkpoint {report.checkpoints} at {model.now:%Y-%m-%d}: " + "; ".join(found[:8]))
+
+
+def outbox_problems(s: Session, final: bool) -> list[str]:
+    """Checked right after the dispatcher ran: every outbox message fanned out, none into two deliveries to the
+    same place (a dispatcher killed mid-batch must not fan out twice); at the end, every delivery delivered
+    (leases included: the last run's clock is past them)."""
+    out = []
+    if waiting := s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.fanned_out.is_(False))):
+        out.append(f"outbox: {waiting} messages not fanned out")
+    doubled = s.scalar(select(func.count()).select_from(select(Delivery.message_id).group_by(
+        Delivery.message_id, Delivery.channel, Delivery.target).having(func.count() > 1).subquery()))
+    if doubled:
+        out.append(f"outbox: {doubled} messages fanned out twice to the same place")
+    if final and (left := dict(s.execute(select(Delivery.status, func.count()).where(
+            Delivery.status.in_(("pending", "sending"))).group_by(Delivery.status)).all())):
+        out.append(f"outbox: deliveries left undelivered {left}")
+    return out
