@@ -54,6 +54,8 @@ def test_api_workers_killed_with_sigkill_mid_operation_leave_the_database_equal_
     assert report.ops == sum(op.kind != "tick" for op in plan) and report.checkpoints >= 2
     assert report.faults[KILLED] >= 1 and report.faults["job runner killed (SIGKILL)"] >= 1
     assert report.unknown >= report.faults[KILLED]  # each kill left its clients without an answer: sent again
+    print(f"\nAPI workers killed: {report.ops} operations, {report.acked} acknowledged, {report.unknown} sent again, "
+          f"{report.checkpoints} checkpoints, {report.seconds:.0f} s; faults {dict(report.faults)}")
     _assert_each_purchase_awarded_once(pg_only_url)
 
 
