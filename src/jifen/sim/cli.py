@@ -25,8 +25,9 @@ def sim(seed: Annotated[int, typer.Option(help="the first run's seed (the next r
         runs: Annotated[int, typer.Option(min=1, max=10_000, help="runs, one seed each")] = 1,
         faults: Annotated[bool, typer.Option(help="drop the clients' connections (PostgreSQL), lose answers, and kill "
                                                   "API workers and the job runner (SIGKILL) at random moments")] = True,
-        api_workers: Annotated[int, typer.Option(min=0, max=16, help="worker processes carrying the operations out, "
-                                                 "as `jifen serve --workers` (0: in the simulation's process)")] = 2,
+        api_workers: Annotated[int, typer.Option(min=0, max=16, help="worker processes carrying the "
+                                                 "operations out, as `jifen serve --workers` (0: in the simulation's "
+                                                 "process; PostgreSQL only)")] = 2,
         shrink: Annotated[bool, typer.Option(help="on a failure, look for the shortest failing list")] = True):
     """Seeded simulation: mixed operations from concurrent clients under a simulated clock, the database compared
     with an independent model at checkpoints and `ledger verify` (docs/reliability.md). Needs a database without
@@ -38,6 +39,8 @@ def sim(seed: Annotated[int, typer.Option(help="the first run's seed (the next r
 
     url = get_settings().database_url
     ensure_empty(url)
+    if not url.startswith("postgresql"):
+        api_workers = 0  # SQLite's one writer is best served by one process (as `jifen serve` refuses --workers)
     total, faults_seen = Report(), Counter[str]()
     for s in range(seed, seed + runs):
         wipe(url)
