@@ -53,7 +53,8 @@ def test_batch_equals_one_by_one(sqlite_template, steps, order):
             mine = orders.get(member)
             if not mine:
                 continue
-            after = max(at, mine[1] + dt.timedelta(seconds=1))
+            # (off the whole second by n ms: two refunds of one order early in the list stay distinct instants)
+            after = max(at, mine[1] + dt.timedelta(seconds=1, milliseconds=n + 1))
             events.append(event(member, "refund", at=after, order_id=mine[0], event_id=f"e{n}",
                                 amount=f"{min(cents, 100) / 100:.2f}"))
             continue

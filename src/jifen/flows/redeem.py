@@ -34,6 +34,8 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
     """Blocked by risk control (403 risk_blocked), or placed — in `review` when risk control asks for a
     person (a sixth order within the hour, a honeypot reward, a high score)."""
     price = mall.quote(sc, member, reward, quantity, address, pay)
+    if mall.sold_out(sc.session, reward, quantity):
+        raise mall.out_of_stock(sc, member, reward)
     lock_members(sc.session, [member.id])
     tx = Tx(member, "redeem", sc.now, points=price[0] * quantity, sightings=sightings_of(None, device_id, ip),
             honeypot=reward.honeypot)

@@ -6,13 +6,12 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.orm import Session
 
-from jifen.db import total
 from jifen.ledger.models import AVAILABLE, MEMBER_KINDS, Account, Hold, JournalEntry, Lot, LotMove, Posting
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
@@ -98,21 +97,23 @@ def balance_view(session: Session, program: Program, wallet: Wallet, member: Mem
     balances = dict(session.execute(
         select(Account.kind, Account.balance).where(Account.member_pk == member.id, Account.wallet_id == wallet.id)
     ).all())
-    # Aggregates without GROUP BY: one row, never NULL (total()); SQLAlchemy types scalar() as optional.
-    overdue = cast(int, session.scalar(select(total(Lot.available)).where(
-        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.available > 0, Lot.expires_at <= now)))
-    matured = cast(int, session.scalar(select(total(Lot.pending)).where(
-        Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.pending > 0, Lot.pending_until <= now)))
+    # The member's live lots in one read (a balance read is a member centre's most frequent request): those
+    # past expiry the job has not swept yet, those whose pending points have matured, and the next expiries.
+    lots = session.execute(
+        select(Lot.expires_at, Lot.available, Lot.pending, Lot.pending_until).where(
+            Lot.member_pk == member.id, Lot.wallet_id == wallet.id, (Lot.available > 0) | (Lot.pending > 0))
+        .order_by(Lot.expires_at)
+    ).all()
+    # (a lot without an expiry never expires; one without pending_until has nothing pending)
+    overdue = sum(lot.available for lot in lots if lot.expires_at is not None and lot.expires_at <= now)
+    matured = sum(lot.pending for lot in lots if lot.pending_until is not None and lot.pending_until <= now)
     view: dict[str, Any] = {"member_id": member.member_id, "wallet": wallet.code}
     view.update({k: balances.get(k, 0) for k in MEMBER_KINDS})
     view[AVAILABLE] += matured - overdue
     view["pending"] -= matured
     view["debt"] = -view["debt"]
-    upcoming = session.execute(
-        select(Lot.expires_at, Lot.available).where(
-            Lot.member_pk == member.id, Lot.wallet_id == wallet.id, Lot.available > 0, Lot.expires_at > now)
-        .order_by(Lot.expires_at)
-    ).all()
+    upcoming = [(lot.expires_at, lot.available) for lot in lots
+                if lot.available > 0 and lot.expires_at is not None and lot.expires_at > now]
     view["next_expiries"] = _group_by_day(upcoming, program.timezone, expiries)
     view["value_cny"] = str((program.point_value * view[AVAILABLE]).quantize(Decimal("0.01")))
     return view

@@ -41,6 +41,16 @@ IMMEDIATE = ("coupon", "virtual", "charity", "privilege")  # fulfilled as they a
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 
 
+def sold_out(session: Session, reward: Reward, quantity: int) -> bool:
+    """Fewer units left than asked, as far as this transaction can tell without a lock: answered before risk
+    control and the holds (a flash sale's late attempts, most of its traffic, then cost a few reads each).
+    A reward that looks in stock is decided by `reserve_stock`, under the row's lock."""
+    allotment = session.info.get(Allotment.KEY)
+    if allotment is not None and reward.id in allotment.left:
+        return not cast(Allotment, allotment).has(reward.id, quantity)
+    return reward.stock is not None and reward.stock < quantity
+
+
 def reserve_stock(session: Session, reward: Reward, quantity: int) -> bool:
     """Take units from the stock unless fewer are left (the row stays locked to the transaction's end); from
     the transaction's allotment when a group of redemptions holds one for the reward."""
@@ -67,9 +77,12 @@ class Allotment:
         self.taken = dict.fromkeys(self.left, 0)
         session.info[self.KEY] = self
 
-    def take(self, reward_id: int, quantity: int) -> bool:
+    def has(self, reward_id: int, quantity: int) -> bool:
         left = self.left[reward_id]
-        if left is not None and left - self.taken[reward_id] < quantity:
+        return left is None or left - self.taken[reward_id] >= quantity
+
+    def take(self, reward_id: int, quantity: int) -> bool:
+        if not self.has(reward_id, quantity):
             return False
         self.taken[reward_id] += quantity
         return True
@@ -163,6 +176,10 @@ def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
     return out
 
 
+def out_of_stock(sc: ops.Scope, member: Member, reward: Reward) -> Conflict:
+    return Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
+
+
 def quote(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
           pay: str = "points") -> tuple[int, Decimal]:
     """An order checked before anything is held: (points, cash) per unit."""
@@ -182,7 +199,7 @@ def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: t
     points, cash = price
     _check_limits(sc, member, reward, quantity)
     if not reserve_stock(sc.session, reward, quantity):
-        raise Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
+        raise out_of_stock(sc, member, reward)
     _check_tier_share(sc, member, reward, quantity)  # after the reward row is locked: shares are counted safely
     try:
         ensure_unrestricted(sc.session, [member.id], sc.now)
