@@ -48,8 +48,7 @@ MEMBER_LABELS = {
     # mall
     "mc_price": ("{n} 积分", "{n} points"),
     "mc_was": ("原价 {n}", "was {n}"),
-    "mc_campaign_offer": ("{name} · 积分价值翻倍", "{name} · points worth double"),
-    "mc_campaign_offer_factor": ("{name} · 积分价值 ×{factor}", "{name} · points worth ×{factor}"),
+    "mc_campaign_offer": ("积分价值×{factor} · {name}", "Points worth ×{factor} · {name}"),
     "mc_saved": ("{name} 为您节省 {n} 积分", "{name} saved you {n} points"),
     "mc_redeem": ("兑换", "Redeem"),
     "mc_confirm": ("确认兑换", "Confirm redemption"),
