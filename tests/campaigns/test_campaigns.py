@@ -76,7 +76,8 @@ def test_double_points_reach_the_rollout_not_the_holdout_and_the_report_counts_t
     got = run(factory, lambda s, p: report.report(s, p, service.get(s, p.id, "double"), NOW + HOUR))
     assert got["cost"] | {} == {"points": 100 * treated, "liability_yuan": f"{treated}.00", "sponsor": "伊利",
                                 "sponsored_points": 50 * treated, "sponsored_yuan": f"{treated / 2:.2f}",
-                                "brand_points": 50 * treated, "brand_yuan": f"{treated / 2:.2f}"}
+                                "brand_points": 50 * treated, "brand_yuan": f"{treated / 2:.2f}",
+                                "discounted_orders": 0, "points_saved": 0}
     assert got["participants"] == treated
     assert got["groups"] == {"treated": treated, "holdout": 60 - treated}
     assert got["budget"] == {"points": 10**6, "used": 100 * treated, "left": 10**6 - 100 * treated}

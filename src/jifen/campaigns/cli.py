@@ -120,6 +120,8 @@ def campaign_report(code: str, program: ProgramOpt = "default", as_json: AsJson 
         yield f"{r['campaign']['name']} ({r['campaign']['status']}) {r['period']['from']} → {r['period']['to']}"
         yield (f"points {cost['points']} (¥{cost['liability_yuan']}); sponsor {cost['sponsor'] or '—'} "
                f"{cost['sponsored_points']} (¥{cost['sponsored_yuan']})")
+        if cost["discounted_orders"]:
+            yield f"points saved in the mall {cost['points_saved']} on {cost['discounted_orders']} order(s)"
         yield f"budget used {r['budget']['used']} of {r['budget']['points']}"
         yield f"participants {r['participants']}; reached {r['groups']['treated']}, holdout {r['groups']['holdout']}"
         for metric in ("purchases", "spend"):

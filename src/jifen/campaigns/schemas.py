@@ -25,26 +25,51 @@ class Target(Strict):
     lists: list[str] = Field(default=[], max_length=10)
 
 
+class RedemptionDays(Strict):
+    """Double-value redemption days: on these local days of the campaign's window (every day of it when
+    neither list is given) each point is worth `factor` times as much in the points mall — a reward priced
+    P points costs ⌈P ÷ factor⌉ — for the members the campaign reaches."""
+
+    days_of_month: list[int] = Field([], max_length=31)
+    weekdays: list[int] = Field([], max_length=7)  # 1 = Monday
+    factor: Decimal = Field(Decimal(2), gt=1, le=10)
+
+    @model_validator(mode="after")
+    def days(self):
+        if any(not 1 <= d <= 31 for d in self.days_of_month) or any(not 1 <= d <= 7 for d in self.weekdays):
+            raise ValueError("days_of_month are 1-31, weekdays 1 (Monday) - 7")
+        return self
+
+
 class Effect(Strict):
     """What the campaign gives on its events: a multiplier on the points the other rules gave (2 = double
     points), a fixed bonus per event, or extra points per ¥1; only the named categories' order lines when
-    given."""
+    given. Or, in place of points, double-value redemption days in the points mall (`double_value`)."""
 
     events: list[str] = Field(default=["purchase"], min_length=1, max_length=20)
     multiplier: Decimal | None = Field(None, gt=1, le=10)
     bonus: int | None = Field(None, ge=1, le=10**6)
     per_yuan: Decimal | None = Field(None, gt=0, le=100)
+    double_value: RedemptionDays | None = None
     categories: list[str] = Field(default=[], max_length=50)
     channels: list[str] = Field(default=[], max_length=20)
 
     @model_validator(mode="after")
     def one_kind(self):
-        if sum(v is not None for v in (self.multiplier, self.bonus, self.per_yuan)) != 1:
-            raise ValueError("give exactly one of multiplier, bonus, per_yuan")
+        if sum(v is not None for v in (self.multiplier, self.bonus, self.per_yuan, self.double_value)) != 1:
+            raise ValueError("give exactly one of multiplier, bonus, per_yuan, double_value")
+        if self.double_value is not None and {"events", "categories", "channels"} & self.model_fields_set:
+            raise ValueError("double_value prices the points mall: events, categories and channels are for "
+                             "earning effects")
         for t in self.events:
             if not re.match(EVENT_TYPE, t):
                 raise ValueError(f"bad event type {t!r}")
         return self
+
+    @property
+    def earns(self) -> bool:
+        """Whether the effect gives points on events (a campaign-layer rule), not a price in the mall."""
+        return self.double_value is None
 
     def award(self) -> Award:
         return Award(multiplier=self.multiplier, fixed=self.bonus, per_yuan=self.per_yuan)

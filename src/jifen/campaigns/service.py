@@ -3,7 +3,10 @@ rules (so its points go through the event intake, its budget is a rule budget â€
 and its supplier's share is the rule's sponsor), rolled out step by step, and ended by withdrawing the rule.
 
 Each change is a new rule version effective now: an event keeps the campaign terms in force when it
-occurred (a late event from before a rollout step is priced under the earlier share)."""
+occurred (a late event from before a rollout step is priced under the earlier share).
+
+A campaign of double-value redemption days gives no points: it publishes no rule, and the points mall reads
+it as it prices a redemption (campaigns/redemption_days.py); its status, window and rollout are this row's."""
 
 from __future__ import annotations
 
@@ -18,13 +21,14 @@ from jifen.errors import Conflict, InvalidRequest, NotFound
 from jifen.members import segments
 from jifen.members.models import Member
 from jifen.programs.models import Program
+from jifen.rules import budgets
 from jifen.rules.audience import Audience
 from jifen.rules.schema import Rule, RuleSetDoc, Sponsor
 from jifen.rules.service import doc_of, in_force, publish
 
 
 def rule_code(c: Campaign) -> str:
-    return f"campaign_{c.code}"
+    return budgets.of_campaign(c.code)
 
 
 def list_name(c: Campaign) -> str:
@@ -35,12 +39,23 @@ def audience(c: Campaign) -> Audience:
     return Audience.model_validate(c.audience)
 
 
+def effect(c: Campaign) -> Effect:
+    return Effect.model_validate(c.effect)
+
+
+def _stored(e: Effect) -> dict:
+    """The effect as given (a double-value one holds only its days: events and the like are not its own)."""
+    if e.double_value is not None:
+        return {"double_value": e.double_value.model_dump(mode="json")}
+    return e.model_dump(mode="json", exclude_none=True)
+
+
 def create(session: Session, program: Program, body: CampaignIn, *, now: dt.datetime, actor: str | None) -> Campaign:
     if session.scalar(select(Campaign.id).where(Campaign.program_id == program.id, Campaign.code == body.code)):
         raise Conflict(f"campaign {body.code!r} exists", code="campaign_exists")
     aud = Audience(key=f"campaign:{body.code}", **body.target.model_dump(), share=body.rollout, holdout=body.holdout)
     c = Campaign(program_id=program.id, code=body.code, name=body.name, status="draft",
-                 audience=aud.model_dump(mode="json"), effect=body.effect.model_dump(mode="json", exclude_none=True),
+                 audience=aud.model_dump(mode="json"), effect=_stored(body.effect),
                  starts_at=body.starts_at, ends_at=body.ends_at, budget=body.budget,
                  sponsor=body.sponsor.name if body.sponsor else None,
                  sponsor_share=body.sponsor.share if body.sponsor else None, created_by=actor, created_at=now,
@@ -71,9 +86,9 @@ def view(c: Campaign) -> dict:
 
 
 def rule(c: Campaign) -> Rule:
-    effect = Effect.model_validate(c.effect)
-    return Rule(code=rule_code(c), name=c.name, layer="campaign", events=effect.events, award=effect.award(),
-                categories=effect.categories, channels=effect.channels, starts_at=c.starts_at, ends_at=c.ends_at,
+    e = effect(c)
+    return Rule(code=rule_code(c), name=c.name, layer="campaign", events=e.events, award=e.award(),
+                categories=e.categories, channels=e.channels, starts_at=c.starts_at, ends_at=c.ends_at,
                 budget=rule_code(c), audience=audience(c),
                 sponsor=Sponsor(name=c.sponsor, share=c.sponsor_share) if c.sponsor and c.sponsor_share else None)
 
@@ -81,6 +96,8 @@ def rule(c: Campaign) -> Rule:
 def _republish(session: Session, program: Program, c: Campaign, now: dt.datetime, actor: str | None, *,
                withdraw: bool = False) -> None:
     """The rules in force now, with this campaign's rule (and budget) put in, replaced or taken out."""
+    if not effect(c).earns:
+        return  # (no rule: the mall reads the campaign itself)
     current = in_force(session, program, now)
     doc = doc_of(current) if current else RuleSetDoc()
     rules = [r for r in doc.rules if r.code != rule_code(c)]

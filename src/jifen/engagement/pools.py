@@ -28,6 +28,8 @@ def open_pool(sc: ops.Scope, owner: Member, reward: Reward, hours: int) -> Pool:
     if not 1 <= hours <= MAX_HOURS:
         raise InvalidRequest(f"a pool runs 1 to {MAX_HOURS} hours", code="invalid_duration")
     mall.check_eligible(sc.program, reward, owner, sc.now)
+    # The catalogue price, not a member's (flows/pricing.py): several members pay, and a campaign's
+    # double-value offer is one member's, counted against its budget when that member redeems.
     pool = Pool(program_id=sc.program.id, owner_pk=owner.id, reward_id=reward.id,
                 target=mall.unit_price(sc.program, reward, sc.now)[0], status="open",
                 expires_at=sc.now + dt.timedelta(hours=hours), created_at=sc.now)

@@ -24,6 +24,7 @@ from jifen.db import by_code as db_by_code
 from jifen.db import run_in_transaction, upsert
 from jifen.engagement.models import Task
 from jifen.errors import JifenError
+from jifen.flows.pricing import price as member_price
 from jifen.flows.redeem import redeem
 from jifen.ledger import operations as ops
 from jifen.ledger.bulk import AwardItem, award_many
@@ -93,7 +94,7 @@ def _act(sc: ops.Scope, member: Member, auto: Automation, plan: list[Step], occu
             done.append(step | {"entry_id": entry.id})
         else:
             reward = mall.get_reward(sc.session, sc.program, step["reward"])
-            price = mall.unit_price(sc.program, reward, sc.now)[0]
+            price = member_price(sc.session, sc.program, member, reward, sc.now).points  # what redeem() will hold
             ops.award(sc, member, price, reference=reference, reason=f"gift: {reward.name}")
             order = redeem(sc, member, reward, 1)
             points += price

@@ -1,4 +1,6 @@
-"""A redemption in the points mall, in order: the order checked and priced (mall), risk control's
+"""A redemption in the points mall, in order: the order checked (mall) and priced for the member
+(flows/pricing.py: a campaign's double-value redemption days included, its saving counted against the
+campaign's budget — all or nothing, the normal price when the budget no longer covers it), risk control's
 verdict (risk), the points held and the stock reserved (mall, through the ledger), the case and alert
 for a flagged order (risk), and the redemption as a member event for tasks, badges and rules (events).
 
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from jifen.events.schemas import EventIn
 from jifen.flows.group_commit import Write, commit_writes
 from jifen.flows.intake import ingest
+from jifen.flows.pricing import price as member_price
 from jifen.ledger import operations as ops
 from jifen.ledger.engine import lock_members
 from jifen.mall import service as mall
@@ -26,6 +29,7 @@ from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
 from jifen.risk.devices import sightings_of
 from jifen.risk.scoring import Tx, assess_one
+from jifen.rules import budgets
 
 
 @ops.atomic
@@ -33,10 +37,11 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
            pay: str = "points", device_id: str | None = None, ip: str | None = None) -> Redemption:
     """Blocked by risk control (403 risk_blocked), or placed — in `review` when risk control asks for a
     person (a sixth order within the hour, a honeypot reward, a high score)."""
-    price = mall.quote(sc, member, reward, quantity, address, pay)
+    mall.check_order(sc, member, reward, quantity, address)
     if mall.sold_out(sc.session, reward, quantity):
         raise mall.out_of_stock(sc, member, reward)
     lock_members(sc.session, [member.id])
+    price = _counted(sc, reward, quantity, member_price(sc.session, sc.program, member, reward, sc.now, pay))
     tx = Tx(member, "redeem", sc.now, points=price[0] * quantity, sightings=sightings_of(None, device_id, ip),
             honeypot=reward.honeypot)
     verdict = assess_one(sc.session, sc.program, sc.now, tx, "redemption")
@@ -49,6 +54,18 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
         attributes={"reward": reward.code, "kind": reward.kind, "category": reward.category, "quantity": quantity,
                     "points": r.points})], now=sc.now, actor=sc.actor)
     return r
+
+
+def _counted(sc: ops.Scope, reward: Reward, quantity: int, price: mall.Price) -> mall.Price:
+    """The campaign's offer stays only if the order's saving fits in its budget (the budget's row taken by a
+    conditional UPDATE after the reward's row: concurrent orders never pass it); otherwise the normal price."""
+    if price.offer is None:
+        return price
+    mall.lock_reward(sc.session, reward)
+    name = budgets.of_campaign(price.offer.campaign)
+    if budgets.take(sc.session, sc.program.id, name, price.saved * quantity, price.offer.budget):
+        return price
+    return price.without_offer()
 
 
 def _sale(session: Session, program: Program, writes: list[Write]) -> mall.Allotment:

@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 import io
 from decimal import Decimal
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from jifen.apikit import Key, grouped, keyed, member, write
 from jifen.db import utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
+from jifen.flows.pricing import pricer
 from jifen.flows.redeem import redeem
 from jifen.freejson import FreeJson
 from jifen.ledger.schemas import MemberId
@@ -85,10 +86,17 @@ class WriteOffIn(Strict):
     store: str | None = Field(None, max_length=100)
 
 
-def reward_view(r: Reward, program: Program | None = None, now: dt.datetime | None = None) -> dict:
-    # (callers that pass the programme pass the time too)
-    price = {"price_now": service.unit_price(program, r, cast(dt.datetime, now))[0]} if program is not None else {}
-    return {"code": r.code, "name": r.name, "kind": r.kind, "category": r.category, "points": r.points, **price,
+def price_view(p: service.Price) -> dict:
+    """The price now; with a campaign's double-value offer, the normal price and the campaign beside it."""
+    if p.offer is None:
+        return {"price_now": p.points}
+    return {"price_now": p.points, "price_normal": p.normal,
+            "campaign": {"code": p.offer.campaign, "name": p.offer.name, "factor": str(p.offer.factor)}}
+
+
+def reward_view(r: Reward, price: service.Price | None = None) -> dict:
+    return {"code": r.code, "name": r.name, "kind": r.kind, "category": r.category, "points": r.points,
+            **(price_view(price) if price is not None else {}),
             "cash_price": {"points": r.cash_points, "cash": str(r.cash)} if r.cash_points else None,
             "stock": r.stock, "sold": r.sold, "value": str(r.value), "min_tier": r.min_tier,
             "per_member_limit": r.per_member_limit, "starts_at": r.starts_at.isoformat() if r.starts_at else None,
@@ -99,7 +107,9 @@ def redemption_view(session, r: Redemption) -> dict:
     coupons = session.scalars(select(Coupon).where(Coupon.redemption_id == r.id).order_by(Coupon.code)).all()
     return {"id": r.id, "member_id": session.get(Member, r.member_pk).member_id,
             "reward": session.get(Reward, r.reward_id).code, "quantity": r.quantity, "points": r.points,
-            "cash": str(r.cash), "status": r.status, "hold_id": r.hold_id, "address": r.address or None,
+            "cash": str(r.cash), "status": r.status, "hold_id": r.hold_id,
+            "campaign": {"code": r.campaign, "points_saved": r.points_saved} if r.campaign else None,
+            "address": r.address or None,
             "risk": r.risk or None,
             "coupons": [{"code": c.code, "status": c.status, "expires_at": c.expires_at.isoformat()} for c in coupons],
             "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
@@ -135,12 +145,13 @@ def list_rewards(request: Request, who: Reader, category: str | None = None, q: 
                  "popular": (Reward.sold.desc(), Reward.id)}[sort]
         rewards = list(s.scalars(query.order_by(*order)))
         viewer = get_member(s, program, member_id) if member_id else None
+        price_of = pricer(s, program, viewer, now)  # a member's campaign offer included
         shown = []
         for r in rewards:
             start = service.opens_at(program, r, viewer)
             if start is not None and now < start - dt.timedelta(days=7) and viewer is None:
                 continue
-            view = reward_view(r, program, now)
+            view = reward_view(r, price_of(r))
             if viewer is not None:
                 try:
                     service.check_eligible(program, r, viewer, now)

@@ -70,6 +70,11 @@ class Redemption(Base):
     tier: Mapped[str | None] = mapped_column(String(32))  # the member's tier when redeeming (tier shares)
     status: Mapped[str] = mapped_column(String(16), default="held")
     hold_id: Mapped[int] = mapped_column(BigInteger)
+    # A campaign's double-value redemption days: the campaign's code, the points its offer saved on the
+    # order (counted against its budget, returned on cancel or refund) and the sponsor's part of them.
+    campaign: Mapped[str | None] = mapped_column(String(48))
+    points_saved: Mapped[int] = mapped_column(BigInteger, default=0)
+    sponsored: Mapped[int] = mapped_column(BigInteger, default=0)
     # Risk control's verdict when the order was placed: {"score", "action", "reasons", "case_id"}.
     risk: Mapped[dict] = mapped_column(JSON, default=dict)
     # The delivery address, encrypted at rest ({"pooled": pool id} for a pool's order); address_hash is

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
@@ -26,6 +27,8 @@ from jifen.programs import tiers
 from jifen.programs.models import Program
 from jifen.risk import cases as risk_cases
 from jifen.risk.restrictions import ensure_unrestricted
+from jifen.rules import budgets
+from jifen.rules.engine import round_points
 
 _RESERVE = (update(Reward).where(Reward.id == bindparam("reward"),
                                  Reward.stock.is_(None) | (Reward.stock >= bindparam("qty")))
@@ -149,6 +152,50 @@ def unit_price(program: Program, reward: Reward, now: dt.datetime, pay: str = "p
     return max(1, math.ceil(points)), cash
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A campaign's double-value redemption days as they apply to one member now (campaigns/redemption_days.py
+    finds it): points prices divided by `factor`, while the campaign's budget covers the points saved."""
+
+    campaign: str  # the campaign's code
+    name: str
+    factor: Decimal
+    budget: int  # the campaign's budget in points …
+    budget_left: int  # … and what was left of it when the offer was read
+    sponsor_share: Decimal | None = None
+
+
+class Price(NamedTuple):
+    """What a member pays per unit now: `points` and `cash`; `normal` the points without the campaign's offer
+    (the offer is kept only when it lowers the price and its budget covers one unit's saving)."""
+
+    points: int
+    cash: Decimal
+    normal: int
+    offer: Offer | None = None
+
+    @property
+    def saved(self) -> int:
+        return self.normal - self.points
+
+    def without_offer(self) -> Price:
+        return Price(self.normal, self.cash, self.normal)
+
+
+def member_price(program: Program, reward: Reward, now: dt.datetime, pay: str = "points",
+                 offer: Offer | None = None) -> Price:
+    """The price now (unit_price) with a campaign's offer: ⌈points ÷ factor⌉ — rounded up like every points
+    price, so an odd price leaves the member the half point, never the programme a fraction; the cash part
+    stays as it is."""
+    points, cash = unit_price(program, reward, now, pay)
+    if offer is None:
+        return Price(points, cash, points)
+    divided = max(1, math.ceil(Decimal(points) / offer.factor))
+    if not 0 < points - divided <= offer.budget_left:
+        return Price(points, cash, points)
+    return Price(divided, cash, points, offer)
+
+
 def _eligible(sc: ops.Scope, reward: Reward, member: Member) -> bool:
     try:
         check_eligible(sc.program, reward, member, sc.now)
@@ -157,57 +204,69 @@ def _eligible(sc: ops.Scope, reward: Reward, member: Member) -> bool:
         return False
 
 
-def suggestions(sc: ops.Scope, member: Member, reward: Reward) -> dict:
-    """When a redemption fails for points or stock: what the member could take instead."""
+def suggestions(sc: ops.Scope, member: Member, reward: Reward, offer: Offer | None = None) -> dict:
+    """When a redemption fails for points or stock: what the member could take instead, at the member's
+    prices (the campaign offer the failed order was priced with)."""
     available = ops.available(sc.session, member, sc.wallet)
     top = reward.category.split("/")[0]
     others = sc.session.scalars(select(Reward).where(
         Reward.program_id == sc.program.id, Reward.active.is_(True), Reward.id != reward.id,
         (Reward.category == top) | Reward.category.startswith(top + "/"),
         Reward.stock.is_(None) | (Reward.stock > 0)))
-    fits = sorted(((r, unit_price(sc.program, r, sc.now)[0]) for r in others if _eligible(sc, r, member)),
+    fits = sorted(((r, member_price(sc.program, r, sc.now, offer=offer).points) for r in others
+                   if _eligible(sc, r, member)),
                   key=lambda rp: -rp[1])
     out: dict = {"suggestions": [{"reward": r.code, "name": r.name, "points": p} for r, p in fits
                                  if p <= available][:3]}
     if reward.cash_points is not None:
-        points, cash = unit_price(sc.program, reward, sc.now, "points_cash")
+        points, cash, *_ = member_price(sc.program, reward, sc.now, "points_cash", offer)
         if points <= available:
             out["points_cash"] = {"points": points, "cash": str(cash)}
     return out
 
 
-def out_of_stock(sc: ops.Scope, member: Member, reward: Reward) -> Conflict:
-    return Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=suggestions(sc, member, reward))
+def out_of_stock(sc: ops.Scope, member: Member, reward: Reward, offer: Offer | None = None) -> Conflict:
+    return Conflict(f"{reward.name} is out of stock", code="out_of_stock",
+                    details=suggestions(sc, member, reward, offer))
 
 
-def quote(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None,
-          pay: str = "points") -> tuple[int, Decimal]:
-    """An order checked before anything is held: (points, cash) per unit."""
+def check_order(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None) -> None:
+    """An order checked before anything is priced or held."""
     if not 1 <= quantity <= 100:
         raise InvalidRequest("quantity must be 1 to 100", code="invalid_quantity")
     check_eligible(sc.program, reward, member, sc.now)
     if reward.kind == "physical" and not address:
         raise InvalidRequest("a physical reward needs a delivery address", code="address_required")
-    return unit_price(sc.program, reward, sc.now, pay)
 
 
-def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: tuple[int, Decimal],
+def lock_reward(session: Session, reward: Reward) -> None:
+    """The reward's row locked ahead of a campaign budget's (lock order member → reward → budget: a group of
+    redemptions locks its rewards first, flows/redeem.py)."""
+    session.execute(select(Reward.id).where(Reward.id == reward.id).with_for_update())
+
+
+def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: Price,
           address: dict | None = None, *, review: bool = False) -> Redemption:
     """Hold the points and reserve the stock together (the caller holds the member's lock); coupons and
     virtual goods are fulfilled at once. An order risk control sent to `review` waits for a person, its
-    points held and its stock reserved (flows/redeem.py)."""
-    points, cash = price
+    points held and its stock reserved (flows/redeem.py). A campaign's offer in the price was counted
+    against its budget by the caller; the order records the campaign, the points saved and the sponsor's
+    part of them."""
+    points, cash, offer = price.points, price.cash, price.offer
     _check_limits(sc, member, reward, quantity)
     if not reserve_stock(sc.session, reward, quantity):
-        raise out_of_stock(sc, member, reward)
-    _check_tier_share(sc, member, reward, quantity)  # after the reward row is locked: shares are counted safely
+        raise out_of_stock(sc, member, reward, offer)
+    _check_tier_share(sc, member, reward, quantity, offer)  # after the reward row is locked: counted safely
     try:
         ensure_unrestricted(sc.session, [member.id], sc.now)
         hold = ops.hold(sc, member, points * quantity, reference=f"redemption {reward.code} × {quantity}")
     except InsufficientPoints as exc:
-        raise InsufficientPoints(exc.message, details=suggestions(sc, member, reward)) from None
+        raise InsufficientPoints(exc.message, details=suggestions(sc, member, reward, offer)) from None
+    saved = price.saved * quantity
+    sponsored = round_points(saved * offer.sponsor_share, "half_up") if offer and offer.sponsor_share else 0
     r = Redemption(program_id=sc.program.id, member_pk=member.id, reward_id=reward.id, quantity=quantity,
                    points=points * quantity, cash=cash * quantity, tier=member.tier, status="held", hold_id=hold.id,
+                   campaign=offer.campaign if offer else None, points_saved=saved, sponsored=sponsored,
                    address=address or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
@@ -239,7 +298,7 @@ def _check_limits(sc: ops.Scope, member: Member, reward: Reward, quantity: int) 
             raise Conflict(f"at most {reward.per_day_limit} of {reward.name} a day", code="limit_reached")
 
 
-def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: int) -> None:
+def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: int, offer: Offer | None) -> None:
     share = (reward.tier_shares or {}).get(member.tier or "")
     if share is None or reward.stock_total is None:
         return
@@ -247,7 +306,7 @@ def _check_tier_share(sc: ops.Scope, member: Member, reward: Reward, quantity: i
     taken = cast(int, sc.session.scalar(_TAKEN.where(Redemption.tier == member.tier), {"reward": reward.id}))
     if taken + quantity > allowed:
         raise Conflict(f"the share of {reward.name} for your tier is sold out", code="out_of_stock",
-                       details=suggestions(sc, member, reward))
+                       details=suggestions(sc, member, reward, offer))
 
 
 def add_reward(session: Session, program_id: int, fields: dict, now: dt.datetime) -> Reward:
@@ -355,12 +414,20 @@ def reject(sc: ops.Scope, r: Redemption) -> Redemption:
     return cancel(sc, r)
 
 
+def _give_back_saving(sc: ops.Scope, r: Redemption) -> None:
+    """The member gets back what the order held or took (the discounted points, by the ledger); the points
+    the campaign's offer saved return to its budget, as a refunded purchase's campaign points do."""
+    if r.campaign and r.points_saved:
+        budgets.give_back(sc.session, sc.program.id, budgets.of_campaign(r.campaign), r.points_saved)
+
+
 @ops.atomic
 def cancel(sc: ops.Scope, r: Redemption) -> Redemption:
     _move(r, "held", "cancelled")
     lock_members(sc.session, [r.member_pk])
     ops.release(sc, r.hold_id)
     sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
+    _give_back_saving(sc, r)
     r.status, r.updated_at = "cancelled", sc.now
     _announce(sc, r, sc.session.get_one(Reward, r.reward_id))
     return r
@@ -382,6 +449,7 @@ def refund(sc: ops.Scope, r: Redemption) -> Redemption:
     # (a refunded redemption was fulfilled: its hold was captured, so it has a settle entry)
     ops.reverse(sc, cast(int, sc.session.get_one(Hold, r.hold_id).settle_entry_id), reason=f"refund of redemption {r.id}")
     sc.session.execute(_RESTOCK, {"reward": r.reward_id, "qty": r.quantity})
+    _give_back_saving(sc, r)
     r.status, r.updated_at = "refunded", sc.now
     _announce(sc, r, sc.session.get_one(Reward, r.reward_id))
     return r

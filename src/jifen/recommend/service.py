@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jifen.errors import Conflict, Forbidden
+from jifen.flows.pricing import pricer
 from jifen.ledger import operations as ops
 from jifen.ledger.models import Lot
 from jifen.mall.models import Reward
-from jifen.mall.service import check_eligible, unit_price
+from jifen.mall.service import check_eligible
 from jifen.members.models import Member
 from jifen.notify.templates import render
 from jifen.programs.models import Program
@@ -74,12 +75,13 @@ def recommend(session: Session, program: Program, member: Member, now: dt.dateti
     x = rank.features(h, t.moment, index, np.array([float(balance)]), t.factors)
     scores = t.ranker.scores(x)[0]
     rewards = {r.id: r for r in session.scalars(select(Reward).where(Reward.id.in_(h.reward_ids.tolist())))}
+    price_of = pricer(session, program, member, now)
     out = []
     for i in np.argsort(-scores, kind="stable"):
         reward = rewards.get(int(h.reward_ids[i]))
         if reward is None or not _offered(program, reward, member, now):
             continue
-        points = unit_price(program, reward, now)[0]
+        points = price_of(reward).points
         out.append({"reward": reward.code, "name": reward.name, "points": points, "value": str(reward.value),
                     "category": reward.category, "affordable": points <= balance,
                     "score": round(float(scores[i]), 4)})

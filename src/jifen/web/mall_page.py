@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from jifen.db import utcnow
 from jifen.errors import InvalidRequest
+from jifen.flows.pricing import pricer
 from jifen.ledger.operations import Scope
 from jifen.mall import service
 from jifen.mall.api import RewardIn
 from jifen.mall.models import KINDS, Redemption, Reward
-from jifen.mall.service import unit_price
 from jifen.members.models import Member
 from jifen.programs.models import Program
 from jifen.security.service import Principal
@@ -41,13 +41,14 @@ def _page(request: Request, who: Principal, status: int = 200, error: str | None
         program, now = s.get(Program, who.program_id), utcnow()
         rewards = list(s.scalars(select(Reward).where(Reward.program_id == program.id)
                                  .order_by(Reward.category, Reward.points)))
+        price_of = pricer(s, program, None, now)  # the catalogue price: no member, no campaign offer
         orders = s.execute(select(Redemption, Member.member_id, Reward.name)
                            .join(Member, Member.id == Redemption.member_pk)
                            .join(Reward, Reward.id == Redemption.reward_id)
                            .where(Redemption.program_id == program.id)
                            .order_by(Redemption.id.desc()).limit(30)).all()
         return render(request, "mall.html", status=status, who=who, tz=program.timezone, orders=orders,
-                      rewards=[(r, unit_price(program, r, now)[0]) for r in rewards], kinds=KINDS, next_steps=NEXT,
+                      rewards=[(r, price_of(r).points) for r in rewards], kinds=KINDS, next_steps=NEXT,
                       manages=who.may("mall:manage"), error=error, form=form or {},
                       done=done_of(request, DONE))
 

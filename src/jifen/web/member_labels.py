@@ -48,6 +48,8 @@ MEMBER_LABELS = {
     # mall
     "mc_price": ("{n} 积分", "{n} points"),
     "mc_was": ("原价 {n}", "was {n}"),
+    "mc_campaign_offer": ("积分价值×{factor} · {name}", "Points worth ×{factor} · {name}"),
+    "mc_saved": ("{name} 为您节省 {n} 积分", "{name} saved you {n} points"),
     "mc_redeem": ("兑换", "Redeem"),
     "mc_confirm": ("确认兑换", "Confirm redemption"),
     "mc_confirm_q": ("确认用 {points} 积分兑换 {name}?", "Redeem {name} for {points} points?"),

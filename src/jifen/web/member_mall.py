@@ -9,8 +9,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
+from jifen.campaigns import service as campaigns
 from jifen.db import utcnow
 from jifen.errors import JifenError
+from jifen.flows.pricing import pricer
 from jifen.flows.redeem import redeem
 from jifen.ledger.views import balance_view
 from jifen.mall import service as mall
@@ -39,8 +41,8 @@ def catalogue(request: Request, who: Visitor, category: str = "", sort: Literal[
         query = select(Reward).where(Reward.program_id == program.id, Reward.active.is_(True))
         if category:
             query = query.where((Reward.category == category) | Reward.category.startswith(category + "/"))
-        rewards = [(r, mall.unit_price(program, r, now)[0], _why_not(program, r, member, now))
-                   for r in s.scalars(query.order_by(*SORTS[sort]))]
+        price_of = pricer(s, program, member, now)  # with the member's double-value campaign, if any
+        rewards = [(r, price_of(r), _why_not(program, r, member, now)) for r in s.scalars(query.order_by(*SORTS[sort]))]
         tops = sorted({c.split("/")[0] for c in s.scalars(select(Reward.category).where(
             Reward.program_id == program.id, Reward.active.is_(True)).distinct()) if c})
         available = balance_view(s, program, get_wallet(s, program, None), member, now)["available"]
@@ -58,7 +60,7 @@ def confirm(request: Request, code: str, who: Visitor):
         except JifenError as exc:
             return problem_page(request, exc)
         available = balance_view(s, program, get_wallet(s, program, None), member, now)["available"]
-        return page(request, "m/confirm.html", who, reward=reward, price=mall.unit_price(program, reward, now)[0],
+        return page(request, "m/confirm.html", who, reward=reward, price=pricer(s, program, member, now)(reward),
                     available=available, why_not=_why_not(program, reward, member, now))
 
 
@@ -95,5 +97,6 @@ def order(request: Request, order_id: int, who: Visitor):
                 raise JifenError(f"no redemption {order_id}", code="not_found", status=404)
         except JifenError as exc:
             return problem_page(request, exc)
+        campaign = campaigns.get(s, program.id, found.campaign).name if found.campaign else None
         return page(request, "m/order.html", who, o=redemption_view(s, found), reward=s.get(Reward, found.reward_id),
-                    tz=program.timezone)
+                    campaign_name=campaign, tz=program.timezone)
