@@ -6,6 +6,7 @@ most of the page's time: 2 s of the demo's ~3 s)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,6 +26,12 @@ def today_number(now: dt.datetime, tz: str) -> int:
     return int(np.datetime64(now.astimezone(ZoneInfo(tz)).date(), "D").astype(int))
 
 
+def known(row: dict) -> dict:
+    """A member's values with NaN as None: Gamma-Gamma has no population mean when q ≤ 1, so members
+    without repeat purchases have no expected spend (nor CLV) — shown as unknown, ranked last."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
 def report(session: Session, program: Program, now: dt.datetime, horizon: int, top: int = 20,
            check: bool = False) -> dict | None:
     """Fitted parameters, the `top` members by CLV over `horizon` weeks, and with `check` the holdout check;
@@ -38,7 +45,8 @@ def report(session: Session, program: Program, now: dt.datetime, horizon: int, t
     if len(order_ids) < MIN_CUSTOMERS:
         return None
     p, g = clv.fit_bgnbd(s), clv.fit_gamma_gamma(s)
-    members = sorted(clv.member_values(p, g, order_ids, s, horizon), key=lambda r: (-r["clv"], r["member_id"]))
+    members = sorted((known(r) for r in clv.member_values(p, g, order_ids, s, horizon)),
+                     key=lambda r: (r["clv"] is None, -(r["clv"] or 0), r["member_id"]))
     out = {"bgnbd": p, "gamma_gamma": g, "customers": len(order_ids), "horizon": horizon,
            "members": members[:top], "holdout": None}
     calibration_end = end - HOLDOUT_DAYS

@@ -7,6 +7,15 @@ from jifen.web.dashboard_charts import BAND, EARN, INK, SPEND, _bar, _count_axis
 from jifen.web.i18n import Translator
 
 GOLD = "#b7791f"
+# Several series: the legend in a row of its own between the title and the plot (beside a centred title it
+# overlaps it on a half-width chart), and room on the right for a second axis.
+LEGEND = {"legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}}
+TWO_AXES = {"margin": {"l": 60, "r": 80, "t": 72, "b": 64}}
+
+
+def _second_axis(title: str, **more) -> dict:
+    return {"title": {"text": title}, "overlaying": "y", "side": "right", "rangemode": "tozero", "automargin": True,
+            "showgrid": False, **more}
 
 
 def rfm_figures(rows: list[dict], t: Translator) -> dict[str, dict]:
@@ -22,9 +31,7 @@ def rfm_figures(rows: list[dict], t: Translator) -> dict[str, dict]:
                                 hover="%{x}<br>%{fullData.name}: ¥%{y:,.2f}<extra></extra>", value_format=",.0f")
                            | {"yaxis": "y2", "offsetgroup": "2"}],
                   "layout": _layout(t("c_segment_value"), t("segment"), t("a_points_held"), barmode="group",
-                                    yaxis2={"title": {"text": t("a_spend")}, "overlaying": "y", "side": "right",
-                                            "rangemode": "tozero", "tickprefix": "¥"},
-                                    legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})},
+                                    yaxis2=_second_axis(t("a_spend"), tickprefix="¥"), **LEGEND, **TWO_AXES)},
     }
 
 
@@ -46,7 +53,7 @@ def clv_figures(report: dict, t: Translator) -> dict[str, dict]:
                           "layout": _layout(t("c_holdout", days=report["holdout"]["days"]), t("a_repeat_calibration"),
                                             t("a_holdout_purchases"), xaxis={"type": "category",
                                                                              "title": {"text": t("a_repeat_calibration")}},
-                                            legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})}
+                                            **LEGEND, margin={"l": 60, "r": 20, "t": 72, "b": 64})}
     return out
 
 
@@ -54,15 +61,16 @@ def cohort_figure(triangle: dict, t: Translator) -> dict[str, dict]:
     y = [t("a_cohort_label", month=c, n=n) for c, n in zip(triangle["cohorts"], triangle["sizes"], strict=True)]
     x = [t("a_month_n", n=k) for k in triangle["offsets"]]
     z = [[_pct(v) for v in row] for row in triangle["retention"]]
+    text = [["" if v is None else f"{v:.1%}" for v in row] for row in triangle["retention"]]  # as the table
     return {"cohorts": {"data": [{"type": "heatmap", "x": x, "y": y, "z": z, "colorscale": [[0, "#f6f7fb"], [1, EARN]],
-                                  "zmin": 0, "zmax": 100, "texttemplate": "%{z:.1f}%", "xgap": 2, "ygap": 2,
+                                  "zmin": 0, "zmax": 100, "text": text, "texttemplate": "%{text}", "xgap": 2, "ygap": 2,
                                   "colorbar": {"ticksuffix": "%", "title": {"text": t("a_retention")}},
                                   "hovertemplate": "%{y} · %{x}: %{z:.1f}%<extra></extra>"}],
                         "layout": _layout(t("c_cohorts"), t("a_months_after"), t("a_cohort"),
                                           height=max(320, 60 + 34 * len(y)),
                                           yaxis={"autorange": "reversed", "automargin": True, "type": "category",
                                                  "title": {"text": t("a_cohort")}},
-                                          xaxis={"side": "top", "type": "category"})}}
+                                          xaxis={"type": "category", "title": {"text": t("a_months_after")}})}}
 
 
 def economy_figures(rows: list[dict], targets: dict, t: Translator) -> dict[str, dict]:
@@ -79,22 +87,24 @@ def economy_figures(rows: list[dict], targets: dict, t: Translator) -> dict[str,
                        "hovertemplate": "%{x}<br>%{fullData.name}: ¥%{y:,.2f}<extra></extra>"}],
              "layout": _layout(t("c_economy"), t("a_month"), t("points"), barmode="group",
                                xaxis={"type": "category", "title": {"text": t("a_month")}},
-                               yaxis2={"title": {"text": t("a_liability")}, "overlaying": "y", "side": "right",
-                                       "rangemode": "tozero", "tickprefix": "¥", "showgrid": False},
-                               legend={"orientation": "h", "y": 1.14, "x": 1, "xanchor": "right"})}
-    lines, bands = [], []
+                               yaxis2=_second_axis(t("a_liability"), tickprefix="¥"), **LEGEND, **TWO_AXES)}
+    lines, targets_drawn = [], []
     for name, colour in (("consumption_rate", EARN), ("active_rate", INK)):
-        lines.append({"type": "scatter", "mode": "lines+markers", "name": t("r_" + name), "x": months,
-                      "y": [_pct(r[name]) for r in rows], "line": {"color": colour},
-                      "hovertemplate": "%{x}<br>%{fullData.name}: %{y:.2f}%<extra></extra>"})
         low, high = targets[name]
-        bands.append({"type": "rect", "xref": "paper", "yref": "y", "x0": 0, "x1": 1,
-                      "y0": _pct(low), "y1": _pct(high) if high is not None else 100,
-                      "fillcolor": BAND if name == "consumption_rate" else "rgba(59,74,107,0.08)",
-                      "line": {"width": 0}, "layer": "below"})
-    rates = {"data": lines, "layout": _layout(t("c_economy_rates"), t("a_month"), t("ax_rate"), shapes=bands,
+        band = f"{low:.0%}–{high:.0%}" if high is not None else f"≥ {low:.0%}"
+        lines.append({"type": "scatter", "mode": "lines+markers", "name": t("a_rate_in_range", rate=t("r_" + name),
+                                                                                 range=band),
+                      "x": months, "y": [_pct(r[name]) for r in rows], "line": {"color": colour},
+                      "hovertemplate": "%{x}<br>%{fullData.name}: %{y:.2f}%<extra></extra>"})
+        # A range as a band in the line's colour; "at least" as a dashed line at the floor.
+        targets_drawn.append({"type": "rect", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": _pct(low),
+                              "y1": _pct(high), "fillcolor": BAND, "line": {"width": 0}, "layer": "below"}
+                             if high is not None else
+                             {"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": _pct(low),
+                              "y1": _pct(low), "line": {"color": colour, "width": 1, "dash": "dash"}, "layer": "below"})
+    rates = {"data": lines, "layout": _layout(t("c_economy_rates"), t("a_month"), t("ax_rate"), shapes=targets_drawn,
                                               xaxis={"type": "category", "title": {"text": t("a_month")}},
                                               yaxis={"title": {"text": t("ax_rate")}, "ticksuffix": "%",
-                                                     "rangemode": "tozero"},
-                                              legend={"orientation": "h", "y": 1.14, "x": 1, "xanchor": "right"})}
+                                                     "rangemode": "tozero", "gridcolor": "#e3e6ee"},
+                                              **LEGEND, margin={"l": 60, "r": 20, "t": 72, "b": 64})}
     return {"economy": flows, "rates": rates}

@@ -57,15 +57,15 @@ ANALYTICS_LABELS: dict[str, tuple[str, str]] = {
     "a_month_n": ("第 {n} 月", "Month {n}"),
     "a_months_after": ("入会后月数", "Months after joining"),
     "a_retention": ("留存", "Retained"),
-    "a_cohort_note": ("留存：当月至少有一次行为 (消费、签到等) 的会员占该月入会会员的比例；第 0 月为入会当月。",
-                      "Retained: the share of a month's new members with at least one event (purchase, check-in …) "
-                      "in a later month; month 0 is the month they joined."),
+    "a_cohort_note": ("留存：同月入会的会员中，入会后第 n 个月至少有一次行为 (消费、签到等) 的比例；第 0 月为入会当月。",
+                      "Retained: the share of the members who joined in a month with at least one event (purchase, "
+                      "check-in …) n months later; month 0 is the month they joined."),
     "a_month": ("月份", "Month"),
     "a_expired": ("过期", "Expired"),
     "a_liability": ("月末积分负债 (¥)", "Liability at month end (¥)"),
     "c_economy": ("每月发放 / 兑换 / 过期与积分负债", "Issued, redeemed, expired per month, and the liability"),
-    "c_economy_rates": ("消耗率与活跃率 (底色为健康区间)", "Consumption and active rates (bands: healthy ranges)"),
-    "a_range": ("健康区间 {low}–{high}", "Healthy {low}–{high}"),
+    "c_economy_rates": ("消耗率与活跃率 (底色与虚线为健康区间)", "Consumption and active rates against their healthy ranges"),
+    "a_rate_in_range": ("{rate} (健康 {range})", "{rate} (healthy {range})"),
     "a_economy_note": ("消耗率 = 当月兑换 ÷ 当月发放；活跃率 = 当月有行为的会员 ÷ 全部会员；负债 = 会员账户积分 × 每分价值。",
                        "Consumption = redeemed ÷ issued in the month; active = members with an event in the month ÷ all "
                        "members; liability = points in members' accounts × the value of a point."),

@@ -125,9 +125,7 @@ def economy_page(session: Session, program: Program, request: Request, t: Transl
         Column("expired", "a_expired"), Column("consumption_rate", "r_consumption_rate", "pct"),
         Column("active_rate", "r_active_rate", "pct"), Column("outstanding", "outstanding"),
         Column("liability", "a_liability", "money")], rows)],
-        charts=economy_figures(rows, targets, t), filter=("months", health.MONTHS, months), note="a_economy_note",
-        cards=[(f"r_{k}", t("a_range", low=f"{low:.0%}", high=f"{high:.0%}" if high is not None else ""))
-               for k, (low, high) in targets.items()])
+        charts=economy_figures(rows, targets, t), filter=("months", health.MONTHS, months), note="a_economy_note")
 
 
 PAGES: dict[str, Callable[[Session, Program, Request, Translator], Page]] = {
