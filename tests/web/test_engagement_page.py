@@ -16,9 +16,11 @@ from jifen.analytics import engagement
 from jifen.db import utcnow
 from jifen.engagement.models import Task
 from jifen.programs.service import get_program
+from jifen.web.i18n import LANGUAGES
 from tests.conftest import api_key, keyed
 from tests.support.console_login import add_user, console_as, csrf_of, once_keys, sign_in
 from tests.support.intake import add_members, configure, event, send
+from tests.support.raw_codes import raw_codes, shown_text
 
 
 @pytest.fixture
@@ -129,3 +131,11 @@ def test_switching_a_task_is_refused_with_nothing_changed(programme, app):
                             data={"csrf": token, "once": "x" * 32}).status_code == 403
     with app.state.sessions() as s:
         assert s.scalar(select(Task.active).where(Task.code == "first_check_in")) is True
+
+
+def test_the_page_shows_no_raw_code_in_any_language(programme):
+    client, _, _ = programme
+    for lang in LANGUAGES:
+        page = client.get("/console/engagement", params={"lang": lang})
+        assert page.status_code == 200 and raw_codes(shown_text(page.text), lang) == set(), lang
+    assert "Check-in" in page.text and "Open" in page.text  # (English last) the event type and packet state

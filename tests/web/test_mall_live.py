@@ -10,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jifen.db import utcnow
+from jifen.web.i18n import LANGUAGES
 from tests.conftest import api_key, keyed
 from tests.support.browser import chromium_page, need_chromium, screenshots, serving, sign_in_page
 from tests.support.console_login import PASSWORD, add_user, sign_in
 from tests.support.intake import add_members, configure, event, send
+from tests.support.raw_codes import raw_codes, shown_text
 
 ADDRESS = {"name": "王小明", "phone": "13800001111", "line": "上海市浦东新区世纪大道100号"}
 
@@ -87,3 +89,10 @@ def test_the_page_shows_the_stock_falling_without_a_reload(mall, app, tmp_path):
         assert page.locator('[data-reward-sold="flash_cup"]').text_content() == "1"
         assert page.evaluate("window.loaded") is True  # the same page: updated in place
         page.locator("#flash-sales").screenshot(path=screenshots(tmp_path) / "console-mall-live.png")
+
+
+def test_the_live_sections_show_no_raw_code_in_any_language(mall):
+    console, _ = mall
+    for lang in LANGUAGES:
+        page = console.get("/console/mall", params={"lang": lang})
+        assert page.status_code == 200 and raw_codes(shown_text(page.text), lang) == set(), lang
