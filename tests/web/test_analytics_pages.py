@@ -198,7 +198,8 @@ def test_a_bad_filter_is_a_clear_422(programme, url, message):
 
 def test_unknown_pages_and_tables_are_404(programme):
     client, _ = programme
-    assert client.get("/console/analytics/ltv").status_code == 404
+    missing = client.get("/console/analytics/ltv")
+    assert missing.status_code == 404 and "no analytics page &#39;ltv&#39;: one of rfm, clv, cohorts, economy" in missing.text
     assert client.get("/console/analytics/rfm/nope.csv").status_code == 404
     assert client.get("/console/analytics", follow_redirects=False).headers["location"] == "/console/analytics/rfm"
 

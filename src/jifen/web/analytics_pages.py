@@ -147,7 +147,7 @@ def _built(request: Request, who: Principal, name: str) -> Page:
 def analytics_page(request: Request, name: str, who: Analyst):
     if name not in PAGES:
         return render(request, "analytics.html", status=404, who=who, current=None, pages=PAGES, page=None,
-                      error=f"no analytics page {name!r}: one of {', '.join(PAGES)}")
+                      missing=f"no analytics page {name!r}: one of {', '.join(PAGES)}", error=None)
     try:
         page = _built(request, who, name)
     except BadFilter as bad:
