@@ -35,7 +35,10 @@ PASSWORD = "screenshots-only-1"
 CENTRE = [("m-home", "/m/"), ("m-mall", "/m/mall"), ("m-confirm", "/m/mall/lunch"), ("m-history", "/m/history"),
           ("m-check-in", "/m/check-in")]
 CONSOLE = [("console-overview", "/console"), ("console-member", "/console/members/{member}"),
-           ("console-risk", "/console/risk")]
+           ("console-risk", "/console/risk"), ("console-analytics-rfm", "/console/analytics/rfm"),
+           ("console-analytics-clv", "/console/analytics/clv?check=1"),
+           ("console-analytics-cohorts", "/console/analytics/cohorts"),
+           ("console-analytics-economy", "/console/analytics/economy"), ("console-engagement", "/console/engagement")]
 
 
 def demo(locale: str):

@@ -46,10 +46,12 @@ from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
 from jifen.unique_names import UniqueNames
 from jifen.web import console
+from jifen.web.analytics_pages import router as analytics_pages_router
 from jifen.web.automations_page import router as automations_page_router
 from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
 from jifen.web.dashboard_page import router as dashboard_router
+from jifen.web.engagement_page import router as engagement_page_router
 from jifen.web.mall_page import router as mall_page_router
 from jifen.web.member_actions import router as member_actions_router
 from jifen.web.member_centre import Problem, problem_page
@@ -291,6 +293,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(automations_router)
     app.include_router(console_router)
     app.include_router(dashboard_router)
+    app.include_router(analytics_pages_router)
+    app.include_router(engagement_page_router)
     app.include_router(campaigns_page_router)
     app.include_router(public_router)
     app.include_router(rules_editor_router)

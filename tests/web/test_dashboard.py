@@ -80,7 +80,7 @@ def test_figures_carry_the_programme_s_data(programme):
     assert nonzero(daily["兑换"]) == {day(now, 0): 500}
     assert by_name(figs, "source")["积分"] == {"获得": 1325, "兑换扣除": 500}  # (the hold is not counted twice)
     assert by_name(figs, "layers")["积分"] == {"基础规则": 1325}
-    assert by_name(figs, "tiers")["会员数"] == {"normal": 2, "silver": 1}  # alice's ¥1,200 made her silver
+    assert by_name(figs, "tiers")["会员数"] == {"普通": 2, "銀卡": 1}  # alice's ¥1,200 made her silver (by name)
     assert by_name(figs, "rewards")["件数"] == {"電熱水壺": 1}
     assert by_name(figs, "funnel")["会员数"] == {"获得积分": 2, "下单兑换": 1, "兑换完成": 1}
     # 500 / 1,325 redeemed; 2 of 3 members active; 1 of the 2 active redeemed
@@ -99,7 +99,7 @@ def test_filters_change_the_data(programme):
     assert nonzero(by_name(quarter, "daily")["发放"]) == {day(now, 40): 220, day(now, 3): 1320, day(now, 1): 5}
     silver = figures(client, "?tier=silver")
     assert nonzero(by_name(silver, "daily")["发放"]) == {day(now, 3): 1320}
-    assert by_name(silver, "tiers")["会员数"] == {"silver": 1}
+    assert by_name(silver, "tiers")["会员数"] == {"銀卡": 1}
     assert by_name(silver, "funnel")["会员数"] == {"获得积分": 1, "下单兑换": 1, "兑换完成": 1}
     store = figures(client, "?days=90&channel=store")
     assert by_name(store, "source")["积分"] == {"获得": 220}
@@ -135,8 +135,28 @@ def test_csv_export_has_the_dashboard_s_figures(programme):
         ("1545", "500", "3", "0.3236")
     issued = {c: int(v) for f, s, c, v in rows if f == "daily" and s == "Earned" and v != "0"}
     assert issued == {day(now, 40): 220, day(now, 3): 1320, day(now, 1): 5}
-    assert ["funnel", "Members", "Earned points", "3"] in rows and ["tiers", "Members", "silver", "1"] in rows
+    assert ["funnel", "Members", "Earned points", "3"] in rows and ["tiers", "Members", "銀卡", "1"] in rows
     assert ["rewards", "Units", "電熱水壺", "1"] in rows
+
+
+def test_the_tier_filter_offers_tier_names(programme):
+    client, _ = programme
+    page = client.get("/console?tier=silver").text
+    assert '<option value="silver" selected>銀卡</option>' in page and '<option value="normal">普通</option>' in page
+
+
+@pytest.mark.parametrize("role", ["customer_service", "pos"])
+def test_the_dashboard_is_for_roles_with_the_analytics_permission(programme, app, role):
+    client, _ = programme
+    with TestClient(app) as other:
+        assert sign_in(other, add_user(app, role, f"no-reports-{role}")).status_code == 303
+        page = other.get("/console")
+        assert page.status_code == 200 and "流通积分" in page.text  # the wallets are everyone's
+        assert "dashboard-figures" not in page.text and "数据看板仅对有数据分析权限的角色开放" in page.text
+        assert 'href="/console/analytics"' not in page.text
+        assert other.get("/console/dashboard.csv").status_code == 403
+        assert other.get("/console/analytics/rfm").status_code == 403
+    assert "dashboard-figures" in client.get("/console").text  # an operator has it
 
 
 def test_plotly_js_is_served_from_the_installed_package(sqlite_app):

@@ -121,12 +121,7 @@ def analytics_clv(transactions: Annotated[Path | None, typer.Option(help="CSV: m
             _emit(rows, fmt)
         return
     g = clv.fit_gamma_gamma(s)
-    value = clv.clv(p, g, s, horizon)
-    rows = [{"member_id": str(m), "repeat_purchases": int(x), "p_alive": round(float(a), 4),
-             "expected_purchases": round(float(e), 4), "expected_spend": round(float(v), 2),
-             "clv": round(float(c), 2)}
-            for m, x, a, e, v, c in zip(order_ids, s.x, clv.p_alive(p, s), clv.expected_purchases(p, s, horizon),
-                                        clv.expected_spend(g, s), value, strict=True)]
+    rows = clv.member_values(p, g, order_ids, s, horizon)
     if fmt == "json":
         print(json.dumps({"bgnbd": p, "gamma_gamma": g, "time_unit": time_unit, "horizon": horizon,
                           "members": rows}, ensure_ascii=False, indent=2))
@@ -158,17 +153,13 @@ def _transactions(path: Path | None, program: str | None) -> tuple[np.ndarray, n
         except (OSError, KeyError, ValueError, TypeError) as exc:
             fail(f"{path}: needs member_id, occurred_at (ISO), amount columns ({exc})")
         return ids, day, amount
-    from jifen.analytics import frames
+    from jifen.analytics import clv, frames
     from jifen.programs.service import get_program
 
     with sessions()() as s:
         prog = get_program(s, cast(str, program))  # (no CSV file given: then a programme is)
-        data = frames.load(s, prog)
-    buys = data["events"].filter(data["events"]["type"] == "purchase").join(
-        data["members"].select("member_pk", "member_id"), on="member_pk")
-    days = buys["occurred_at"].dt.convert_time_zone(prog.timezone).dt.date().to_numpy().astype("datetime64[D]")
-    return (buys["member_id"].to_numpy(), days.astype(np.int64),
-            (buys["amount"].fill_null(0) - buys["refunded"]).to_numpy())
+        data = frames.load(s, prog, ("members", "events"), event_types=("purchase",))
+    return clv.purchases(data, prog.timezone)
 
 
 @export_app.command("parquet")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 from scipy import optimize, special
 
 
@@ -23,6 +24,15 @@ class Summary:
     t_x: np.ndarray
     T: np.ndarray
     m: np.ndarray  # mean spend of repeat purchases (0 when x = 0)
+
+
+def purchases(frames: dict[str, pl.DataFrame], tz: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(member id, programme calendar day number, net amount) per purchase event of the frames."""
+    buys = frames["events"].filter(frames["events"]["type"] == "purchase").join(
+        frames["members"].select("member_pk", "member_id"), on="member_pk")
+    days = buys["occurred_at"].dt.convert_time_zone(tz).dt.date().to_numpy().astype("datetime64[D]")
+    return (buys["member_id"].to_numpy(), days.astype(np.int64),
+            (buys["amount"].fill_null(0) - buys["refunded"]).to_numpy())
 
 
 def per_day(customer: np.ndarray, day: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,6 +180,16 @@ def clv(p: dict, g: dict, s: Summary, horizon: float, discount: float = 0.0) -> 
     """Value over the horizon: expected purchases × expected spend, discounted once at the midpoint
     (a simple discounting; `discount` is per unit of time)."""
     return expected_purchases(p, s, horizon) * expected_spend(g, s) / (1 + discount) ** (horizon / 2)
+
+
+def member_values(p: dict, g: dict, ids: np.ndarray, s: Summary, horizon: float) -> list[dict]:
+    """Per customer: repeat purchases, P(alive), expected purchases and spend per purchase, CLV over `horizon`."""
+    value = clv(p, g, s, horizon)
+    return [{"member_id": str(m), "repeat_purchases": int(x), "p_alive": round(float(a), 4),
+             "expected_purchases": round(float(e), 4), "expected_spend": round(float(v), 2),
+             "clv": round(float(c), 2)}
+            for m, x, a, e, v, c in zip(ids, s.x, p_alive(p, s), expected_purchases(p, s, horizon),
+                                        expected_spend(g, s), value, strict=True)]
 
 
 def simulate_bgnbd(r: float, alpha: float, a: float, b: float, customers: int, T: float,

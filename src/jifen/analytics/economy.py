@@ -56,6 +56,31 @@ def cohorts(frames: dict[str, pl.DataFrame], tz: str) -> list[dict]:
     return active.sort("cohort", "month").to_dicts()
 
 
+def cohort_triangle(rows: list[dict], since: str | None = None) -> dict:
+    """cohorts() as a retention triangle: the cohorts (months joined, from `since` YYYY-MM on), their sizes,
+    and per cohort the share active in months 0, 1, 2 … after joining: 0 for a month that has come with
+    nobody active (cohorts() has no row for it), None for one that has not come yet."""
+    def index(month: str) -> int:
+        year, m = month.split("-")
+        return int(year) * 12 + int(m) - 1
+
+    kept = [r for r in rows if since is None or r["cohort"] >= since]
+    names = sorted({r["cohort"] for r in kept})
+    sizes = {r["cohort"]: r["members"] for r in kept}
+    last = max((index(r["month"]) for r in rows), default=0)
+    span = max((last - index(c) + 1 for c in names), default=0)
+    grid: list[list[float | None]] = [[None] * span for _ in names]
+    at = {c: i for i, c in enumerate(names)}
+    for c in names:  # a month after joining with nobody active is 0 %, not blank
+        for k in range(last - index(c) + 1):
+            grid[at[c]][k] = 0.0
+    for r in kept:
+        offset = index(r["month"]) - index(r["cohort"])
+        if offset >= 0:  # (an event dated before joining, e.g. imported history, is not retention)
+            grid[at[r["cohort"]]][offset] = r["retention"]
+    return {"cohorts": names, "sizes": [sizes[c] for c in names], "offsets": list(range(span)), "retention": grid}
+
+
 def lifecycle(frames: dict[str, pl.DataFrame], as_of: dt.datetime) -> pl.DataFrame:
     """Per member: registered (no activity yet), active (an event in 30 days), dormant (30–90), churned
     (over 90); churn risk 0–1 grows with days since the last event (0 at 0 days, 1 at 180)."""

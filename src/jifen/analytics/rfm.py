@@ -7,6 +7,11 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from jifen.ledger.models import AVAILABLE, Account
+from jifen.programs.models import Program, Wallet
 
 WINDOW_DAYS = 365
 # Seed 001 (會員分層運營): high value R ≤ 7 days and F ≥ 3; medium R ≤ 30 and F 1–2; churn warning R ≥ 60;
@@ -55,3 +60,28 @@ SEGMENT_NAMES = frozenset({name for name, _ in SEGMENTS} | {"一般"})
 def segment_of(table: pl.DataFrame) -> dict[int, str]:
     """{member pk: segment} of an rfm() table, for members/segments.py to store."""
     return dict(zip(table["member_pk"].to_list(), table["segment"].to_list(), strict=True))
+
+
+ORDER = tuple(name for name, _ in SEGMENTS) + ("一般",)  # the segments in the order seed 001 names them
+
+
+def segment_summary(table: pl.DataFrame, points: pl.DataFrame) -> list[dict]:
+    """Per segment of an rfm() table: members, their net spend in the window, the points they hold now
+    (`points`: member_pk, points), mean recency and frequency — every segment, empty ones as zeros."""
+    held = table.join(points, on="member_pk", how="left").with_columns(pl.col("points").fill_null(0))
+    grouped = {row["segment"]: row for row in held.group_by("segment").agg(
+        pl.len().alias("members"), pl.col("monetary").sum().round(2).alias("spend"), pl.col("points").sum(),
+        pl.col("recency").mean().round(1).alias("recency"), pl.col("frequency").mean().round(2).alias("frequency"),
+    ).to_dicts()}
+    empty = {"members": 0, "spend": 0.0, "points": 0, "recency": None, "frequency": None}
+    return [{"segment": name} | {k: v for k, v in grouped.get(name, empty).items() if k != "segment"}
+            for name in ORDER]
+
+
+def points_held(session: Session, program: Program) -> pl.DataFrame:
+    """member_pk, points: each member's available points now, over the programme's wallets (SQL-grouped)."""
+    rows = session.execute(select(Account.member_pk, func.sum(Account.balance))
+                           .join(Wallet, Wallet.id == Account.wallet_id)
+                           .where(Wallet.program_id == program.id, Account.kind == AVAILABLE,
+                                  Account.member_pk.is_not(None)).group_by(Account.member_pk)).all()
+    return pl.DataFrame(rows, schema={"member_pk": pl.Int64, "points": pl.Int64}, orient="row")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jifen.engagement.models import Badge, Task, TaskProgress
-from jifen.errors import Conflict, InvalidRequest
+from jifen.errors import Conflict, InvalidRequest, NotFound
 from jifen.events.counters import db_counters
 from jifen.ledger import operations as ops
 from jifen.members.models import Member
@@ -37,6 +37,16 @@ def create_task(session: Session, program: Program, data: dict) -> Task:
         raise InvalidRequest(f"requires: no task {data['requires']!r}", code="unknown_task")
     task = Task(program_id=program.id, active=True, **data)
     session.add(task)
+    session.flush()
+    return task
+
+
+def set_active(session: Session, program: Program, code: str, active: bool) -> Task:
+    """A task switched on or off: events stop (or start again) counting towards it; progress is kept."""
+    task = session.scalar(select(Task).where(Task.program_id == program.id, Task.code == code))
+    if task is None:
+        raise NotFound(f"no task {code!r}", code="task_not_found")
+    task.active = active
     session.flush()
     return task
 

@@ -95,6 +95,12 @@ CODES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "subject": {"event": ("事件", "Event"), "redemption": ("兑换订单", "Redemption"), "member": ("会员", "Member"),
                 "scan": ("关系扫描", "Graph scan")},
+    # RFM segments (analytics/rfm.py names them in Chinese, as seed 001 does).
+    "rfm_segment": {"休眠": ("休眠", "Dormant"), "流失預警": ("流失预警", "Churn warning"),
+                    "高價值": ("高价值", "High value"), "中價值": ("中价值", "Medium value"),
+                    "低頻": ("低频", "Low frequency"), "一般": ("一般", "Regular")},
+    "packet_status": {"open": ("进行中", "Open"), "finished": ("已领完", "All claimed"),
+                      "expired": ("已过期 (退回)", "Expired (returned)")},
     "sort": {"popular": ("最受欢迎", "Popular"), "points": ("积分从低到高", "Fewest points"), "newest": ("最新上架", "Newest")},
 }
 

@@ -42,8 +42,9 @@ def _pct(rate: float | None) -> float | None:
     return None if rate is None else round(rate * 100, 2)
 
 
-def figures(d: dict, t: Translator) -> dict[str, dict]:
-    """One Plotly figure per chart, keyed by the chart's id in the page."""
+def figures(d: dict, t: Translator, tier_names: dict[str, str]) -> dict[str, dict]:
+    """One Plotly figure per chart, keyed by the chart's id in the page (tiers by the names the programme
+    gives them)."""
     days = [r["day"] for r in d["daily"]]
     daily = {"data": [
         _bar(t("earned"), days, [r["issued"] for r in d["daily"]], EARN, hover="%{x}<br>%{fullData.name}: %{y:,}<extra></extra>"),
@@ -58,6 +59,7 @@ def figures(d: dict, t: Translator) -> dict[str, dict]:
     funnel = d["funnel"]
     steps = [t("f_earned"), t("f_ordered"), t("f_fulfilled")]
     rates, units = d["rates"], [r["units"] for r in d["top_rewards"]]
+    tier_axis = [tier_names.get(r["tier"], r["tier"]) for r in d["tiers"]]
     return {
         "daily": daily,
         "source": {"data": [_bar(t("points"), [t.code("entry", r["type"]) for r in types], [r["points"] for r in types], INK,
@@ -66,7 +68,7 @@ def figures(d: dict, t: Translator) -> dict[str, dict]:
         "layers": {"data": [_bar(t("points"), [t.code("layer", r["layer"]) for r in layers], [r["points"] for r in layers], EARN,
                                  horizontal=True, hover=hover_h)],
                    "layout": _layout(t("c_layers"), t("points"), "", yaxis=_top_down(t("layer")))},
-        "tiers": {"data": [_bar(t("ax_members"), [r["tier"] for r in d["tiers"]], [r["members"] for r in d["tiers"]],
+        "tiers": {"data": [_bar(t("ax_members"), tier_axis, [r["members"] for r in d["tiers"]],
                                 INK, hover="%{x}: %{y:,}<extra></extra>")],
                   "layout": _layout(t("c_tiers"), t("tier"), "", yaxis=_count_axis(
                       t("ax_members"), [r["members"] for r in d["tiers"]]))},

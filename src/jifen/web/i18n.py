@@ -17,6 +17,7 @@ from babel.dates import format_date, format_datetime, format_skeleton
 from babel.numbers import format_decimal
 
 from jifen import hanzi
+from jifen.web.analytics_labels import ANALYTICS_LABELS
 from jifen.web.codes import CODES, PREFIXED
 from jifen.web.member_labels import MEMBER_LABELS
 
@@ -407,7 +408,8 @@ def _catalogue(entries: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]
 
 
 assert not LABELS.keys() & MEMBER_LABELS.keys(), "a label key is defined twice"
-CATALOGUE = _catalogue(LABELS | MEMBER_LABELS)
+assert not (LABELS.keys() | MEMBER_LABELS.keys()) & ANALYTICS_LABELS.keys(), "a label key is defined twice"
+CATALOGUE = _catalogue(LABELS | MEMBER_LABELS | ANALYTICS_LABELS)
 CODE_CATALOGUE = {kind: _catalogue(codes) for kind, codes in CODES.items()}
 
 

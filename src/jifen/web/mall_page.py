@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -17,7 +17,7 @@ from jifen.db import utcnow
 from jifen.errors import InvalidRequest
 from jifen.flows.pricing import pricer
 from jifen.ledger.operations import Scope
-from jifen.mall import service
+from jifen.mall import live, service
 from jifen.mall.api import RewardIn
 from jifen.mall.models import KINDS, Redemption, Reward
 from jifen.members.models import Member
@@ -33,6 +33,7 @@ Text = Annotated[str, Form()]
 NEXT = {"held": ("fulfil", "cancel"), "fulfilled": ("refund",), "review": ("approve", "reject")}
 TRANSITIONS = {"fulfil": service.fulfil, "cancel": service.cancel, "refund": service.refund,
                "approve": service.approve, "reject": service.reject}
+POLL_SECONDS = 5  # how often the mall page asks for the stock left
 DONE = ("reward_created", "reward_saved", "stock_changed", *(f"order_{step}" for step in TRANSITIONS))
 
 
@@ -49,6 +50,8 @@ def _page(request: Request, who: Principal, status: int = 200, error: str | None
                            .order_by(Redemption.id.desc()).limit(30)).all()
         return render(request, "mall.html", status=status, who=who, tz=program.timezone, orders=orders,
                       rewards=[(r, price_of(r).points) for r in rewards], kinds=KINDS, next_steps=NEXT,
+                      flash=[(r, price_of(r).points) for r in live.flash_sales(s, program, now)],
+                      lotteries=live.lotteries(s, program), poll_seconds=POLL_SECONDS,
                       manages=who.may("mall:manage"), error=error, form=form or {},
                       done=done_of(request, DONE))
 
@@ -56,6 +59,14 @@ def _page(request: Request, who: Principal, status: int = 200, error: str | None
 @router.get("/mall")
 def mall(request: Request, who: SignedIn):
     return _page(request, who)
+
+
+@router.get("/mall/stock.json")
+def stock(request: Request, who: SignedIn):
+    """Flash sales' and lottery prizes' stock now, polled by the mall page (never cached: it is live)."""
+    with request.app.state.read_sessions() as s:
+        figures = live.stock_now(s, s.get(Program, who.program_id), utcnow())
+    return JSONResponse(figures, headers={"Cache-Control": "no-store"})
 
 
 def _outcome(request: Request, who: Principal, done: str, error: str | None, form: dict | None = None):
