@@ -121,6 +121,7 @@ LABELS = {
                    "Simulate it on the last {days} days of real events, then publish a new version from an effective date."),
     "view_form": ("表单", "Form"),
     "view_yaml": ("YAML", "YAML"),
+    "yaml_line": ("第 {n} 行", "line {n}"),
     "notice_help": ("新版本在生效时间之前即向会员公告 (规则页面), 应至少提前 {days} 天。",
                     "A new version is announced to members (on the rules page) until it takes effect: "
                     "give them at least {days} days."),
@@ -163,8 +164,7 @@ LABELS = {
     "new_rule_pct": ("新增", "new"),
     "tiers_not_versioned": ("等级随计划配置修改 (jifen program apply), 不随规则版本公布",
                             "Tiers change with the programme's configuration (jifen program apply), not with a rules version"),
-    "published": ("已公布第 {v} 版, {date} 生效 (提前 {days} 天公告)",
-                  "Version {v} published, in force from {date} ({days} days' notice)"),
+    "published": ("已公布第 {v} 版", "Version {v} published"),
     "announcement": ("会员将在规则页面看到的公告:", "The announcement members see on the rules page:"),
     "effective_from": ("生效时间", "Effective from"),
     "note": ("说明", "Note"),

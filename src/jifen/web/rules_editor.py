@@ -60,7 +60,7 @@ def editor_labels(t: Translator) -> dict[str, Any]:
             "add_budget", "baseline", "draft", "difference", "change_pct", "members_affected", "new_rule_pct",
             "sim_progress", "sim_counting", "sim_failed", "check_ok", "checking", "yaml_broken", "points", "liability",
             "sim_events", "rule_errors", "round_down", "round_half_up", "round_up", "more_fields", "no_rules_yet",
-            "stacking", "stack_multiply", "stack_add", "rules")
+            "stacking", "stack_multiply", "stack_add", "rules", "yaml_line", "view_yaml")
     return {"labels": {k: t.template(k) for k in keys}, "layers": {layer: t.code("layer", layer) for layer in LAYERS},
             "caps": {c: t.code("cap", c) for c in CAPS}}
 

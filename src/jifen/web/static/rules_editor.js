@@ -75,17 +75,19 @@
 
   function showProblems() {
     state.textContent = problems.length ? "" : L.check_ok;
-    problemsList.replaceChildren(...problems.map((p) => el("li", { "data-path": p.path, "data-line": p.line },
-      (p.line ? `${L.view_yaml} ${p.line} · ` : "") + (p.path ? `${p.path}: ` : "") + p.message)));
-    drawGutter();
     for (const old of formView.querySelectorAll(".field-error")) old.remove();
     for (const marked of formView.querySelectorAll(".invalid")) marked.classList.remove("invalid");
+    const unplaced = [];
     for (const p of problems) {
-      const target = fieldFor(p.path);
-      if (!target) continue;
+      const target = view === "form" ? fieldFor(p.path) : null;
+      if (!target) { unplaced.push(p); continue; }
       target.classList.add("invalid");
-      target.closest("label, .rule-head, section")?.append(el("span", { class: "field-error", "data-path": p.path, text: p.message }));
+      target.closest("label, .group, .rule-head, section")?.append(el("span", { class: "field-error", "data-for": p.path, text: p.message }));
     }
+    // Beside the field in the form; in the YAML view (and for what no field shows) listed with its line.
+    problemsList.replaceChildren(...unplaced.map((p) => el("li", { "data-for": p.path, "data-line": p.line },
+      (p.line ? `${fmt(L.yaml_line, { n: p.line })} · ` : "") + (p.path ? `${p.path}: ` : "") + p.message)));
+    drawGutter();
   }
 
   function fieldFor(path) { // the field of a path, else the nearest one above it (rules.0.award.fixed → award)
@@ -153,7 +155,7 @@
     const p = `rules.${i}`;
     const kind = awardKind(rule.award);
     const award = rule.award || {};
-    const amount = el("input", { "data-path": `${p}.award.${kind === "tier" ? "multiplier" : kind}`, value: kind === "tier" ? "" : (award[kind] ?? ""), disabled: kind === "tier" });
+    const amount = el("input", { size: 8, "data-path": `${p}.award.${kind === "tier" ? "multiplier" : kind}`, value: kind === "tier" ? "" : (award[kind] ?? ""), disabled: kind === "tier" });
     amount.addEventListener("input", () => {
       const k = awardKind(rule.award);
       rule.award = rule.award || {};
@@ -187,12 +189,13 @@
         field(L.events, input(`${p}.events`, "list", { class: "mono", size: 22, placeholder: L.events_hint })),
         field(L.condition, input(`${p}.condition`, "text", { class: "mono", size: 56, placeholder: "true" }), "wide")),
       el("div", { class: "row" },
-        field(L.award, kindSelect), field("", amount), field(L.rounding, rounding),
-        ...["day", "week", "month", "lifetime"].map((c) => field(`${L.caps} · ${CAPS[c]}`, input(`${p}.caps.${c}`, "int", { size: 7 }))),
+        field(L.award, kindSelect), field("\u00a0", amount), field(L.rounding, rounding),
+        el("div", { class: "group", "data-path": `${p}.caps` }, el("span", { class: "caption", text: L.caps }),
+          el("div", { class: "row" }, ...["day", "week", "month", "lifetime"].map((c) => field(CAPS[c], input(`${p}.caps.${c}`, "int", { size: 6 }))))),
         field(L.rule_budget, budget)),
       el("div", { class: "row" },
-        field(L.starts_at, input(`${p}.starts_at`, "text", { class: "mono", size: 26, placeholder: "2026-11-11T00:00:00+08:00" })),
-        field(L.ends_at, input(`${p}.ends_at`, "text", { class: "mono", size: 26, placeholder: "2026-11-12T00:00:00+08:00" }))));
+        field(L.starts_at, input(`${p}.starts_at`, "text", { class: "mono", size: 26, placeholder: "YYYY-MM-DDTHH:MM:SS+08:00" })),
+        field(L.ends_at, input(`${p}.ends_at`, "text", { class: "mono", size: 26, placeholder: "YYYY-MM-DDTHH:MM:SS+08:00" }))));
   }
 
   function budgetRows() {
@@ -247,7 +250,7 @@
     formView.hidden = which !== "form";
     yamlView.hidden = which !== "yaml";
     for (const b of form.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.view === which);
-    if (which === "form") renderForm(); else drawGutter();
+    if (which === "form") renderForm(); else showProblems();
   }
 
   // --- simulation ------------------------------------------------------------------------------------
@@ -307,7 +310,7 @@
       el("ul", {}, ...report.rule_errors.map((e) => el("li", {}, el("span", { class: "mono", text: e.rule }), ` · ${e.error} · ${numbers.format(e.events)}`)))) : null;
     result.replaceChildren(
       el("p", { class: "muted", text: fmt(L.sim_events, { events: numbers.format(report.events), members: numbers.format(report.members_affected) }) }),
-      summary, byRule, errors);
+      summary, byRule, ...(errors ? [errors] : []));
   }
 
   // --- wiring ------------------------------------------------------------------------------------------
