@@ -4,6 +4,7 @@ problem with its path and YAML line, nothing saved) and the background simulatio
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from jifen.rules.expressions import MAX_DEPTH
 from jifen.rules.models import RuleSet
+from jifen.web import rules_editor
 from tests.support.console_login import console_as, csrf_of, sign_in
 from tests.support.intake import configure, send_one
 
@@ -134,3 +136,26 @@ def test_a_simulation_runs_in_the_background_to_a_diff_per_rule(site):
         denied = client.post("/console/rules/simulations", json={"text": GOOD}, headers={"X-CSRF-Token": token})
         assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
     assert _versions(app) == before
+
+
+def test_one_simulation_at_a_time_per_programme(site, monkeypatch):
+    app, user = site
+    release = threading.Event()
+    real = rules_editor.simulate
+
+    def held(session, program, draft, start, end, progress=None):
+        release.wait(60)
+        return real(session, program, draft, start, end, progress)
+
+    monkeypatch.setattr(rules_editor, "simulate", held)
+    with TestClient(app) as client:
+        token = _signed_in(client, user)
+        first = client.post("/console/rules/simulations", json={"text": GOOD}, headers={"X-CSRF-Token": token})
+        second = client.post("/console/rules/simulations", json={"text": GOOD}, headers={"X-CSRF-Token": token})
+        assert second.status_code == 409 and second.json()["error"]["code"] == "simulation_running"
+        assert second.json()["error"]["url"] == first.json()["url"]
+        release.set()
+        assert _finished(client, first.json()["url"])["state"] == "done"
+        again = client.post("/console/rules/simulations", json={"text": GOOD}, headers={"X-CSRF-Token": token})
+        assert again.status_code == 202  # once the first has finished
+        assert _finished(client, again.json()["url"])["state"] == "done"

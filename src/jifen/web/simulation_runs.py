@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jifen.errors import NotFound
+from jifen.errors import Conflict, NotFound
 
 log = logging.getLogger("jifen.web.simulation")
 KEPT = 50  # finished runs remembered (the oldest forgotten first)
@@ -41,9 +41,14 @@ class SimulationRuns:
         self._lock = threading.Lock()
 
     def start(self, program_id: int, work: Callable[[Callable[[int, int], None]], dict[str, Any]]) -> Run:
-        """Run work(progress) in a thread; its result becomes the run's report."""
+        """Run work(progress) in a thread; its result becomes the run's report. One run at a time per
+        programme (a replay holds the GIL for long stretches: several would slow every request)."""
         run = Run(uuid.uuid4().hex, program_id)
         with self._lock:
+            busy = next((r for r in self._runs.values() if r.program_id == program_id and r.state == "running"), None)
+            if busy is not None:
+                raise Conflict("a simulation is already running; wait for it to finish", code="simulation_running",
+                               details={"url": f"/console/rules/simulations/{busy.id}"})
             self._runs[run.id] = run
             while len(self._runs) > KEPT:
                 self._runs.popitem(last=False)
