@@ -125,7 +125,7 @@ LABELS = {
     "notice_help": ("新版本在生效时间之前即向会员公告 (规则页面), 应至少提前 {days} 天。",
                     "A new version is announced to members (on the rules page) until it takes effect: "
                     "give them at least {days} days."),
-    "rule_code": ("代码", "Code"),
+    "rule_code": ("代号", "Code"),  # (代码 becomes 程式碼, the programmers' word, in s2twp)
     "rule_name": ("名称", "Name"),
     "priority": ("顺序", "Priority"),
     "events_hint": ("事件类别, 以逗号分隔", "event types, comma-separated"),
