@@ -63,6 +63,7 @@ from jifen.web.public import router as public_router
 from jifen.web.risk_page import router as risk_page_router
 from jifen.web.rules_editor import router as rules_editor_router
 from jifen.web.signin import router as signin_router
+from jifen.web.simulation_runs import SimulationRuns
 from jifen.web.users_page import router as users_page_router
 
 
@@ -307,6 +308,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(automations_page_router)
     for member_centre in (member_centre_router, member_mall_router, member_engage_router):  # /m/…
         app.include_router(member_centre)
+    app.state.simulation_runs = SimulationRuns()  # the rule editor's background simulations
     app.mount("/console/static", StaticFiles(directory=Path(console.__file__).parent / "static"), name="static")
 
     @app.get("/", include_in_schema=False)

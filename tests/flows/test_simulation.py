@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from jifen.db import run_in_transaction
+from jifen.flows import replay as replay_module
 from jifen.flows.replay import recompute, simulate
 from jifen.ledger.models import JournalEntry
 from jifen.programs.service import get_program
@@ -56,6 +57,29 @@ def test_simulation_numbers_by_hand(factory):
         {"rule": "daily_check_in", "baseline": 10, "draft": 20, "difference": 10},
     ]
     assert _entries(factory) == before  # a simulation writes nothing
+
+
+def test_simulation_reports_progress_and_every_rule_with_the_members_it_changes(factory, monkeypatch):
+    history(factory)
+    monkeypatch.setattr(replay_module, "PROGRESS_EVERY", 2)
+    seen: list[tuple[int, int]] = []
+    with factory() as s:
+        r = simulate(s, get_program(s, "default"), DRAFT, START, END, lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 6), (2, 6), (4, 6), (6, 6), (6, 6)]  # counted first, then every 2 events, then the end
+    # purchase_base 599 → 1199 for alice and bob; the bonus 45 → 450 (alice's ¥150, bob's ¥300); the check-ins
+    # 10 → 20, alice's only. A percentage is of the rules in force.
+    assert r["rules"] == [
+        {"rule": "purchase_base", "baseline": 599, "draft": 1199, "difference": 600, "percent": "100.2",
+         "members_affected": 2},
+        {"rule": "big_order_bonus", "baseline": 45, "draft": 450, "difference": 405, "percent": "900.0",
+         "members_affected": 2},
+        {"rule": "daily_check_in", "baseline": 10, "draft": 20, "difference": 10, "percent": "100.0",
+         "members_affected": 1},
+    ]
+    renamed = DRAFT.model_copy(update={"rules": [DRAFT.rules[0].model_copy(update={"code": "base_v2"})]})
+    by_code = {x["rule"]: x for x in run_simulation(factory, renamed)["rules"]}
+    assert by_code["base_v2"]["percent"] is None and by_code["base_v2"]["baseline"] == 0  # a new rule: no base
+    assert by_code["purchase_base"]["draft"] == 0 and by_code["purchase_base"]["percent"] == "-100.0"
 
 
 def test_simulation_of_the_rules_in_force_changes_nothing_and_honours_the_range(factory):

@@ -155,7 +155,10 @@ def test_rule_editor_validates_simulates_and_publishes(site):
         assert empty.status_code == 422 and "no rules" in empty.text  # it would stop all earning
         done = client.post("/console/rules/draft", data={"text": draft, "effective": when, "note": "三倍",
                                                          "action": "publish", "csrf": token}, follow_redirects=False)
-        assert done.status_code == 303 and done.headers["location"] == "/console/rules"
+        assert done.status_code == 303 and done.headers["location"] == "/console/rules?published=2"
+        published = client.get(done.headers["location"]).text
+        assert "已公布第 2 版" in published and "提前 39 天公告" in published  # and what members are told:
+        assert "新增</h3><ul><li>base · 3 / ¥" in published and "三倍" in published
         assert "已公告 · 第 2 版" in client.get("/console/rules").text
     with TestClient(app) as client:
         token = console_as(client, app, "auditor")

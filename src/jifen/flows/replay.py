@@ -14,8 +14,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from jifen.events.context import Intake, open_intake
 from jifen.events.counters import db_counters
@@ -48,14 +49,27 @@ class Replayed:
         return {w: p - int((p * (1 - self.kept)).quantize(Decimal(1), rounding=ROUND_HALF_UP)) for w, p in out.items()}
 
 
+Progress = Callable[[int, int], None]  # (events replayed, events in all)
+PROGRESS_EVERY = 200  # events between two progress reports
+
+
+def _earning(program: Program, start: dt.datetime, end: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    return (Event.program_id == program.id, Event.type != "refund", Event.occurred_at >= start,
+            Event.occurred_at < end)
+
+
+def count_replayed(session: Session, program: Program, start: dt.datetime, end: dt.datetime) -> int:
+    """How many events `replay` goes through over [start, end)."""
+    return session.scalar(select(func.count()).select_from(Event).where(*_earning(program, start, end))) or 0
+
+
 def replay(session: Session, program: Program, start: dt.datetime, end: dt.datetime,
            doc_for: Callable[[Event], RuleSetDoc | None]) -> Iterator[Replayed]:
     """Every earning event in [start, end) in the order it happened, priced by doc_for(event row)."""
     tz = ZoneInfo(program.timezone)
     book = UsageBook(lambda keys: {})
     members: dict[int, Member] = {}
-    q = (select(Event).where(Event.program_id == program.id, Event.type != "refund", Event.occurred_at >= start,
-                             Event.occurred_at < end).order_by(Event.occurred_at, Event.id)
+    q = (select(Event).where(*_earning(program, start, end)).order_by(Event.occurred_at, Event.id)
          .execution_options(yield_per=1000))
     for row in session.scalars(q):
         doc = doc_for(row)
@@ -75,8 +89,14 @@ def replay(session: Session, program: Program, start: dt.datetime, end: dt.datet
 
 
 def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.datetime,
-             end: dt.datetime) -> dict[str, Any]:
-    """Points and ¥ liability the draft would have given over [start, end), beside the rules in force."""
+             end: dt.datetime, progress: Progress | None = None) -> dict[str, Any]:
+    """Points and ¥ liability the draft would have given over [start, end), beside the rules in force;
+    `rules` has every rule that gave points under either, with the members whose points from it differ.
+    `progress(done, total)` is called every PROGRESS_EVERY events and once at the end."""
+    total = 0
+    if progress:
+        total = count_replayed(session, program, start, end)
+        progress(0, total)
     intake = open_intake(session, program, end, None)
     default = intake.wallets[None].code
 
@@ -92,6 +112,7 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
     by_sponsor: dict[str, Counter[str]] = defaultdict(Counter)
     failures: dict[str, Counter[str]] = defaultdict(Counter)  # rule -> error -> events (the draft's)
     affected: set[int] = set()
+    affected_by_rule: dict[str, set[int]] = defaultdict(set)
     events = 0
     draft_rows = replay(session, program, start, end, lambda row: draft)
     for base, new in zip(replay(session, program, start, end, in_force), draft_rows, strict=True):
@@ -101,27 +122,44 @@ def simulate(session: Session, program: Program, draft: RuleSetDoc, start: dt.da
         totals["draft"] += d
         if b != d:
             affected.add(base.row.member_pk)
+        per_rule: dict[str, Counter[str]] = defaultdict(Counter)
         for which, r in (("baseline", base), ("draft", new)):
             for line in r.lines:
-                by_rule[line.rule][which] += line.points
+                per_rule[line.rule][which] += line.points
                 if line.sponsor:
                     by_sponsor[line.sponsor][which] += line.sponsored
+        for rule, c in per_rule.items():
+            by_rule[rule].update(c)
+            if c["baseline"] != c["draft"]:
+                affected_by_rule[rule].add(base.row.member_pk)
         for f in new.failed:
             failures[f["rule"]][f["error"]] += 1
+        if progress and events % PROGRESS_EVERY == 0:
+            progress(events, max(total, events))
+    if progress:
+        progress(events, max(total, events))  # (events that arrived during the run are counted too)
     value = program.point_value
-    top = sorted(by_rule.items(), key=lambda kv: (-abs(kv[1]["draft"] - kv[1]["baseline"]), kv[0]))[:10]
+    ranked = sorted(by_rule.items(), key=lambda kv: (-abs(kv[1]["draft"] - kv[1]["baseline"]), kv[0]))
     return {
         "from": start.isoformat(), "to": end.isoformat(), "events": events, "members_affected": len(affected),
         "points": {**totals, "difference": totals["draft"] - totals["baseline"]},
         "liability_yuan": {k: str((Decimal(v) * value).quantize(Decimal("0.01"))) for k, v in
                            {**totals, "difference": totals["draft"] - totals["baseline"]}.items()},
         "top_rules": [{"rule": code, "baseline": c["baseline"], "draft": c["draft"],
-                       "difference": c["draft"] - c["baseline"]} for code, c in top],
+                       "difference": c["draft"] - c["baseline"]} for code, c in ranked[:10]],
+        "rules": [{"rule": code, "baseline": c["baseline"], "draft": c["draft"], "difference": c["draft"] - c["baseline"],
+                   "percent": _percent(c["draft"] - c["baseline"], c["baseline"]),
+                   "members_affected": len(affected_by_rule[code])} for code, c in ranked],
         "sponsored_points": {name: {"baseline": c["baseline"], "draft": c["draft"]}
                              for name, c in sorted(by_sponsor.items())},
         "rule_errors": [{"rule": rule, "error": error, "events": n} for rule, c in sorted(failures.items())
                         for error, n in c.most_common()],
     }
+
+
+def _percent(change: int, base: int) -> str | None:
+    """The change as a percentage of the baseline, one decimal (None when the baseline gave nothing)."""
+    return str((Decimal(change) * 100 / base).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)) if base else None
 
 
 def recompute(session: Session, program: Program, start: dt.datetime, end: dt.datetime, *, now: dt.datetime,

@@ -54,6 +54,15 @@ def check_wallets(session: Session, program: Program, doc: RuleSetDoc) -> None:
             raise InvalidRequest(f"rules.{r.code}.award: the programme has no tiers", code="invalid_config")
 
 
+def changes(old: RuleSet | None, new: RuleSet) -> dict[str, list[dict]]:
+    """Rules added, changed and withdrawn by a version, against the one before it (what members are told)."""
+    before = {r["code"]: r for r in (old.document["rules"] if old else [])}
+    after = {r["code"]: r for r in new.document["rules"]}
+    return {"added": [r for c, r in after.items() if c not in before],
+            "changed": [r for c, r in after.items() if c in before and before[c] != r],
+            "withdrawn": [r for c, r in before.items() if c not in after]}
+
+
 def publish(session: Session, program: Program, doc: RuleSetDoc, *, effective_from: dt.datetime, now: dt.datetime,
             note: str | None = None, actor: str | None = None) -> RuleSet | None:
     """A new version, unless the version in force at `effective_from` already says exactly this."""

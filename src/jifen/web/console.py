@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from jifen.analytics.overview import points_by_rule
 from jifen.db import run_in_transaction, utcnow
-from jifen.errors import InvalidRequest, NotFound
+from jifen.errors import Forbidden, InvalidRequest, NotFound
 from jifen.events.models import Event
 from jifen.events.store import stored_view
 from jifen.ledger.models import JournalEntry, Posting
@@ -31,7 +31,7 @@ from jifen.members.models import Member
 from jifen.members.service import find_by_phone, get_member
 from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
-from jifen.rules.service import in_force, versions
+from jifen.rules.service import changes, in_force, versions
 from jifen.security import sessions
 from jifen.security.pii import mask
 from jifen.security.service import PERMISSIONS, Principal
@@ -143,6 +143,17 @@ def form_writer(request: Request, who: SignedIn, csrf: Annotated[str, Form()] = 
 Writer = Annotated[Principal, Depends(form_writer)]
 
 
+def json_writer(request: Request, who: SignedIn) -> Principal:
+    """A console POST made by the page's script (JSON): the session's CSRF token comes in the X-CSRF-Token
+    header instead of a form field; a wrong one is a JSON 403."""
+    if not same_token(request.headers.get("x-csrf-token", ""), request.state.csrf):
+        raise Forbidden("the page has expired or did not come from this console; reload it", code="csrf")
+    return who
+
+
+JsonWriter = Annotated[Principal, Depends(json_writer)]
+
+
 def allowed(permission: str, *, write: bool = False):
     """A console page (write=True: a POST, CSRF-checked first) for roles with this permission only."""
     first = form_writer if write else signed_in
@@ -217,12 +228,19 @@ def member_page(request, who, session, program, m: Member, reveal: bool = False,
 
 
 @router.get("/rules")
-def rules(request: Request, who: SignedIn):
+def rules(request: Request, who: SignedIn, published: int | None = None):
+    """The rules in force, those announced, the tiers and every version; after a publish (?published=N)
+    the new version with the announcement members now see."""
     with request.app.state.read_sessions() as session:
         program, now = session.get(Program, who.program_id), utcnow()
         all_versions = versions(session, program)
         live = in_force(session, program, now)
+        new = next((v for v in all_versions if v.version == published), None)
+        notice = None
+        if new is not None:
+            before = in_force(session, program, new.effective_from - dt.timedelta(microseconds=1))
+            notice = (new, changes(before, new), (new.effective_from - now).days)
         return render(request, "rules.html", who=who, live=live, tz=program.timezone, program_code=program.code,
                        upcoming=[v for v in all_versions if v.effective_from > now], history=all_versions[::-1],
-                       issued=points_by_rule(session, program, now - dt.timedelta(days=30)),
+                       issued=points_by_rule(session, program, now - dt.timedelta(days=30)), notice=notice,
                        ladder=tiers.tier_config(program))

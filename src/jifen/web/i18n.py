@@ -116,9 +116,57 @@ LABELS = {
     "no_changes": ("暂无已公告的变更", "No changes announced"),
     "draft": ("规则草稿", "Draft rules"),
     "edit_rules": ("编辑 / 模拟", "Edit / simulate"),
-    "draft_help": ("以 YAML 编写规则 (格式见 docs/rules.md)。先模拟近 30 天的真实事件, 再设置生效时间公布新版本。",
-                   "Write the rules in YAML (see docs/rules.md). Simulate them on the last 30 days of real events, "
-                   "then publish a new version from an effective date."),
+    "draft_help": ("以表单或 YAML 编辑规则草稿 (两者是同一份草稿, 保存的是 YAML; 格式见 docs/rules.md)。"
+                   "先模拟近 {days} 天的真实事件, 再设置生效时间公布新版本。",
+                   "Edit the draft as a form or as YAML (the same draft; the YAML is what is saved; see docs/rules.md). "
+                   "Simulate it on the last {days} days of real events, then publish a new version from an effective date."),
+    "view_form": ("表单", "Form"),
+    "view_yaml": ("YAML", "YAML"),
+    "yaml_line": ("第 {n} 行", "line {n}"),
+    "notice_help": ("新版本在生效时间之前即向会员公告 (规则页面), 应至少提前 {days} 天。",
+                    "A new version is announced to members (on the rules page) until it takes effect: "
+                    "give them at least {days} days."),
+    "rule_code": ("代号", "Code"),  # (代码 becomes 程式碼, the programmers' word, in s2twp)
+    "rule_name": ("名称", "Name"),
+    "priority": ("顺序", "Priority"),
+    "events_hint": ("事件类别, 以逗号分隔", "event types, comma-separated"),
+    "award_fixed": ("固定积分", "Fixed points"),
+    "award_per_yuan": ("每 ¥1 积分", "Points per ¥1"),
+    "award_multiplier": ("倍数", "Multiplier"),
+    "award_tier": ("等级倍率", "Tier multiplier"),
+    "rounding": ("取整", "Rounding"),
+    "round_down": ("舍去", "down"),
+    "round_half_up": ("四舍五入", "half up"),
+    "round_up": ("进位", "up"),
+    "caps": ("每位会员上限", "Caps per member"),
+    "rule_budget": ("共享预算", "Shared budget"),
+    "budgets": ("预算 (积分)", "Budgets (points)"),
+    "budget_name": ("预算名称", "Budget name"),
+    "budget_amount": ("积分总额", "Points in all"),
+    "starts_at": ("开始", "Starts"),
+    "ends_at": ("结束", "Ends"),
+    "enabled": ("启用", "Enabled"),
+    "add_rule": ("添加规则", "Add a rule"),
+    "add_budget": ("添加预算", "Add a budget"),
+    "remove": ("删除", "Remove"),
+    "more_fields": ("其他字段 (渠道、品类、账户、赞助、人群) 请在 YAML 中编辑, 表单会保留它们。",
+                    "Other fields (channels, categories, wallet, sponsor, audience) are edited in the YAML; "
+                    "the form keeps them."),
+    "no_rules_yet": ("草稿中还没有规则", "The draft has no rules yet"),
+    "checking": ("检查中…", "Checking…"),
+    "check_ok": ("草稿无误", "The draft is valid"),
+    "yaml_broken": ("YAML 无法解析, 请先在 YAML 中修正", "The YAML does not parse: fix it in the YAML view first"),
+    "sim_counting": ("正在统计事件…", "Counting events…"),
+    "sim_progress": ("已重放 {done} / {total} 个事件", "{done} of {total} events replayed"),
+    "sim_events": ("{events} 个事件 · 受影响会员 {members}", "{events} events · {members} members affected"),
+    "sim_failed": ("模拟失败: {error}", "The simulation failed: {error}"),
+    "rule_errors": ("条件出错 (该事件不计此规则)", "Conditions that failed (the rule skipped for that event)"),
+    "change_pct": ("变化", "Change"),
+    "new_rule_pct": ("新增", "new"),
+    "tiers_not_versioned": ("等级随计划配置修改 (jifen program apply), 不随规则版本公布",
+                            "Tiers change with the programme's configuration (jifen program apply), not with a rules version"),
+    "published": ("已公布第 {v} 版", "Version {v} published"),
+    "announcement": ("会员将在规则页面看到的公告:", "The announcement members see on the rules page:"),
     "effective_from": ("生效时间", "Effective from"),
     "note": ("说明", "Note"),
     "simulate": ("模拟", "Simulate"),
@@ -421,6 +469,10 @@ class Translator:
 
     def __call__(self, key: str, **kw) -> str:
         return CATALOGUE[self.lang][key].format(**kw)
+
+    def template(self, key: str) -> str:
+        """The label with its {placeholders} left in, for a page's script to fill."""
+        return CATALOGUE[self.lang][key]
 
     def has(self, key: str) -> bool:
         return key in CATALOGUE[self.lang]

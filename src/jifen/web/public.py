@@ -8,20 +8,10 @@ from fastapi import APIRouter, Request
 from jifen.db import utcnow
 from jifen.programs import tiers
 from jifen.programs.service import get_program
-from jifen.rules.models import RuleSet
-from jifen.rules.service import in_force, versions
+from jifen.rules.service import changes, in_force, versions
 from jifen.web.console import render
 
 router = APIRouter(include_in_schema=False)
-
-
-def changes(old: RuleSet | None, new: RuleSet) -> dict[str, list[dict]]:
-    """Rules added, changed and withdrawn by a version, against the one before it."""
-    before = {r["code"]: r for r in (old.document["rules"] if old else [])}
-    after = {r["code"]: r for r in new.document["rules"]}
-    return {"added": [r for c, r in after.items() if c not in before],
-            "changed": [r for c, r in after.items() if c in before and before[c] != r],
-            "withdrawn": [r for c, r in before.items() if c not in after]}
 
 
 @router.get("/p/{code}/rules")
