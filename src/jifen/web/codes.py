@@ -95,6 +95,18 @@ CODES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "subject": {"event": ("事件", "Event"), "redemption": ("兑换订单", "Redemption"), "member": ("会员", "Member"),
                 "scan": ("关系扫描", "Graph scan")},
+    # The kinds of action the audit log is searched by (security/audit_keys.py).
+    "audit_action": {
+        "members": ("会员资料", "Members"), "points": ("积分变动", "Points"), "approvals": ("调整审批", "Approvals"),
+        "events": ("事件", "Events"), "rules": ("规则与计划", "Rules and programme"), "mall": ("积分商城", "Mall"),
+        "coupons": ("优惠券核销", "Coupon write-offs"), "webhooks": ("Webhook 与通知", "Webhooks and notifications"),
+        "risk": ("风控", "Risk"), "campaigns": ("营销活动", "Campaigns"), "engagement": ("会员互动", "Engagement"),
+        "access": ("登录与账号", "Sign-in and accounts"), "pii": ("查看个人数据", "Personal data viewed"),
+        "other": ("其他", "Other"),
+    },
+    # Adjustment requests (approvals/).
+    "request_state": {"pending": ("待审批", "Pending"), "approved": ("已通过", "Approved"),
+                      "rejected": ("已驳回", "Rejected")},
     "sort": {"popular": ("最受欢迎", "Popular"), "points": ("积分从低到高", "Fewest points"), "newest": ("最新上架", "Newest")},
 }
 
