@@ -13,7 +13,8 @@ from tests.support.demo_site import member_token, shopper
 from tests.support.raw_codes import raw_codes, shown_text
 
 CONSOLE = ["/console", "/console/members", "/console/rules", "/console/rules/draft", "/console/mall",
-           "/console/notifications", "/console/risk", "/console/users", "/p/default/rules"]
+           "/console/notifications", "/console/risk", "/console/users", "/p/default/rules", "/console/audit",
+           "/console/api-keys", "/console/webhooks", "/console/mall/write-offs", "/console/approvals"]
 CENTRE = ["/m/", "/m/history?days=365", "/m/tier", "/m/mall", "/m/mall/cup", "/m/orders", "/m/check-in", "/m/tasks",
           "/m/invite", "/m/gifts", "/m/messages"]
 
