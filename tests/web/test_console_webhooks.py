@@ -35,6 +35,7 @@ def test_endpoint_log_and_replay(site):
     dispatcher.fan_out(app.state.sessions)  # the fixture's own messages, before there is an endpoint
     with TestClient(app) as client:
         csrf = console_as(client, app, "operator", "integrator")
+        assert 'href="/console/webhooks"' in client.get("/console/notifications").text
         made = make_endpoint(client, csrf, "https://crm.example.test/hooks", "points.awarded, points.adjusted")
         assert made.status_code == 200 and re.search(r'id="secret">whsec_', made.text)
         with app.state.sessions() as s:
@@ -105,7 +106,7 @@ def test_roles_without_webhooks_manage_see_no_page(site):
     app, _ = site
     with TestClient(app) as client:
         csrf = console_as(client, app, "customer_service")
-        assert 'href="/console/webhooks"' not in client.get("/console").text
+        assert 'href="/console/webhooks"' not in client.get("/console/notifications").text
         assert client.get("/console/webhooks").status_code == 403
         assert client.post("/console/webhooks", data={"csrf": csrf, "url": "https://x.example", "topics": "*"}
                            ).status_code == 403

@@ -1,14 +1,30 @@
 """In Debian's Chromium: an operator's adjustment above the threshold waits; a finance user approves it and
-the points post; an auditor filters the audit log down to that approval. Then the governance pages an
-admin sees (API keys, webhooks, write-offs). Screenshots into JIFEN_SCREENSHOTS (docs/screenshots) when set."""
+the points post; an auditor filters the audit log down to that approval. Then an admin makes an API key (its
+secret shown once) that a till writes coupons off with, and a webhook endpoint whose dead delivery is replayed.
+Screenshots into JIFEN_SCREENSHOTS (docs/screenshots) when set."""
 
 from __future__ import annotations
 
-from jifen.db import run_in_transaction
+import json
+import urllib.request
+
+from sqlalchemy import select, update
+
+from jifen.db import run_in_transaction, utcnow
+from jifen.ledger import operations as ops
+from jifen.notify import dispatcher
+from jifen.notify.models import Delivery
 from jifen.programs.service import get_program
-from tests.conftest import Ledger
+from tests.conftest import Ledger, api_key, m
 from tests.support.browser import chromium, need_chromium, screenshots, serving, sign_in_page
 from tests.support.console_login import PASSWORD, add_user
+
+
+def post(url: str, headers: dict, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers=headers | {"content-type": "application/json"})
+    with urllib.request.urlopen(request) as answer:
+        return answer.status, json.loads(answer.read())
 
 
 def test_an_approval_and_the_audit_log_filter(site, tmp_path):
@@ -65,9 +81,45 @@ def test_an_approval_and_the_audit_log_filter(site, tmp_path):
         assert len(paths) == 2 and "/console/members/M1/adjust" in paths[1] and "/approve" in paths[0]
         audit.screenshot(path=shots / "console-audit-log.png", full_page=True)
 
+        # The admin's governance pages, each with something on it.
         boss = as_user(admin)
-        for path, name in (("/console/api-keys", "console-api-keys.png"), ("/console/webhooks", "console-webhooks.png"),
-                           ("/console/mall/write-offs", "console-write-offs.png")):
-            boss.goto(f"{base}{path}")
-            assert boss.locator("h1").count() == 1
-            boss.screenshot(path=shots / name, full_page=True)
+        boss.goto(f"{base}/console/api-keys")
+        boss.fill("form.newuser input[name=name]", "门店收银 07")
+        boss.click("form.newuser button")
+        secret = boss.locator("#secret").inner_text()
+        assert secret.startswith("jf_")
+        boss.screenshot(path=shots / "console-api-keys.png", full_page=True)
+        till = {"Authorization": f"Bearer {secret}"}
+        admin_key = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
+        assert post(f"{base}/v1/rewards", admin_key | {"Idempotency-Key": "r1"}, {
+            "code": "c5", "name": "满50减5券", "kind": "coupon", "category": "优惠券", "points": 100,
+            "coupon": {"threshold": 50, "discount": 5, "valid_days": 30}})[0] == 201
+        _, order = post(f"{base}/v1/redemptions", admin_key | {"Idempotency-Key": "o1"},
+                        {"member_id": "M1", "reward": "c5", "quantity": 2})
+        for n, coupon in enumerate(order["coupons"]):
+            assert post(f"{base}/v1/coupons/{coupon['code']}/redeem", till | {"Idempotency-Key": f"w{n}"},
+                        {"merchant": "徐汇旗舰店", "store": f"S00{n + 1}"})[0] == 200
+        boss.goto(f"{base}/console/mall/write-offs")
+        assert boss.locator("table.write-offs tbody tr", has_text="门店收银 07").count() == 2
+        boss.screenshot(path=shots / "console-write-offs.png", full_page=True)
+
+        boss.goto(f"{base}/console/webhooks")
+        boss.fill("form.newuser input[name=url]", "https://crm.example.test/jifen")
+        boss.fill("form.newuser input[name=topics]", "points.awarded, points.adjusted, points.spent")
+        boss.click("form.newuser button")
+        assert boss.locator("#secret").inner_text().startswith("whsec_")
+        Ledger(app.state.sessions).run(lambda sc, s: ops.award(sc, m(sc, "M2"), 30, reference="SO-88"))
+        dispatcher.fan_out(app.state.sessions)
+        with app.state.sessions() as s, s.begin():  # one refused by the receiver until its attempts ran out
+            first = s.scalar(select(Delivery.id).where(Delivery.channel == "webhook").order_by(Delivery.id))
+            s.execute(update(Delivery).where(Delivery.id == first).values(
+                status="dead", attempts=8, last_error="HTTP 502 from https://crm.example.test/jifen"))
+            s.execute(update(Delivery).where(Delivery.channel == "webhook", Delivery.id != first).values(
+                status="delivered", attempts=1, delivered_at=utcnow()))
+        boss.goto(f"{base}/console/webhooks")
+        boss.screenshot(path=shots / "console-webhooks.png", full_page=True)
+        boss.click("table.endpoints a.mono")
+        boss.locator(f'form[action$="/deliveries/{first}/replay"] button').click()
+        boss.wait_for_url("**?done=replay")
+        assert "待发送" in boss.locator("table.deliveries tr", has_text=f"jd_{first}").inner_text()
+        boss.screenshot(path=shots / "console-webhook-log.png", full_page=True)
