@@ -50,7 +50,7 @@ def test_a_key_is_made_shown_once_used_and_revoked(site):
                            ).status_code == 201
         with app.state.sessions() as s:
             at = s.scalar(select(AuditEntry.at).where(AuditEntry.path == "/v1/members"))
-        row = re.search(r"<td>till 7</td>.*?</tr>", client.get("/console/api-keys").text, re.S).group(0)
+        row = re.search(r"<td class=\"mono\">till 7</td>.*?</tr>", client.get("/console/api-keys").text, re.S).group(0)
         assert translator("zh-Hans").datetime(at) in row
         # Revoked: refused from then on.
         with app.state.sessions() as s:
