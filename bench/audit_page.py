@@ -80,7 +80,7 @@ def run(url: str, n: int, label: str) -> None:
             keyset = median_ms(lambda f=f: lines(s, program, f))
             base = median_ms(offset(f, skip)) if skip is not None else None
             print(f"  {name:<38}{keyset:>10.1f}{'—' if base is None else f'{base:.1f}':>20}")
-        for name, f in (("one member of 5,000", Filters(member="M42")), ("one kind of action", Filters(action="points")),
+        for name, f in (("one member of 5,000", Filters(member="M42")), ("one kind of action", Filters(action="points_moved")),
                         ("one day", Filters(start=utcnow().date() - dt.timedelta(days=3),
                                             end=utcnow().date() - dt.timedelta(days=3)))):
             print(f"  {name:<38}{median_ms(lambda f=f: lines(s, program, f)):>10.1f}")

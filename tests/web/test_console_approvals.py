@@ -95,7 +95,7 @@ def test_above_the_threshold_an_adjustment_waits_for_another_person(site):
     with app.state.sessions() as s:  # the approval is audited under the member it concerns
         line = s.scalars(select(AuditEntry).where(AuditEntry.path == "/console/approvals/1/approve",
                                                   AuditEntry.status == 303)).first()
-        assert line is not None and (line.action, line.member_id) == ("approvals", "M1")
+        assert line is not None and (line.action, line.member_id) == ("adjust_approval", "M1")
 
 
 def test_without_a_threshold_every_adjustment_posts_at_once(site):

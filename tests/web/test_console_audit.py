@@ -53,10 +53,10 @@ def test_filters_narrow_the_log_newest_first(site):
             key_actor = s.scalar(select(AuditEntry.actor).where(AuditEntry.path == "/v1/members"))
             operator = s.scalar(select(AuditEntry.actor).where(AuditEntry.path == "/console/members/M1/adjust"))
         assert shown(auditor, actor=key_actor) == lines(app, actor=key_actor) and len(lines(app, actor=key_actor)) == 2
-        assert shown(auditor, action="points") == lines(app, action="points")
-        assert len(lines(app, action="points")) == 2  # the award by API and the adjustment on the member page
+        assert shown(auditor, action="points_moved") == lines(app, action="points_moved")
+        assert len(lines(app, action="points_moved")) == 2  # the award by API and the adjustment on the member page
         assert shown(auditor, member="M1") == lines(app, member_id="M1") == lines(app, path="/console/members/M1/adjust")
-        assert shown(auditor, actor=operator, action="access") == lines(app, actor=operator, path="/console/login")
+        assert shown(auditor, actor=operator, action="sign_in_access") == lines(app, actor=operator, path="/console/login")
         today = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date()
         assert shown(auditor, **{"from": today.isoformat(), "to": today.isoformat()}) == everything
         assert shown(auditor, **{"from": (today + dt.timedelta(days=1)).isoformat()}) == []
@@ -83,7 +83,7 @@ def test_pages_follow_each_other_without_overlap(site):
         console_as(auditor, app, "auditor")
         seen, before = [], None
         while True:
-            r = auditor.get("/console/audit", params={"action": "coupons"} | ({"before": before} if before else {}))
+            r = auditor.get("/console/audit", params={"action": "coupon_write_off"} | ({"before": before} if before else {}))
             page = [int(x) for x in SEQ.findall(r.text)]
             seen += page
             older = re.search(r'href="/console/audit\?([^"]*)" rel="next"', r.text)
@@ -91,7 +91,7 @@ def test_pages_follow_each_other_without_overlap(site):
                 break
             assert len(page) == 50
             before = re.search(r"before=(\d+)", older.group(1)).group(1)
-        assert seen == lines(app, action="coupons") and len(seen) == 120
+        assert seen == lines(app, action="coupon_write_off") and len(seen) == 120
 
 
 def test_only_admin_and_auditor_read_it(site):

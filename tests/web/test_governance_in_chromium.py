@@ -67,9 +67,9 @@ def test_an_approval_and_the_audit_log_filter(site, tmp_path):
         audit = as_user(auditor)
         audit.goto(f"{base}/console/audit")
         everything = audit.locator("table.audit tbody tr").count()
-        audit.select_option("select[name=action]", "approvals")
+        audit.select_option("select[name=action]", "adjust_approval")
         audit.click("form.audit-filters button")
-        audit.wait_for_url("**/console/audit?*action=approvals*")
+        audit.wait_for_url("**/console/audit?*action=adjust_approval*")
         rows = audit.locator("table.audit tbody tr")
         assert rows.count() == 1 < everything
         assert "调整审批" in rows.inner_text() and "caiwu" in rows.inner_text() and "M1" in rows.inner_text()

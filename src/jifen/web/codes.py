@@ -97,12 +97,14 @@ CODES: dict[str, dict[str, tuple[str, str]]] = {
                 "scan": ("关系扫描", "Graph scan")},
     # The kinds of action the audit log is searched by (security/audit_keys.py).
     "audit_action": {
-        "members": ("会员资料", "Members"), "points": ("积分变动", "Points"), "approvals": ("调整审批", "Approvals"),
-        "events": ("事件", "Events"), "rules": ("规则与计划", "Rules and programme"), "mall": ("积分商城", "Mall"),
-        "coupons": ("优惠券核销", "Coupon write-offs"), "webhooks": ("Webhook 与通知", "Webhooks and notifications"),
-        "risk": ("风控", "Risk"), "campaigns": ("营销活动", "Campaigns"), "engagement": ("会员互动", "Engagement"),
-        "access": ("登录与账号", "Sign-in and accounts"), "pii": ("查看个人数据", "Personal data viewed"),
-        "other": ("其他", "Other"),
+        "member_records": ("会员资料", "Members"), "points_moved": ("积分变动", "Points"),
+        "adjust_approval": ("调整审批", "Approvals"), "event_intake": ("事件", "Events"),
+        "rules_programme": ("规则与计划", "Rules and programme"), "mall_orders": ("积分商城", "Mall"),
+        "coupon_write_off": ("优惠券核销", "Coupon write-offs"),
+        "webhook_delivery": ("Webhook 与通知", "Webhooks and notifications"), "risk_control": ("风控", "Risk"),
+        "campaign_ops": ("营销活动", "Campaigns"), "engagement_ops": ("会员互动", "Engagement"),
+        "sign_in_access": ("登录与账号", "Sign-in and accounts"), "pii_viewed": ("查看个人数据", "Personal data viewed"),
+        "other_writes": ("其他", "Other"),
     },
     # Adjustment requests (approvals/).
     "request_state": {"pending": ("待审批", "Pending"), "approved": ("已通过", "Approved"),
