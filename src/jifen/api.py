@@ -47,9 +47,13 @@ from jifen.security import audit, changes
 from jifen.unique_names import UniqueNames
 from jifen.web import console
 from jifen.web.analytics_pages import router as analytics_pages_router
+from jifen.web.apikeys_page import router as apikeys_page_router
+from jifen.web.approvals_page import router as approvals_page_router
+from jifen.web.audit_page import router as audit_page_router
 from jifen.web.automations_page import router as automations_page_router
 from jifen.web.campaigns_page import router as campaigns_page_router
 from jifen.web.console import router as console_router
+from jifen.web.coupons_page import router as coupons_page_router
 from jifen.web.dashboard_page import router as dashboard_router
 from jifen.web.engagement_page import router as engagement_page_router
 from jifen.web.mall_page import router as mall_page_router
@@ -65,6 +69,7 @@ from jifen.web.rules_editor import router as rules_editor_router
 from jifen.web.signin import router as signin_router
 from jifen.web.simulation_runs import SimulationRuns
 from jifen.web.users_page import router as users_page_router
+from jifen.web.webhooks_page import router as webhooks_page_router
 
 
 def error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
@@ -246,6 +251,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         if who is not None and writes:
             detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
                       "changes": changes.summary(cast(list[Any], collected))}  # (a list: writes)
+            if getattr(request.state, "audit_member", None):  # a write about a member its path does not name
+                detail["member"] = request.state.audit_member
             line = {"program_id": who.program_id, "actor": who.actor, "role": who.role, "method": request.method,
                     "path": request.url.path, "status": response.status_code, "detail": detail}
             # With the concurrent requests' lines (one lock of the chain's head for all), or alone.
@@ -304,6 +311,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(member_actions_router)
     app.include_router(signin_router)
     app.include_router(users_page_router)
+    for governance in (audit_page_router, apikeys_page_router, webhooks_page_router, coupons_page_router,
+                       approvals_page_router):
+        app.include_router(governance)
     app.include_router(risk_page_router)
     app.include_router(automations_page_router)
     for member_centre in (member_centre_router, member_mall_router, member_engage_router):  # /m/…

@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic and for tests."""
 
+from jifen.approvals.models import AdjustmentRequest  # noqa: F401
 from jifen.automations.models import Automation, AutomationAction, AutomationReach, AutomationRun  # noqa: F401
 from jifen.campaigns.models import BanditArm, Campaign, Experiment  # noqa: F401
 from jifen.db import Base

@@ -15,7 +15,8 @@ from tests.support.raw_codes import raw_codes, shown_text
 CONSOLE = ["/console", "/console/members", "/console/rules", "/console/rules/draft", "/console/mall",
            "/console/notifications", "/console/risk", "/console/users", "/p/default/rules",
            "/console/analytics/rfm", "/console/analytics/clv?check=1", "/console/analytics/cohorts",
-           "/console/analytics/economy", "/console/engagement"]
+           "/console/analytics/economy", "/console/engagement", "/console/audit", "/console/api-keys",
+           "/console/webhooks", "/console/mall/write-offs", "/console/approvals"]
 CENTRE = ["/m/", "/m/history?days=365", "/m/tier", "/m/mall", "/m/mall/cup", "/m/orders", "/m/check-in", "/m/tasks",
           "/m/invite", "/m/gifts", "/m/messages"]
 

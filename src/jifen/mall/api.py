@@ -206,7 +206,7 @@ router.post("/redemptions/{redemption_id}/reject", summary="Review: refuse an or
 @router.post("/coupons/{code}/redeem", summary="Write off (核銷) a coupon at a till: once, before it expires")
 def redeem_coupon(code: str, body: WriteOffIn, request: Request, who: Till, key: Key):
     return keyed(request, who, key, f"coupons.redeem:{code}", body, lambda s: coupon_view(service.write_off(
-        s, s.get_one(Program, who.program_id), code, body.merchant, body.store, utcnow())))
+        s, s.get_one(Program, who.program_id), code, body.merchant, body.store, utcnow(), by=who.actor)))
 
 
 

@@ -93,6 +93,7 @@ def _hash_address(target: Redemption, value, _old, _initiator) -> None:
 
 class Coupon(Base):
     __tablename__ = "coupons"
+    __table_args__ = (Index("ix_coupons_used", "program_id", "used_at"),)  # the write-off log, newest first
 
     code: Mapped[str] = mapped_column(String(32), primary_key=True)  # unguessable: 20 random base-32 chars
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
@@ -104,6 +105,7 @@ class Coupon(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     merchant: Mapped[str | None] = mapped_column(String(100))
     store: Mapped[str | None] = mapped_column(String(100))
+    used_by: Mapped[str | None] = mapped_column(String(200))  # the actor who wrote it off (Principal.actor)
 
 
 class LotteryPool(Base):

@@ -39,7 +39,7 @@ _RESTOCK = (update(Reward).where(Reward.id == bindparam("reward"))
 _WRITE_OFF = (update(Coupon).where(Coupon.code == bindparam("b_code"), Coupon.program_id == bindparam("b_program"),
                                    Coupon.status == "issued", Coupon.expires_at > bindparam("b_now"))
               .values(status="used", used_at=bindparam("b_now"), merchant=bindparam("b_merchant"),
-                      store=bindparam("b_store")).returning(Coupon.code))
+                      store=bindparam("b_store"), used_by=bindparam("b_by")).returning(Coupon.code))
 IMMEDIATE = ("coupon", "virtual", "charity", "privilege")  # fulfilled as they are redeemed
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 
@@ -456,10 +456,11 @@ def refund(sc: ops.Scope, r: Redemption) -> Redemption:
 
 
 def write_off(session: Session, program: Program, code: str, merchant: str, store: str | None,
-              now: dt.datetime) -> Coupon:
-    """POS 核銷: once only, before expiry (a conditional UPDATE: two tills at once, one wins)."""
+              now: dt.datetime, by: str | None = None) -> Coupon:
+    """POS 核銷: once only, before expiry (a conditional UPDATE: two tills at once, one wins). `by`: the
+    actor (API key or console user) who wrote it off, for the write-off log."""
     done = session.execute(_WRITE_OFF, {"b_code": code, "b_program": program.id, "b_now": now,
-                                        "b_merchant": merchant, "b_store": store}).first()
+                                        "b_merchant": merchant, "b_store": store, "b_by": by}).first()
     coupon = session.scalar(select(Coupon).where(Coupon.code == code, Coupon.program_id == program.id))
     if done is not None:
         session.refresh(coupon)

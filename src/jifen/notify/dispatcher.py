@@ -223,12 +223,16 @@ def _prepare(s: Session, deliveries: list[Delivery]) -> list[Outgoing]:
     return out
 
 
-def replay(session: Session, delivery_ids: list[int], now: dt.datetime) -> int:
-    """Dead-lettered deliveries back in line, attempts reset."""
+REPLAYABLE = ("dead", "delivered")  # a delivered one: its receiver lost it and asks again
+
+
+def replay(session: Session, delivery_ids: list[int], now: dt.datetime, statuses: tuple[str, ...] = ("dead",)) -> int:
+    """Dead-lettered (or, asked for, delivered) deliveries back in line, attempts reset. The same delivery,
+    so the same webhook-id: receivers that already have it de-duplicate; one already in line is left be."""
     # An UPDATE's result is a CursorResult (rowcount); Session.execute is typed as returning a plain Result.
     return cast(CursorResult[Any], session.execute(update(Delivery).where(
-        Delivery.id.in_(delivery_ids), Delivery.status == "dead").values(
-        status="pending", attempts=0, next_attempt_at=now, last_error=None))).rowcount
+        Delivery.id.in_(delivery_ids), Delivery.status.in_(statuses)).values(
+        status="pending", attempts=0, next_attempt_at=now, last_error=None, delivered_at=None))).rowcount
 
 
 def run_once(factory: sessionmaker[Session], now: dt.datetime | None = None,

@@ -189,6 +189,9 @@ class RiskConfig(Strict):
     anomaly_weight: int = Field(400, ge=0, le=1000)  # the anomaly model's most
     honeypot_action: Literal["review", "block"] = "review"
     freeze_days: int = Field(90, ge=1, le=3660)
+    # Maker-checker: a manual adjustment of more points than this (either sign) waits for a second person
+    # with points:approve (approvals/service.py); None = every adjustment posts at once.
+    adjust_approval_above: int | None = Field(None, ge=1)
 
     @field_validator("weights")
     @classmethod

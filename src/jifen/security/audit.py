@@ -16,13 +16,21 @@ from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from jifen.db import Base, BigId, UTCDateTime, run_in_transaction, upsert, utcnow
+from jifen.security.audit_keys import action_of, member_of
 
 GENESIS = "0" * 64
 
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_seq", "seq", unique=True),)
+    __table_args__ = (
+        Index("ix_audit_seq", "seq", unique=True),
+        # The console's searches, newest first within a programme (web/audit_page.py): keyed on seq.
+        Index("ix_audit_program_seq", "program_id", "seq"),
+        Index("ix_audit_actor_seq", "program_id", "actor", "seq"),
+        Index("ix_audit_action_seq", "program_id", "action", "seq"),
+        Index("ix_audit_member_seq", "program_id", "member_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
@@ -37,6 +45,9 @@ class AuditEntry(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Search keys derived from path and detail (security/audit_keys.py): outside the hash, checked by verify.
+    action: Mapped[str | None] = mapped_column(String(16))
+    member_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditHead(Base):
@@ -72,7 +83,8 @@ def append_many(session: Session, lines: list[dict[str, Any]]) -> list[AuditEntr
     for line in lines:
         detail = json.loads(json.dumps(line["detail"], ensure_ascii=False, default=str))  # as it reads back
         seq += 1
-        e = AuditEntry(**(line | {"detail": detail}), seq=seq, at=utcnow(), prev_hash=prev, hash="")
+        e = AuditEntry(**(line | {"detail": detail}), seq=seq, at=utcnow(), prev_hash=prev, hash="",
+                       action=action_of(line["path"]), member_id=member_of(line["path"], detail))
         e.hash = prev = line_hash(e)
         entries.append(e)
     session.add_all(entries)
@@ -99,6 +111,8 @@ def verify(session: Session) -> list[str]:
             problems.append(f"line {e.seq}: does not follow line {e.seq - 1}")
         if line_hash(e) != e.hash:
             problems.append(f"line {e.seq}: altered")
+        elif (e.action, e.member_id) != (action_of(e.path), member_of(e.path, e.detail)):
+            problems.append(f"line {e.seq}: search keys do not match the line")
         prev = e.hash
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq, head.hash) != (seq, prev):

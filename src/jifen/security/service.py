@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "points:write": frozenset({"admin", "operator", "pos"}),
     # Corrections by people: adjustments, reversals, freezes.
     "points:correct": frozenset({"admin", "operator", "customer_service"}),
+    # The checker of an adjustment above the programme's threshold (never its own maker: approvals/).
+    "points:approve": frozenset({"admin", "operator", "finance"}),
     # Member events (purchases, check-ins, refunds …): the brand's systems and stores.
     "events:write": frozenset({"admin", "operator", "pos"}),
     "rules:read": EVERYONE,
@@ -48,8 +50,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "members:erase": frozenset({"admin", "customer_service"}),
     # Settlement and reconciliation reports.
     "reports:read": frozenset({"admin", "operator", "finance", "auditor"}),
-    # Console users: create, change roles, disable, reset passwords (the super-admin only).
+    # Console users and API keys: create, change roles, disable or revoke, reset passwords (the super-admin only).
     "users:manage": frozenset({"admin"}),
+    # The audit log: who changed what (security/audit.py).
+    "audit:read": frozenset({"admin", "auditor"}),
 }
 
 

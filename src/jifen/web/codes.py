@@ -101,6 +101,20 @@ CODES: dict[str, dict[str, tuple[str, str]]] = {
                     "低頻": ("低频", "Low frequency"), "一般": ("一般", "Regular")},
     "packet_status": {"open": ("进行中", "Open"), "finished": ("已领完", "All claimed"),
                       "expired": ("已过期 (退回)", "Expired (returned)")},
+    # The kinds of action the audit log is searched by (security/audit_keys.py).
+    "audit_action": {
+        "member_records": ("会员资料", "Members"), "points_moved": ("积分变动", "Points"),
+        "adjust_approval": ("调整审批", "Approvals"), "event_intake": ("事件", "Events"),
+        "rules_programme": ("规则与计划", "Rules and programme"), "mall_orders": ("积分商城", "Mall"),
+        "coupon_write_off": ("优惠券核销", "Coupon write-offs"),
+        "webhook_delivery": ("Webhook 与通知", "Webhooks and notifications"), "risk_control": ("风控", "Risk"),
+        "campaign_ops": ("营销活动", "Campaigns"), "engagement_ops": ("会员互动", "Engagement"),
+        "sign_in_access": ("登录与账号", "Sign-in and accounts"), "pii_viewed": ("查看个人数据", "Personal data viewed"),
+        "other_writes": ("其他", "Other"),
+    },
+    # Adjustment requests (approvals/).
+    "request_state": {"pending": ("待审批", "Pending"), "approved": ("已通过", "Approved"),
+                      "rejected": ("已驳回", "Rejected")},
     "sort": {"popular": ("最受欢迎", "Popular"), "points": ("积分从低到高", "Fewest points"), "newest": ("最新上架", "Newest")},
 }
 

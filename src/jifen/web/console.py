@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from jifen.analytics.overview import points_by_rule
+from jifen.approvals import service as approvals
 from jifen.db import run_in_transaction, utcnow
 from jifen.errors import Forbidden, InvalidRequest, NotFound
 from jifen.events.models import Event
@@ -91,7 +92,7 @@ def csrf_field(context) -> Markup:
 
 templates.env.globals["csrf_field"] = csrf_field
 templates.env.globals.update(lang_url=lang_url, LANGUAGES=LANGUAGES, LANGUAGE_NAMES=NAMES, SHORT_NAMES=SHORT_NAMES)
-MEMBER_ACTIONS = ("adjust", "freeze", "unfreeze", "restrict")  # web/member_actions.py
+MEMBER_ACTIONS = ("adjust", "adjust_requested", "freeze", "unfreeze", "restrict")  # web/member_actions.py
 templates.env.globals["once_field"] = once_field  # action forms do their work once (web/forms.py)
 templates.env.globals["mask"] = mask  # personal data as 138****1234, 王*
 templates.env.globals["may"] = lambda who, permission: who.role in PERMISSIONS[permission]  # nav links by role
@@ -224,6 +225,7 @@ def member_page(request, who, session, program, m: Member, reveal: bool = False,
                   entries=entries, tz=program.timezone, tier=tier, events=events,
                   event_points=lambda e: stored_view(e, m.member_id)["points"],
                   lots=member_lots(session, m), restrictions=member_restrictions(session, m, now),
+                  requests=approvals.pending_for(session, m), threshold=approvals.threshold(program),
                   error=error, form=form or {}, done=done_of(request, MEMBER_ACTIONS))
 
 

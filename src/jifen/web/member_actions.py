@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
+from jifen.approvals import service as approvals
 from jifen.errors import InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.members.service import get_member
@@ -41,10 +42,18 @@ def _member(sc: ops.Scope, member_id: str):
 
 @router.post("/members/{member_id}/adjust")
 def adjust(request: Request, member_id: str, who: Corrector, points: Text = "", reason: Text = "", once: Text = ""):
-    form = {"points": points, "reason": reason}
-    error = submit(request, who, once, f"adjust:{member_id}", form, lambda sc: ops.adjust(
-        sc, _member(sc, member_id), whole(points, "points"), reason=reason.strip()))
-    return _outcome(request, who, member_id, "adjust", error, form)
+    """Posts at once, or — more points than the programme's threshold — waits for a second person."""
+    form, requested = {"points": points, "reason": reason}, []
+
+    def work(sc: ops.Scope):
+        amount, member = whole(points, "points"), _member(sc, member_id)
+        if approvals.needs_approval(sc.program, amount):
+            requested.append(approvals.request_adjustment(sc, member, amount, reason, who))
+        else:
+            ops.adjust(sc, member, amount, reason=reason.strip())
+
+    error = submit(request, who, once, f"adjust:{member_id}", form, work)
+    return _outcome(request, who, member_id, "adjust_requested" if requested else "adjust", error, form)
 
 
 def _set_aside(operation):
