@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
+from jifen.programs.config import DoubleValue
 from jifen.rules.schema import CODE, EVENT_TYPE, Award, Sponsor
 from jifen.strict import Strict
 
@@ -25,20 +26,11 @@ class Target(Strict):
     lists: list[str] = Field(default=[], max_length=10)
 
 
-class RedemptionDays(Strict):
+class RedemptionDays(DoubleValue):
     """Double-value redemption days: on these local days of the campaign's window (every day of it when
     neither list is given) each point is worth `factor` times as much in the points mall — a reward priced
-    P points costs ⌈P ÷ factor⌉ — for the members the campaign reaches."""
-
-    days_of_month: list[int] = Field([], max_length=31)
-    weekdays: list[int] = Field([], max_length=7)  # 1 = Monday
-    factor: Decimal = Field(Decimal(2), gt=1, le=10)
-
-    @model_validator(mode="after")
-    def days(self):
-        if any(not 1 <= d <= 31 for d in self.days_of_month) or any(not 1 <= d <= 7 for d in self.weekdays):
-            raise ValueError("days_of_month are 1-31, weekdays 1 (Monday) - 7")
-        return self
+    P points costs ⌈P ÷ factor⌉ — for the members the campaign reaches. The fields and their checks are the
+    programme's own double-value days'; only "no days listed" differs (the whole window, not never)."""
 
 
 class Effect(Strict):
