@@ -2,7 +2,7 @@
 server in the same run (the floor of FastAPI + Uvicorn + one database round trip).
 
     .venv/bin/python bench/http_events.py [--seconds 10] [--connections 8]     (needs Debian's wrk)
-    .venv/bin/python bench/http_events.py --group-commit [--clients 8,32,64] [--pg-url URL]
+    .venv/bin/python bench/http_events.py --group-commit [--clients 8,32,64] [--workers 1,2] [--pg-url URL]
 
 One `jifen serve` process (one Uvicorn worker, seed 001's programme, 200 members). POST /v1/events sends one
 purchase per request with a unique event_id; POST /v1/events/batch sends 100 per request. By default on
@@ -91,9 +91,10 @@ def prepare(url: str) -> str:
 
 
 @contextlib.contextmanager
-def serving(url: str, **env: str):
-    """One `jifen serve` process on the database, with extra JIFEN_* settings, until the block ends."""
-    with server_process(url, **env) as (base, _):
+def serving(url: str, workers: int = 1, **env: str):
+    """`jifen serve` (one Uvicorn worker unless told) on the database, with extra JIFEN_* settings, until the
+    block ends."""
+    with server_process(url, workers, **env) as (base, _):
         yield base
 
 
@@ -144,22 +145,24 @@ def sqlite_run(args, tmp: Path) -> None:
 
 def group_commit_run(args, tmp: Path) -> None:
     clients = [int(c) for c in args.clients.split(",")]
+    workers = [int(w) for w in args.workers.split(",")]
     script = tmp / "events.lua"
     script.write_text(LUA)
     rows = []
     with scratch_databases(args.pg_url) as (url, bench_db):
         key = prepare(url)
         for ms in ("0", args.window):
-            with serving(url, JIFEN_GROUP_COMMIT_MS=ms) as base:
-                for n in clients:
-                    rows.append((ms, n, post_events(base, script, key, f"g{ms}-{n}", args.seconds, n)))
+            for w in workers:
+                with serving(url, w, JIFEN_GROUP_COMMIT_MS=ms) as base:
+                    for n in clients:
+                        rows.append((ms, w, n, post_events(base, script, key, f"g{ms}-{w}-{n}", args.seconds, n)))
         tps = {n: pgbench(bench_db, n, args.seconds, "tpcb-like") for n in clients}
-    print(f"| POST /v1/events on PostgreSQL | clients | requests/s | p50 ms | p99 ms | non-2xx | "
+    print(f"| POST /v1/events on PostgreSQL | server processes | clients | requests/s | p50 ms | p99 ms | non-2xx | "
           f"pgbench -b tpcb-like, same clients ({args.seconds} s each) |")
-    print("|---|---|---|---|---|---|---|")
-    for ms, n, r in rows:
+    print("|---|---|---|---|---|---|---|---|")
+    for ms, w, n, r in rows:
         mode = "each request alone (0 ms)" if ms == "0" else f"group commit ({ms} ms)"
-        print(f"| {mode} | {n} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} | "
+        print(f"| {mode} | {w} | {n} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} | "
               f"{tps[n]:,.0f} tps |")
 
 
@@ -169,6 +172,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--group-commit", action="store_true", help="with and without group commit, on PostgreSQL")
     parser.add_argument("--clients", default="8,32,64", help="concurrent clients of the --group-commit runs")
+    parser.add_argument("--workers", default="1,2", help="server processes (`jifen serve --workers`) of the "
+                        "--group-commit runs: each gathers its own groups")
     parser.add_argument("--window", default="2", help="JIFEN_GROUP_COMMIT_MS of the group commit runs")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()

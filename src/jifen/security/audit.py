@@ -76,9 +76,10 @@ def append(session: Session, *, program_id: int | None, actor: str, role: str, m
 def append_many(session: Session, lines: list[dict[str, Any]]) -> list[AuditEntry]:
     """Lines (append's keywords each) chained in this order, the head locked once for all of them."""
     locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    if session.scalar(locked) is None:  # the first line: concurrent first writers race to create the head
+    head = session.scalar(locked)
+    if head is None:  # the first line: concurrent first writers race to create the head
         session.execute(upsert(session, AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
-    head = session.scalars(locked).one()
+        head = session.scalars(locked).one()
     seq, prev, entries = head.seq, head.hash, []
     for line in lines:
         detail = json.loads(json.dumps(line["detail"], ensure_ascii=False, default=str))  # as it reads back
