@@ -7,7 +7,7 @@ import re
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from jifen.rules.audience import Audience
 from jifen.rules.expressions import ExpressionError, check_condition
@@ -124,7 +124,6 @@ class RuleSetDoc(Strict):
     layer_order: list[Layer] = list(LAYERS)
     budgets: dict[str, int] = {}
     rules: list[Rule] = []
-    _ordered: tuple[int, list[Rule]] | None = PrivateAttr(default=None)  # (rules when sorted, the order)
 
     @model_validator(mode="after")
     def consistent(self):
@@ -143,11 +142,6 @@ class RuleSetDoc(Strict):
         return self
 
     def ordered(self) -> list[Rule]:
-        """The enabled rules in stacking order; sorted once per document (a parsed version is shared through
-        rules.service.doc_of and not changed: the sort for every event was 2 % of a bulk import)."""
-        if self._ordered is None or self._ordered[0] != len(self.rules):
-            rank = {layer: i for i, layer in enumerate(self.layer_order)}
-            live = [(i, r) for i, r in enumerate(self.rules) if r.enabled]
-            self._ordered = (len(self.rules),
-                             [r for _, r in sorted(live, key=lambda ir: (rank[ir[1].layer], ir[1].priority, ir[0]))])
-        return list(self._ordered[1])
+        rank = {layer: i for i, layer in enumerate(self.layer_order)}
+        live = [(i, r) for i, r in enumerate(self.rules) if r.enabled]
+        return [r for _, r in sorted(live, key=lambda ir: (rank[ir[1].layer], ir[1].priority, ir[0]))]
