@@ -58,11 +58,11 @@ def select_rows(session: Session, stmt: Select, params: dict[str, Any]) -> list[
     batch reads back (its members' accounts), SQLAlchemy's result and ORM layers cost more than the query
     (8 % of a bulk import, py-spy). Only for columns whose values need no result processing (numbers, text)."""
     session.flush()
-    conn = session.connection()
-    if conn.dialect.name != "postgresql":
-        return [tuple(r) for r in conn.execute(stmt, params)]
-    sql, literals = _compiled(stmt, conn.dialect)
-    return conn.connection.driver_connection.execute(sql, {**literals, **params}).fetchall()
+    pg = _pg(session)
+    if pg is None:
+        return [tuple(r) for r in session.connection().execute(stmt, params)]
+    sql, literals = _compiled(stmt, session.connection().dialect)
+    return pg.execute(sql, {**literals, **params}).fetchall()
 
 
 def new_ids(session: Session, model: Any, n: int) -> list[int]:
