@@ -7,7 +7,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
@@ -188,12 +188,12 @@ def utcnow() -> dt.datetime:
 WRITER = "jifen_sqlite_writer"  # set on a connection while it holds its engine's writer lock
 
 
-def refresh_statistics(engine: Engine) -> None:
-    """ANALYZE the database (PostgreSQL; a sample of each table, milliseconds to a second): for bulk writers
-    whose tables grew faster than autovacuum looks."""
+def refresh_statistics(engine: Engine, tables: Sequence[str] = ()) -> None:
+    """ANALYZE the tables named, or the whole database (PostgreSQL; a sample of each table, milliseconds to a
+    second): for bulk writers whose tables grew faster than autovacuum looks."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("ANALYZE"))
+            conn.execute(text(f"ANALYZE {', '.join(tables)}" if tables else "ANALYZE"))
 
 
 def make_engine(url: str, **kwargs) -> Engine:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, select
 
-from jifen.db import run_in_transaction
+from jifen.db import among, run_in_transaction
 from jifen.ledger.models import Account
 from jifen.members.models import Member
 from jifen.programs.service import get_program
-from jifen.rows import COPY_FROM, add_to, update_rows
+from jifen.rows import COPY_FROM, add_to, select_rows, update_rows
 from tests.support.intake import add_members, configure
 
 
@@ -48,3 +48,22 @@ def test_add_to_returns_each_new_value(factory):
     deltas = {a: 10 * (i + 1) for i, a in enumerate(accounts)}
     result = run_in_transaction(factory, lambda s: add_to(s, Account, "balance", deltas))
     assert result == deltas  # (from zero)
+
+
+def test_select_rows_gives_what_session_execute_gives_and_sees_unflushed_changes(factory):
+    """The same rows as the ORM session's execute, literals the statement carries included (`balance > 0` is a
+    parameter SQLAlchemy made), and a change still pending in the session is flushed before the read."""
+    configure(factory)
+    add_members(factory, "s1", "s2", "s3")
+    stmt = (select(Account.id, Account.kind, Account.balance)
+            .where(among(Account.member_pk, "members"), Account.balance > 0).order_by(Account.id))
+
+    def tx(s):
+        members = s.scalars(select(Member).where(Member.member_id.in_(["s1", "s2"])).order_by(Member.id)).all()
+        pks = [m.id for m in members]
+        funded = s.scalars(select(Account).where(Account.member_pk == pks[0]).order_by(Account.id)).first()
+        funded.balance = 7  # pending in the session, not yet flushed
+        return funded.id, pks, select_rows(s, stmt, {"members": pks}), [tuple(r) for r in s.execute(stmt, {"members": pks})]
+
+    funded, pks, rows, expected = run_in_transaction(factory, tx)
+    assert rows == expected == [(funded, rows[0][1], 7)]

@@ -168,7 +168,7 @@ def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counter
          failed: list[dict] | None = None) -> list[Rule]:
     """The rules whose filters and condition hold, in stacking order. A rule whose condition fails is
     skipped (the member's event goes on under the other rules) and listed in `failed`."""
-    candidates = [r for r in doc.ordered() if applies(r, ev) and reaches(r, member)]
+    candidates = [r for r in _ordered(doc) if applies(r, ev) and reaches(r, member)]
     if not candidates:
         return []
     variables: dict | None = None
@@ -194,6 +194,21 @@ def fire(doc: RuleSetDoc, ev: EventFacts, member: MemberFacts, counters: Counter
             if failed is not None:
                 failed.append({"rule": rule.code, "error": str(exc)})
     return fired
+
+
+# {id(doc): (doc, its rule count then, doc.ordered())}: a stored version's parsed document is shared (rules.service
+# .doc_of) and sorting it again for every event was 2 % of a bulk import. The document is kept so that its id is
+# not reused; a document given more rules since is sorted afresh.
+_ORDER: dict[int, tuple[RuleSetDoc, int, list[Rule]]] = {}
+
+
+def _ordered(doc: RuleSetDoc) -> list[Rule]:
+    hit = _ORDER.get(id(doc))
+    if hit is None or hit[0] is not doc or hit[1] != len(doc.rules):
+        if len(_ORDER) >= 256:
+            _ORDER.clear()
+        hit = _ORDER[id(doc)] = (doc, len(doc.rules), doc.ordered())
+    return hit[2]
 
 
 @functools.lru_cache(maxsize=1024)
