@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from jifen.rules.expressions import MAX_DEPTH
 from jifen.rules.models import RuleSet
+from jifen.security.audit import AuditEntry
 from jifen.web import rules_editor
 from tests.support.console_login import console_as, csrf_of, sign_in
 from tests.support.intake import SEED_001, two_recent_purchases
@@ -202,3 +203,16 @@ def test_tiers_are_drafted_checked_simulated_and_published_with_the_rules(site):
         assert "等级调整" in shown and 'data-tier="normal"' in shown and "× 2" in shown
         announced = client.get("/p/default/rules").text
         assert 'data-tier="normal"' in announced and 'data-tier="silver"' not in announced
+
+
+def test_checking_a_draft_writes_no_audit_line_and_publishing_does(site):
+    app, user = site
+    with TestClient(app) as client:
+        token = _signed_in(client, user)
+        for text in (GOOD, "rules: [", GOOD):  # (a valid, a broken, a valid draft: each a debounced check)
+            check(client, token, text=text)
+        client.post("/console/rules/draft", data={"text": GOOD, "effective": "2030-01-01T00:00", "action": "publish",
+                                                  "csrf": token}, follow_redirects=False)
+    with app.state.sessions() as s:
+        paths = list(s.scalars(select(AuditEntry.path).where(AuditEntry.path.like("/console/rules/draft%"))))
+    assert paths == ["/console/rules/draft"]

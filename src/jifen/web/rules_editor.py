@@ -136,7 +136,9 @@ def _checked(request: Request, who: Principal, body: dict) -> Checked:
 @router.post("/rules/draft/check")
 def draft_check(request: Request, who: JsonWriter, body: Annotated[dict, Body()]):
     """The draft's problems, each with its field path and YAML line (422 when there is one); nothing is
-    saved. Also the draft in the other form: YAML for the form's data, data for the YAML."""
+    saved. Also the draft in the other form: YAML for the form's data, data for the YAML. Not audited: it is
+    sent after each pause in typing and changes nothing (publishing, which does, is)."""
+    request.state.reads_only = True
     checked = _checked(request, who, body)
     if checked.problems:
         first = checked.problems[0]
