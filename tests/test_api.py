@@ -9,10 +9,12 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from jifen.api import create_app
+from jifen.approvals.models import AdjustmentRequest
 from jifen.openapi import api_routes
+from jifen.programs.models import Program
 from tests.conftest import Ledger, api_key
 
 _counter = iter(range(10**9))
@@ -307,3 +309,22 @@ def test_an_integral_json_number_is_an_integer(members):
     assert r.status_code == 200 and r.json()["points"] == 5
     assert members.post("/v1/points/award", {"member_id": "alice", "points": 5.5}).status_code == 422
     assert balance(members, "alice")["available"] == 5
+
+
+def test_an_adjustment_above_the_threshold_waits_for_approval_as_in_the_console(members, app):
+    api = members
+    with app.state.sessions.begin() as s:
+        s.scalars(select(Program)).one().risk = {"adjust_approval_above": 500}
+    below = api.post("/v1/points/adjust", {"member_id": "alice", "points": 500, "reason": "goodwill"})
+    assert below.status_code == 200 and below.json()["points"] == 500 and balance(api, "alice")["available"] == 500
+    body = {"member_id": "alice", "points": -501, "reason": "lost parcel"}
+    above = api.post("/v1/points/adjust", body, key="adj-1")
+    assert above.status_code == 202 and above.json()["status"] == "pending_approval"
+    assert above.json()["threshold"] == 500 and balance(api, "alice")["available"] == 500  # nothing posted
+    again = api.post("/v1/points/adjust", body, key="adj-1")  # a retry: the same request, not a second one
+    assert again.status_code == 202 and again.json() == above.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    with app.state.sessions() as s:
+        pending = s.scalars(select(AdjustmentRequest)).all()
+    assert [(r.id, r.points, r.status, r.maker) for r in pending] == [
+        (above.json()["approval_id"], -501, "pending", below.json()["actor"])]

@@ -248,7 +248,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
         finally:
             changes.current.reset(token)
         who = getattr(request.state, "principal", None)
-        if who is not None and writes:
+        # A POST that only reads (a draft's check) says so; it is audited all the same if it wrote anything.
+        reads_only = getattr(request.state, "reads_only", False) and not collected
+        if who is not None and writes and not reads_only:
             detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
                       "changes": changes.summary(cast(list[Any], collected))}  # (a list: writes)
             if getattr(request.state, "audit_member", None):  # a write about a member its path does not name

@@ -36,7 +36,7 @@ from jifen.mall.models import Reward
 from jifen.members.models import Member
 from jifen.members.service import NewMember, create_member, create_members, get_member
 from jifen.programs import tiers
-from jifen.programs.config import ProgramConfig, load_example
+from jifen.programs.config import ProgramConfig, RiskConfig, load_example
 from jifen.programs.service import apply_config, get_program, get_wallet
 from jifen.rules.schema import Sponsor
 
@@ -199,7 +199,9 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     report = DemoReport(members=members)
 
     def add_members(s: Session) -> list[str]:
-        apply_config(s, example("seed001", locale), now=start, actor="demo")
+        cfg = example("seed001", locale)  # with maker-checker: an adjustment above ¥50 of points waits for approval
+        cfg.risk = cfg.risk or RiskConfig(adjust_approval_above=APPROVAL_ABOVE)
+        apply_config(s, cfg, now=start, actor="demo")
         program = get_program(s, "default")
         add_catalogue(s, program, start, locale)
         ids = [f"M{100001 + i}" for i in range(members)]
@@ -289,6 +291,9 @@ def seed_demo(factory: sessionmaker[Session], members: int = 2000, days: int = 9
     stages.start("risk: a point farm and a referral ring, then the account-graph scan")
     queued = run_in_transaction(factory, lambda s: _seed_abuse(s, fake, now, report))
     stages.finish(f"{queued} accounts sent to the review queue")
+    stages.start("tasks, a lottery and teams")
+    drawn = run_in_transaction(factory, lambda s: _seed_engagement(s, rng, now, ids, locale))
+    stages.finish(f"{len(TASKS)} tasks, lottery lucky_wheel ({drawn} draws), {len(TEAMS)} teams")
     stages.start("maturing points past their return window, evaluating tiers")
     settled = settle_due(factory, now)  # what the job runner would have done by now: mature past return windows
     moved = run_in_transaction(factory, lambda s: tiers.evaluate(s, get_program(s, "default"), now))
@@ -385,6 +390,52 @@ def _seed_abuse(s: Session, fake, now: dt.datetime, report: DemoReport) -> int:
                actor="demo")
     report.count("scripted_abuse", len(FARM) + len(RING))
     return scan_due(s, program, now)
+
+
+APPROVAL_ABOVE = 5000
+TASKS = [  # (code, name, period, events, measure, target, points, badge, requires)
+    ("first_purchase", "首次消费", "once", ["purchase"], "count", 1, 50, "first_order", None),
+    ("weekly_check_ins", "每周签到3天", "weekly", ["check_in"], "count", 3, 20, None, None),
+    ("big_spender", "累计消费满1000元", "once", ["purchase"], "amount", 1000, 200, "big_spender", "first_purchase"),
+]
+LUCKY_WHEEL = [  # (name, weight, stock, points, ¥ value)
+    ("谢谢参与", 55, None, 0, "0"), ("50积分", 30, None, 50, "0.5"), ("200积分", 12, None, 200, "2"),
+    ("电烤箱", 3, 5, 0, "89"),
+]
+TEAMS = ["周末跑团", "宝妈互助组", "咖啡同好"]
+
+
+def _seed_engagement(s: Session, rng: random.Random, now: dt.datetime, ids: list[str], locale: str) -> int:
+    """The engagement pages' content, made after the replay (tasks then would have cost every event of it a
+    look at them): tasks, a lottery with a few draws by members who can pay, three teams of three."""
+    from jifen.engagement import tasks, teams
+    from jifen.mall import lottery
+
+    program = get_program(s, "default")
+    for code, name, period, events, measure, target, points, badge, requires in TASKS:
+        tasks.create_task(s, program, {"code": code, "name": hanzi.in_script(name, locale), "period": period,
+                                       "events": events, "measure": measure, "target": target, "points": points,
+                                       "badge": badge, "requires": requires})
+    pool = lottery.create_pool(s, program.id, "lucky_wheel", hanzi.in_script("幸运转盘", locale), 100, Decimal(500), [
+        {"name": hanzi.in_script(name, locale), "weight": weight, "stock": stock, "points": points,
+         "value": Decimal(value)} for name, weight, stock, points, value in LUCKY_WHEEL])
+    sc = ops.Scope(s, program, get_wallet(s, program, None), now, actor="demo")
+    drawn = 0
+    for mid in rng.sample(ids, min(40, len(ids))):
+        member = get_member(s, program, mid)
+        if drawn < 20 and ops.available(s, member, sc.wallet) >= pool.cost:
+            try:
+                lottery.draw(sc, member, pool, Decimal(rng.randrange(10**18)).scaleb(-18))
+                drawn += 1
+            except JifenError:  # (a member risk control restricted)
+                continue
+    crew = rng.sample(ids, min(3 * len(TEAMS), len(ids)))
+    for n, name in enumerate(TEAMS[:len(crew) // 3]):  # (a demo of a handful of members: fewer teams)
+        captain, *mates = [get_member(s, program, mid) for mid in crew[3 * n:3 * n + 3]]
+        team = teams.create(s, program, captain, hanzi.in_script(name, locale), 3000, now)
+        for mate in mates:
+            teams.join(s, team, mate, now)
+    return drawn
 
 
 def demo_present(s: Session) -> bool:

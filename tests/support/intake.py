@@ -52,3 +52,11 @@ def send(factory, *events: EventIn, now=None, strict=True) -> list[dict]:
 
 def send_one(factory, *args, now=None, **fields) -> dict:
     return send(factory, event(*args, **fields), now=now)[0]
+
+
+def two_recent_purchases(factory, now: dt.datetime, second: str) -> None:
+    """Seed 001 configured two days before `now`; M2 spends ¥200 two hours before it, M1 `second` one hour
+    before (the events a 30-day simulation in the console replays)."""
+    configure(factory, now=now - dt.timedelta(days=2))
+    send_one(factory, "M2", amount="200.00", order_id="SO-1", at=now - dt.timedelta(hours=2), now=now)
+    send_one(factory, "M1", amount=second, order_id="SO-2", at=now - dt.timedelta(hours=1), now=now)

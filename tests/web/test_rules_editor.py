@@ -3,18 +3,21 @@ problem with its path and YAML line, nothing saved) and the background simulatio
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import threading
 import time
 
+import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from jifen.rules.expressions import MAX_DEPTH
 from jifen.rules.models import RuleSet
+from jifen.security.audit import AuditEntry
 from jifen.web import rules_editor
 from tests.support.console_login import console_as, csrf_of, sign_in
-from tests.support.intake import configure, send_one
+from tests.support.intake import SEED_001, two_recent_purchases
 
 GOOD = "rules:\n- code: base\n  name: 每元3分\n  events: [purchase]\n  award: {per_yuan: 3}\n"
 
@@ -110,9 +113,7 @@ def _finished(client, url: str) -> dict:
 def test_a_simulation_runs_in_the_background_to_a_diff_per_rule(site):
     app, user = site
     now = dt.datetime.now(dt.UTC)
-    configure(app.state.sessions, now=now - dt.timedelta(days=2))
-    send_one(app.state.sessions, "M2", amount="200.00", order_id="SO-1", at=now - dt.timedelta(hours=2), now=now)
-    send_one(app.state.sessions, "M1", amount="50.00", order_id="SO-2", at=now - dt.timedelta(hours=1), now=now)
+    two_recent_purchases(app.state.sessions, now, "50.00")
     before = _versions(app)
     with TestClient(app) as client:
         token = _signed_in(client, user)
@@ -159,3 +160,59 @@ def test_one_simulation_at_a_time_per_programme(site, monkeypatch):
         again = client.post("/console/rules/simulations", json={"text": GOOD}, headers={"X-CSRF-Token": token})
         assert again.status_code == 202  # once the first has finished
         assert _finished(client, again.json()["url"])["state"] == "done"
+
+
+def _seed_draft(**normal) -> str:
+    """Seed 001's rules and tiers as the editor's YAML, with the entry tier's terms changed by `normal`."""
+    ladder = copy.deepcopy(SEED_001["tiers"])
+    ladder["levels"][0].update(normal)
+    rules = {k: v for k, v in SEED_001["rules"].items() if k not in ("effective_from", "note")}
+    return yaml.safe_dump(rules | {"tiers": ladder}, allow_unicode=True, sort_keys=False)
+
+
+def test_tiers_are_drafted_checked_simulated_and_published_with_the_rules(site):
+    app, user = site
+    now = dt.datetime.now(dt.UTC)
+    two_recent_purchases(app.state.sessions, now, "50.00")
+    with TestClient(app) as client:
+        token = _signed_in(client, user)
+        page = client.get("/console/rules/draft").text
+        assert "tiers:" in page and "earn_multiplier: &#39;1.3&#39;" in page  # the ladder in force is in the draft
+        bad = check(client, token, text=_seed_draft(earn_multiplier=0))
+        assert bad.status_code == 422
+        problem = bad.json()["error"]["errors"][0]
+        assert problem["path"] == "tiers.levels.0.earn_multiplier" and problem["line"] is not None
+        unordered = check(client, token, text=_seed_draft(threshold=5000))
+        assert unordered.status_code == 422 and "entry tier" in unordered.json()["error"]["message"]
+        draft = _seed_draft(earn_multiplier="2")
+        assert check(client, token, text=draft).status_code == 200
+
+        started = client.post("/console/rules/simulations", json={"text": draft}, headers={"X-CSRF-Token": token})
+        report = _finished(client, started.json()["url"])["report"]
+        # Both members are at the entry tier: × 2 adds the running total again (M2: 200 × 1.1, M1: 50).
+        tier_rule = next(r for r in report["rules"] if r["rule"] == "tier_bonus")
+        assert (tier_rule["baseline"], tier_rule["draft"], tier_rule["members_affected"]) == (0, 270, 2)
+
+        before = _versions(app)
+        effective = (now + dt.timedelta(days=31)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+        published = client.post("/console/rules/draft", data={
+            "text": draft, "effective": effective.strftime("%Y-%m-%dT%H:%M"), "action": "publish",
+            "note": "entry tier doubled", "csrf": token}, follow_redirects=False)
+        assert published.status_code == 303 and _versions(app) == before + 1
+        shown = client.get(published.headers["location"]).text
+        assert "等级调整" in shown and 'data-tier="normal"' in shown and "× 2" in shown
+        announced = client.get("/p/default/rules").text
+        assert 'data-tier="normal"' in announced and 'data-tier="silver"' not in announced
+
+
+def test_checking_a_draft_writes_no_audit_line_and_publishing_does(site):
+    app, user = site
+    with TestClient(app) as client:
+        token = _signed_in(client, user)
+        for text in (GOOD, "rules: [", GOOD):  # (a valid, a broken, a valid draft: each a debounced check)
+            check(client, token, text=text)
+        client.post("/console/rules/draft", data={"text": GOOD, "effective": "2030-01-01T00:00", "action": "publish",
+                                                  "csrf": token}, follow_redirects=False)
+    with app.state.sessions() as s:
+        paths = list(s.scalars(select(AuditEntry.path).where(AuditEntry.path.like("/console/rules/draft%"))))
+    assert paths == ["/console/rules/draft"]

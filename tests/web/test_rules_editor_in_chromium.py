@@ -11,7 +11,7 @@ import threading
 from jifen.web import rules_editor
 from tests.support.browser import chromium_page, need_chromium, screenshots, serving, sign_in_page
 from tests.support.console_login import PASSWORD
-from tests.support.intake import configure, send_one
+from tests.support.intake import two_recent_purchases
 
 CONDITION = 'input[data-path="rules.1.condition"]'  # seed 001's big_order_bonus, the second rule
 
@@ -20,9 +20,7 @@ def test_an_operator_edits_simulates_and_publishes_a_rule(site, tmp_path, monkey
     need_chromium()
     app, user = site
     now = dt.datetime.now(dt.UTC)
-    configure(app.state.sessions, now=now - dt.timedelta(days=2))
-    send_one(app.state.sessions, "M2", amount="200.00", order_id="SO-1", at=now - dt.timedelta(hours=2), now=now)
-    send_one(app.state.sessions, "M1", amount="80.00", order_id="SO-2", at=now - dt.timedelta(hours=1), now=now)
+    two_recent_purchases(app.state.sessions, now, "80.00")
     shots = screenshots(tmp_path)
     # The simulation waits once its events are counted until the page has shown that it is running.
     counted, release = threading.Event(), threading.Event()
@@ -89,3 +87,44 @@ def test_an_operator_edits_simulates_and_publishes_a_rule(site, tmp_path, monkey
         page.screenshot(path=shots / "console-rules-published.png", full_page=False)
         page.goto(f"{base}/p/default/rules")
         assert "單筆滿100元加贈10% · × 1.5" in page.locator("main").inner_text()
+
+
+ENTRY_MULTIPLIER = 'input[data-path="tiers.levels.0.earn_multiplier"]'  # seed 001's entry tier, "normal"
+
+
+def test_an_operator_changes_a_tier_multiplier_and_members_are_told(site, tmp_path):
+    need_chromium()
+    app, user = site
+    now = dt.datetime.now(dt.UTC)
+    two_recent_purchases(app.state.sessions, now, "80.00")
+    shots = screenshots(tmp_path)
+    with serving(app) as base, chromium_page(1280, 1000) as page:
+        sign_in_page(page, base, user, PASSWORD)
+        page.goto(f"{base}/console/rules/draft?lang=zh-Hans")
+        page.wait_for_selector("section.tiers .tier")
+        assert page.locator("section.tiers .tier").count() == 4 and page.input_value(ENTRY_MULTIPLIER) == ""  # (× 1)
+        assert page.input_value('input[data-path="tiers.levels.2.earn_multiplier"]') == "1.3"
+
+        page.fill(ENTRY_MULTIPLIER, "0")  # checked as it is typed, the error beside the field
+        error = page.locator('.field-error[data-for="tiers.levels.0.earn_multiplier"]')
+        error.wait_for()
+        page.fill(ENTRY_MULTIPLIER, "2")
+        error.wait_for(state="detached")
+        page.wait_for_function("document.querySelector('textarea[name=text]').value.includes('earn_multiplier: 2')")
+        page.locator("section.tiers").screenshot(path=shots / "console-rules-tiers-form.png")
+
+        page.click("#simulate")
+        page.locator("table.sim-rules").wait_for()
+        # Both members are at the entry tier: × 2 adds their running total again (M2: 200 × 1.1 = 220, M1: 80).
+        row = page.locator('table.sim-rules tr[data-rule="tier_bonus"]')
+        assert row.get_attribute("class") == "changed" and row.inner_text().split("\t")[1:] == [
+            "0", "300", "+300", "新增", "2"]
+
+        page.click("#publish")
+        page.wait_for_url("**/console/rules?published=2")
+        notice = page.locator("#published")
+        assert "等级调整" in notice.inner_text()
+        assert "普通: 门槛 0 · 积分 × 1 → 门槛 0 · 积分 × 2" in notice.locator('[data-tier="normal"]').inner_text()
+        page.screenshot(path=shots / "console-rules-tier-published.png", full_page=False)
+        page.goto(f"{base}/p/default/rules")
+        assert "积分 × 2" in page.locator('[data-tier="normal"]').inner_text()

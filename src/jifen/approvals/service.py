@@ -13,6 +13,7 @@ from jifen.approvals.models import AdjustmentRequest
 from jifen.db import owned
 from jifen.errors import Conflict, Forbidden, InvalidRequest
 from jifen.ledger import operations as ops
+from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
 from jifen.programs.config import RiskConfig
 from jifen.programs.models import Program, Wallet
@@ -39,6 +40,15 @@ def request_adjustment(sc: ops.Scope, member: Member, points: int, reason: str, 
     sc.session.add(req)
     sc.session.flush()
     return req
+
+
+def adjust_or_request(sc: ops.Scope, member: Member, points: int, reason: str, maker: Principal,
+                      reference: str | None = None) -> JournalEntry | AdjustmentRequest:
+    """A manual adjustment as every face makes it (the console's member page, POST /v1/points/adjust): posted
+    at once, or a pending request when it moves more points than the programme's threshold."""
+    if needs_approval(sc.program, points):
+        return request_adjustment(sc, member, points, reason, maker)
+    return ops.adjust(sc, member, points, reason=reason.strip(), reference=reference)
 
 
 def get_request(sc: ops.Scope, request_id: int) -> AdjustmentRequest:

@@ -4,6 +4,7 @@ and what the batch has learnt so far (tier measures, credit scores, rules that f
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -23,6 +24,8 @@ from jifen.programs import tiers
 from jifen.programs.models import Program, Wallet
 from jifen.rules.engine import UsageBook
 from jifen.rules.models import RuleSet
+from jifen.rules.schema import TierConfig
+from jifen.rules.service import doc_of, ladder
 
 
 @dataclass
@@ -48,10 +51,20 @@ class Intake:
         live = [v for v in self.versions if v.effective_from <= at]
         return max(live, key=lambda v: (v.effective_from, v.version)) if live else None
 
+    def ladder_at(self, at: dt.datetime) -> TierConfig | None:
+        """The tier ladder in force at `at` (it travels with the rule versions)."""
+        version = self.version_at(at)
+        return ladder(self.program, doc_of(version) if version else None)
+
+    @functools.cached_property
+    def ladder(self) -> TierConfig | None:
+        """The ladder tiers are reached by now (the qualifying measure is counted up to now as well)."""
+        return self.ladder_at(self.now)
+
     def measure_after(self, member: Member, ev: EventIn, points: int) -> dict[int, Decimal] | None:
         """The member's tier measure with this event, read once per batch and then kept up to date in
         memory (None for the score basis, which is read from the database each time)."""
-        cfg = tiers.tier_config(self.program)
+        cfg = self.ladder
         if cfg is None or cfg.basis == "score":
             return None
         in_window = self.now - dt.timedelta(days=cfg.window_days) < ev.occurred_at <= self.now

@@ -83,7 +83,7 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
     order = sorted(range(len(events)), key=lambda i: (events[i].occurred_at, i))
     # A refund reverses entries that must exist first, and a score-based tier counts the member's later
     # events once they are stored: such members have their events taken one by one.
-    cfg = tiers.tier_config(program)
+    cfg = ctx.ladder
     one_by_one = {e.member_id for e in events if e.type == "refund" or (cfg is not None and cfg.basis == "score")}
     # A budget is shared by all members: spent in the order the events occurred only if the others' events are
     # not taken as a set ahead of these members' (the batch-equivalence property found it). Then the set is
@@ -144,7 +144,7 @@ def _advance_tasks(ctx: Intake, events: list[EventIn], order: list[int], results
         ev, member = events[i], members[events[i].member_id]
         facts = EventFacts(type=ev.type, occurred_at=ev.occurred_at, amount=ev.amount, channel=ev.channel,
                            order_id=ev.order_id, lines=[li.model_dump() for li in ev.lines], attributes=ev.attributes)
-        finished = tasks.advance(sc, member, pks[ev.event_id], facts, member_facts(ctx.program, member, member.tier))
+        finished = tasks.advance(sc, member, pks[ev.event_id], facts, member_facts(ctx.ladder, member, member.tier))
         if finished:
             results[i]["tasks_completed"] = finished
 
@@ -191,7 +191,7 @@ def _ingest_set(ctx: Intake, events: list[EventIn], chosen: list[int], members: 
             taken.add(ev.order_id)
         todo.append(i)
     risk, txs, todo = _risk_gate(ctx, events, todo, members, reject)
-    cfg = tiers.tier_config(ctx.program)
+    cfg = ctx.ladder
     if cfg is not None and todo:  # measured before the batch is stored (then kept up to date in memory)
         pks = sorted({members[events[i].member_id].id for i in todo})
         ctx.measures.update({pk: Decimal(0) for pk in pks} | tiers.measures(s, ctx.program, cfg, ctx.now, pks))
@@ -251,7 +251,7 @@ def _price_in_order(ctx: Intake, events: list[EventIn], todo: list[int], members
     """Each event priced, in the order they occurred, with the tier its member has by then: an earlier event
     of the batch that qualifies the member for a higher tier raises it for the later ones, as the same events
     sent one by one would (the upgrade itself is written by _tier_step once the batch is priced)."""
-    cfg = tiers.tier_config(ctx.program)
+    cfg = ctx.ladder
     tier_now: dict[int, str | None] = {}
     priced = []
     for i in todo:
@@ -260,7 +260,7 @@ def _price_in_order(ctx: Intake, events: list[EventIn], todo: list[int], members
         lines, version, tier_then = evaluate(ctx, ev, member, stored[ev.event_id], book, tier)
         priced.append((i, lines, version, tier_then))
         points = sum(line.points for line in lines)
-        if cfg is None or not (tiers.moves_measure(ctx.program, ev.type, points) or tier is None):
+        if cfg is None or not (tiers.moves_measure(cfg, ev.type, points) or tier is None):
             continue
         measure = ctx.measure_after(member, ev, points)
         rank = tiers.qualified_rank(cfg, measure[member.id], ctx.now) if measure is not None else 0
@@ -272,8 +272,9 @@ def _price_in_order(ctx: Intake, events: list[EventIn], todo: list[int], members
 def _tier_step(ctx: Intake, ev: EventIn, member: Member, points: int) -> dict[str, Any]:
     """Real-time upgrade after an event; the tier the member has now, and whether it just rose."""
     raised: dict[int, str] = {}
-    if tiers.moves_measure(ctx.program, ev.type, points) or member.tier is None:
-        raised = tiers.upgrade(ctx.session, ctx.program, [member], ctx.now, ctx.measure_after(member, ev, points))
+    if tiers.moves_measure(ctx.ladder, ev.type, points) or member.tier is None:
+        raised = tiers.upgrade(ctx.session, ctx.program, [member], ctx.now, ctx.measure_after(member, ev, points),
+                               ctx.ladder)
     return {"tier": member.tier, **({"tier_upgraded": raised[member.id]} if raised else {})}
 
 def _ingest_one(ctx: Intake, ev: EventIn, member: Member | None) -> dict[str, Any]:

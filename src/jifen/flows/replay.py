@@ -30,7 +30,7 @@ from jifen.programs.models import Program
 from jifen.risk.restrictions import ensure_unrestricted
 from jifen.rules.engine import AwardLine, EventFacts, UsageBook, fire, price
 from jifen.rules.schema import RuleSetDoc
-from jifen.rules.service import doc_of
+from jifen.rules.service import doc_of, ladder
 
 
 @dataclass
@@ -81,7 +81,7 @@ def replay(session: Session, program: Program, start: dt.datetime, end: dt.datet
             facts = EventFacts(type=row.type, occurred_at=row.occurred_at, amount=row.amount, channel=row.channel,
                                order_id=row.order_id, lines=row.data.get("lines", []),
                                attributes=row.data.get("attributes", {}))
-            who = member_facts(program, member, row.result.get("member_tier"))
+            who = member_facts(ladder(program, doc), member, row.result.get("member_tier"))
             fired = fire(doc, facts, who, db_counters(session, member.id, row.id, row.occurred_at, tz), tz, failed)
             lines = price(doc, fired, facts, who, tz, book)
         kept = Decimal(1) - (row.refunded_amount / row.amount if row.amount else Decimal(0))

@@ -20,7 +20,7 @@ from jifen.flows.redeem import redeem
 from jifen.freejson import FreeJson
 from jifen.ledger.schemas import MemberId
 from jifen.mall import lottery, partners, service
-from jifen.mall.models import KINDS, Coupon, LotteryDraw, LotteryPool, LotteryPrize, Partner, Redemption, Reward
+from jifen.mall.models import KINDS, Coupon, LotteryDraw, LotteryPrize, Partner, Redemption, Reward
 from jifen.mall.reports import supplier_settlement
 from jifen.members.models import Member
 from jifen.members.service import get_member
@@ -274,14 +274,8 @@ def table(rows: list[dict], fmt: str):
 @router.post("/lotteries", status_code=201, summary="A lottery / blind box: cost per draw, weighted prizes")
 def create_lottery(body: LotteryIn, request: Request, who: Manager, key: Key):
     def work(s):
-        if s.scalar(select(LotteryPool.id).where(LotteryPool.program_id == who.program_id,
-                                                 LotteryPool.code == body.code)):
-            raise Conflict(f"lottery {body.code!r} exists", code="lottery_exists")
-        pool = LotteryPool(program_id=who.program_id, code=body.code, name=body.name, cost=body.cost,
-                           budget=body.budget, spent=Decimal(0), active=True)
-        s.add(pool)
-        s.flush()
-        s.add_all(LotteryPrize(pool_id=pool.id, **p.model_dump()) for p in body.prizes)
+        pool = lottery.create_pool(s, who.program_id, body.code, body.name, body.cost, body.budget,
+                                   [p.model_dump() for p in body.prizes])
         return {"code": pool.code, "cost": pool.cost, "prizes": len(body.prizes)}
 
     return keyed(request, who, key, "lotteries.create", body, work, status=201)

@@ -41,6 +41,20 @@ def uniform() -> Decimal:
     return Decimal(secrets.randbelow(10**18)).scaleb(-18)
 
 
+def create_pool(session: Session, program_id: int, code: str, name: str, cost: int, budget: Decimal | None,
+                prizes: list[dict]) -> LotteryPool:
+    """A pool and its weighted prizes (each {name, weight, stock, points, value})."""
+    if session.scalar(select(LotteryPool.id).where(LotteryPool.program_id == program_id, LotteryPool.code == code)):
+        raise Conflict(f"lottery {code!r} exists", code="lottery_exists")
+    pool = LotteryPool(program_id=program_id, code=code, name=name, cost=cost, budget=budget, spent=Decimal(0),
+                       active=True)
+    session.add(pool)
+    session.flush()
+    session.add_all(LotteryPrize(pool_id=pool.id, **p) for p in prizes)
+    session.flush()
+    return pool
+
+
 def get_pool(session: Session, program_id: int, code: str) -> LotteryPool:
     return by_code(session, LotteryPool, program_id, code, "lottery")
 

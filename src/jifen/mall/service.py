@@ -112,7 +112,9 @@ def opens_at(program: Program, reward: Reward, member: Member | None) -> dt.date
     """When the member may redeem: the sale start, earlier by early_access_hours for the early tier."""
     if reward.starts_at is None:
         return None
-    cfg = tiers.tier_config(program)
+    # (the ladder is looked up only for a reward that has early access: it is a query, and a flash sale is hot)
+    early = member is not None and reward.early_access_tier and reward.early_access_hours
+    cfg = tiers.tier_config(program) if early else None
     if member is not None and cfg and reward.early_access_tier and reward.early_access_hours and \
             cfg.rank(member.tier) >= cfg.rank(reward.early_access_tier):
         return reward.starts_at - dt.timedelta(hours=reward.early_access_hours)
@@ -127,7 +129,7 @@ def check_eligible(program: Program, reward: Reward, member: Member, now: dt.dat
         raise Conflict(f"reward {reward.code!r} opens at {start.isoformat()}", code="not_on_sale")
     if reward.ends_at is not None and now >= reward.ends_at:
         raise Conflict(f"the sale of {reward.code!r} has ended", code="not_on_sale")
-    cfg = tiers.tier_config(program)
+    cfg = tiers.tier_config(program, now) if reward.min_tier else None
     if reward.min_tier and cfg and cfg.rank(member.tier) < cfg.rank(reward.min_tier):
         level = cfg.level(reward.min_tier)
         raise Forbidden(f"{reward.name} is for {level.name if level else reward.min_tier} members and above",

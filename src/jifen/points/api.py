@@ -3,12 +3,16 @@ reverse, freeze, holds; entries by id."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from jifen.apikit import Key, NoBody, member, scope, write
+from jifen.approvals import service as approvals
+from jifen.approvals.models import AdjustmentRequest
 from jifen.flows import points
 from jifen.ledger import operations as ops
 from jifen.ledger.schemas import AdjustIn, AwardIn, FreezeIn, HoldIn, ReverseIn, SpendIn, TransferIn
@@ -16,6 +20,7 @@ from jifen.ledger.views import entry_view, hold_view
 from jifen.openapi import errors
 from jifen.security.deps import require
 from jifen.security.service import Principal
+from jifen.strict import Strict
 
 # Every points route names a member, an entry or a hold that may not exist.
 router = APIRouter(prefix="/v1", tags=["points"], responses=errors(404))
@@ -46,10 +51,32 @@ def transfer(body: TransferIn, request: Request, who: Writer, key: Key) -> JSONR
         reference=body.reference, reason=body.reason)))
 
 
-@router.post("/points/adjust", summary="Manual adjustment (reason required, actor recorded)")
+class PendingAdjustment(Strict):
+    status: Literal["pending_approval"]
+    approval_id: int = Field(description="the request a person with points:approve approves or rejects "
+                                          "(console: Approvals)")
+    member_id: str
+    points: int
+    threshold: int = Field(description="the programme's risk.adjust_approval_above")
+
+
+@router.post("/points/adjust", summary="Manual adjustment (reason required, actor recorded); above the programme's "
+             "approval threshold it waits for a second person (202)",
+             responses={202: {"model": PendingAdjustment, "description": "More points than risk.adjust_approval_above "
+                              "(either sign): nothing posted yet; a pending request for another person to decide"}})
 def adjust(body: AdjustIn, request: Request, who: Corrector, key: Key) -> JSONResponse:
-    return write(request, who, key, "points.adjust", body, lambda sc: entry_view(sc.session, ops.adjust(
-        sc, member(sc, body.member_id), body.points, reason=body.reason, reference=body.reference)))
+    def work(sc):
+        done = approvals.adjust_or_request(sc, member(sc, body.member_id), body.points, body.reason, who,
+                                           reference=body.reference)
+        if isinstance(done, AdjustmentRequest):
+            return {"status": "pending_approval", "approval_id": done.id, "member_id": body.member_id,
+                    "points": done.points, "threshold": approvals.threshold(sc.program)}
+        return entry_view(sc.session, done)
+
+    answer = write(request, who, key, "points.adjust", body, work)
+    if json.loads(bytes(answer.body)).get("status") == "pending_approval":  # (a replay answers as the first time did)
+        answer.status_code = 202
+    return answer
 
 
 @router.post("/points/reverse", summary="Reverse an entry in full or in part (proportionally)")

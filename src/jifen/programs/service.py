@@ -14,7 +14,8 @@ from jifen.ledger import operations as ops
 from jifen.members.models import Member
 from jifen.programs.config import ProgramConfig
 from jifen.programs.models import Program, Wallet
-from jifen.rules.service import publish
+from jifen.rules.schema import RuleSetDoc
+from jifen.rules.service import doc_of, in_force, publish, versions_exist
 
 DEFAULT_PROGRAM = "default"
 DEFAULT_WALLET = "points"
@@ -107,13 +108,23 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
         program.expiry_months, program.allow_debt = months, cfg.allow_debt
     program.point_name, program.expiry_round = cfg.point_name, rounding
     program.pending_days = dict(cfg.pending_days)
-    program.tiers = cfg.tiers.model_dump(mode="json") if cfg.tiers else {}
     program.reminder_rewards = [r.model_dump(mode="json") for r in cfg.reminder_rewards]
     program.double_value = cfg.double_value.model_dump(mode="json") if cfg.double_value else {}
     program.risk = cfg.risk.model_dump(mode="json", exclude_unset=True) if cfg.risk else {}
     session.flush()
+    # Tiers change as the rules do, through a version (rules/schema.py RuleSetDoc.tiers): the programme's own
+    # ladder is only the one before its first version.
+    start = (cfg.rules.effective_from or now) if cfg.rules else now
+    first = not versions_exist(session, program)
+    if first:
+        program.tiers = cfg.tiers.model_dump(mode="json") if cfg.tiers else {}
+    doc = cfg.rules.doc() if cfg.rules is not None else None
+    if doc is None and cfg.tiers and not first:  # a new ladder for the rules in force
+        live = in_force(session, program, start)
+        doc = doc_of(live) if live is not None else RuleSetDoc()
     version = None
-    if cfg.rules is not None:
-        version = publish(session, program, cfg.rules.doc(), effective_from=cfg.rules.effective_from or now, now=now,
-                          note=cfg.rules.note, actor=actor)
+    if doc is not None:
+        doc = doc.model_copy(update={"tiers": cfg.tiers}) if cfg.tiers else doc
+        version = publish(session, program, doc, effective_from=start, now=now,
+                          note=cfg.rules.note if cfg.rules else None, actor=actor)
     return {"program": program.code, "created": created, "rule_version": version.version if version else None}

@@ -8,8 +8,6 @@ at an evaluation after the grace ends moves down to the highest tier whose reten
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,25 +15,25 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from jifen.db import among, decoded
+from jifen.db import among, utcnow
 from jifen.events.models import Event
 from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.outbox import emit, emit_many
-from jifen.programs.config import TierConfig, TierLevel
 from jifen.programs.models import Program
 from jifen.rows import update_rows
+from jifen.rules.schema import TierConfig, TierLevel
+from jifen.rules.service import ladder, ladder_at
 
 
-@functools.lru_cache(maxsize=64)
-def _parsed(text: str) -> TierConfig:
-    return TierConfig.model_validate_json(text)
-
-
-def tier_config(program: Program) -> TierConfig | None:
-    return decoded(program.tiers, lambda t: _parsed(json.dumps(t, sort_keys=True))) if program.tiers else None
+def tier_config(program: Program, at: dt.datetime | None = None) -> TierConfig | None:
+    """The ladder in force at `at` (now when None): the tier ladder is versioned with the rules."""
+    session = object_session(program)
+    if session is None:
+        return ladder(program, None)
+    return ladder_at(session, program, at or utcnow())
 
 
 def current_level(cfg: TierConfig, member: Member | Standing) -> TierLevel:
@@ -106,17 +104,17 @@ def qualified_rank(cfg: TierConfig, value: Decimal, now: dt.datetime) -> int:
     return max(i for i, lv in enumerate(cfg.levels) if value >= lv.threshold * factor)
 
 
-def moves_measure(program: Program, event_type: str, points: int) -> bool:
+def moves_measure(cfg: TierConfig | None, event_type: str, points: int) -> bool:
     """Whether an event can raise the qualifying measure (so an upgrade check is worth a query)."""
-    cfg = tier_config(program)
     return cfg is not None and (points > 0 if cfg.basis == "points" else event_type == "purchase")
 
 
 def upgrade(session: Session, program: Program, members: list[Member], now: dt.datetime,
-            values: dict[int, Decimal] | None = None) -> dict[int, str]:
-    """Real time: raise members who now qualify for a higher tier; clear grace of those back above it.
-    The caller holds the members' locks; `values` are their measures when the caller already knows them."""
-    cfg = tier_config(program)
+            values: dict[int, Decimal] | None = None, cfg: TierConfig | None = None) -> dict[int, str]:
+    """Real time: raise members who now qualify for a higher tier of the ladder in force now (`cfg` when the
+    caller has it); clear grace of those back above it. The caller holds the members' locks; `values` are
+    their measures when the caller already knows them."""
+    cfg = cfg or tier_config(program, now)
     if cfg is None or not members:
         return {}
     for m in members:
@@ -153,7 +151,7 @@ _STANDINGS = (select(Member.id, Member.tier, Member.tier_since, Member.tier_grac
 def evaluate(session: Session, program: Program, now: dt.datetime, batch: int = 10_000) -> dict[str, int]:
     """The periodic evaluation: upgrades, grace for those below retention, downgrades after grace.
     A batch of members at a time, their changes written with one statement and their messages with another."""
-    cfg = tier_config(program)
+    cfg = tier_config(program, now)
     summary = {"members": 0, "upgraded": 0, "kept": 0, "grace_started": 0, "in_grace": 0, "downgraded": 0}
     if cfg is None:
         return summary
@@ -230,7 +228,7 @@ def _evaluate_one(cfg: TierConfig, m: Member | Standing, value: Decimal, now: dt
 
 def progress(session: Session, program: Program, member: Member, now: dt.datetime) -> dict | None:
     """Tier, its benefits and the way to the next one, for member-facing pages and the API."""
-    cfg = tier_config(program)
+    cfg = tier_config(program, now)
     if cfg is None:
         return None
     value = measures(session, program, cfg, now, [member.id]).get(member.id, Decimal(0))
@@ -263,7 +261,7 @@ def period_start(cfg: TierConfig, now: dt.datetime, tz: ZoneInfo) -> dt.datetime
 
 def evaluate_if_due(session: Session, program: Program, now: dt.datetime) -> dict[str, int] | None:
     """Run the evaluation once per period (quarterly, …): when none has run since the period began."""
-    cfg = tier_config(program)
+    cfg = tier_config(program, now)
     if cfg is None:
         return None
     if program.tiers_evaluated_at is not None and program.tiers_evaluated_at >= period_start(

@@ -40,7 +40,7 @@ def program_view(program: Program) -> dict:
             "point_value": str(program.point_value), "timezone": program.timezone, "allow_debt": program.allow_debt,
             "expiry": {"months": program.expiry_months, "round": program.expiry_round},
             "pending_days": program.pending_days, "wallets": [{"code": w.code, "name": w.name} for w in program.wallets],
-            "tiers": program.tiers or None}
+            "tiers": ladder.model_dump(mode="json") if (ladder := tiers.tier_config(program)) else None}
 
 
 @router.get("/program", summary="The programme's settings and tier ladder")

@@ -113,6 +113,69 @@ class Rule(Strict):
         return self
 
 
+class TierLevel(Strict):
+    code: str = Field(pattern=CODE)
+    name: str
+    threshold: Decimal = Field(ge=0)  # to reach the tier
+    retain: Decimal | None = Field(None, ge=0)  # to keep it at evaluation (保級); the threshold when absent
+    earn_multiplier: Decimal = Field(Decimal(1), gt=0, le=100)
+    benefits: list[str] = []
+
+    @property
+    def keep_at(self) -> Decimal:
+        return self.threshold if self.retain is None else self.retain
+
+
+class ScoreWeight(Strict):
+    weight: Decimal = Field(ge=0, le=1)
+    target: Decimal = Field(gt=0)  # the value that earns the full weight
+
+
+class ThresholdDiscount(Strict):
+    """A promotion lowering every threshold (e.g. 0.8 = 20% off) for upgrades inside its window."""
+
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    factor: Decimal = Field(gt=0, le=1)
+
+
+class TierConfig(Strict):
+    basis: Literal["spend", "points", "score"] = "spend"
+    window_days: int = Field(365, ge=1, le=3660)
+    evaluation: Literal["monthly", "quarterly", "half_yearly", "yearly"] = "quarterly"
+    grace_days: int = Field(30, ge=0, le=3660)
+    # Composite score 0-100 (seed 004: spend 40%, frequency 30%, repurchase 20%, tenure 10%).
+    score: dict[Literal["spend", "frequency", "repurchase", "tenure"], ScoreWeight] = {}
+    discounts: list[ThresholdDiscount] = []
+    levels: list[TierLevel] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def ladder(self):
+        if self.levels[0].threshold != 0:
+            raise ValueError("the first tier is the entry tier: its threshold must be 0")
+        thresholds = [lv.threshold for lv in self.levels]
+        if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
+            raise ValueError("tier thresholds must rise strictly from the first tier to the last")
+        codes = [lv.code for lv in self.levels]
+        if len(set(codes)) != len(codes):
+            raise ValueError("tier codes must be unique")
+        for lv in self.levels:
+            if lv.retain is not None and lv.retain > lv.threshold:
+                raise ValueError(f"tier {lv.code!r}: retain must not exceed threshold")
+        if self.basis == "score":
+            if not self.score:
+                raise ValueError("basis score needs score weights")
+            if sum(w.weight for w in self.score.values()) != 1:
+                raise ValueError("score weights must add up to 1")
+        return self
+
+    def level(self, code: str | None) -> TierLevel | None:
+        return next((lv for lv in self.levels if lv.code == code), None)
+
+    def rank(self, code: str | None) -> int:
+        return next((i for i, lv in enumerate(self.levels) if lv.code == code), 0)
+
+
 class RuleSetDoc(Strict):
     """Stacking is explicit: layers run in `layer_order`, rules inside a layer by priority, then in the
     order they are written.
@@ -124,6 +187,11 @@ class RuleSetDoc(Strict):
     layer_order: list[Layer] = list(LAYERS)
     budgets: dict[str, int] = {}
     rules: list[Rule] = []
+    # The tier ladder travels with the rules: a multiplier prices an event as a rule does, so it changes the
+    # same way (a version, an effective date, the notice and announcement, a simulation first) and an event
+    # is priced with the ladder in force when it occurred. None: unchanged (publishing carries the ladder in
+    # force forward; versions from before tiers were versioned carry none: rules.service.ladder).
+    tiers: TierConfig | None = None
 
     @model_validator(mode="after")
     def consistent(self):

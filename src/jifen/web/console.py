@@ -241,7 +241,7 @@ def rules(request: Request, who: SignedIn, published: int | None = None):
         notice = None
         if new is not None:
             before = in_force(session, program, new.effective_from - dt.timedelta(microseconds=1))
-            notice = (new, changes(before, new), (new.effective_from - now).days)
+            notice = (new, changes(program, before, new), (new.effective_from - now).days)
         return render(request, "rules.html", who=who, live=live, tz=program.timezone, program_code=program.code,
                        upcoming=[v for v in all_versions if v.effective_from > now], history=all_versions[::-1],
                        issued=points_by_rule(session, program, now - dt.timedelta(days=30)), notice=notice,

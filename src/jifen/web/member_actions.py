@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from jifen.approvals import service as approvals
+from jifen.approvals.models import AdjustmentRequest
 from jifen.errors import InvalidRequest
 from jifen.ledger import operations as ops
 from jifen.members.service import get_member
@@ -46,11 +47,9 @@ def adjust(request: Request, member_id: str, who: Corrector, points: Text = "", 
     form, requested = {"points": points, "reason": reason}, []
 
     def work(sc: ops.Scope):
-        amount, member = whole(points, "points"), _member(sc, member_id)
-        if approvals.needs_approval(sc.program, amount):
-            requested.append(approvals.request_adjustment(sc, member, amount, reason, who))
-        else:
-            ops.adjust(sc, member, amount, reason=reason.strip())
+        done = approvals.adjust_or_request(sc, _member(sc, member_id), whole(points, "points"), reason, who)
+        if isinstance(done, AdjustmentRequest):
+            requested.append(done)
 
     error = submit(request, who, once, f"adjust:{member_id}", form, work)
     return _outcome(request, who, member_id, "adjust_requested" if requested else "adjust", error, form)

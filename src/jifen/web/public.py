@@ -23,7 +23,7 @@ def published_rules(request: Request, code: str):
         announced, previous = [], live
         for v in versions(session, program):
             if v.effective_from > now:
-                announced.append((v, changes(previous, v), (v.effective_from - now).days))
+                announced.append((v, changes(program, previous, v), (v.effective_from - now).days))
                 previous = v
         return render(request, "public_rules.html", program=program, live=live, announced=announced,
                       ladder=tiers.tier_config(program), tz=program.timezone,

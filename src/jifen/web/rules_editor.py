@@ -20,7 +20,7 @@ from jifen.programs import tiers
 from jifen.programs.config import RulesConfig
 from jifen.programs.models import Program
 from jifen.rules.schema import LAYERS, RuleSetDoc
-from jifen.rules.service import doc_of, in_force, publish
+from jifen.rules.service import doc_of, in_force, ladder, publish
 from jifen.security.service import PERMISSIONS, Principal
 from jifen.web.console import JsonWriter, SignedIn, Writer, page_language, render
 from jifen.web.i18n import Translator, translator
@@ -60,7 +60,8 @@ def editor_labels(t: Translator) -> dict[str, Any]:
             "add_budget", "baseline", "draft", "difference", "change_pct", "members_affected", "new_rule_pct",
             "sim_progress", "sim_counting", "sim_failed", "check_ok", "checking", "yaml_broken", "points", "liability",
             "sim_events", "rule_errors", "round_down", "round_half_up", "round_up", "more_fields", "no_rules_yet",
-            "stacking", "stack_multiply", "stack_add", "rules", "yaml_line", "view_yaml")
+            "stacking", "stack_multiply", "stack_add", "rules", "yaml_line", "view_yaml", "tiers", "tier_code",
+            "tier_name", "threshold", "retain", "multiplier", "benefits", "add_tier", "tier_form_help")
     return {"labels": {k: t.template(k) for k in keys}, "layers": {layer: t.code("layer", layer) for layer in LAYERS},
             "caps": {c: t.code("cap", c) for c in CAPS}}
 
@@ -70,7 +71,11 @@ def draft_form(request: Request, who: SignedIn):
     with request.app.state.read_sessions() as session:
         program = session.get_one(Program, who.program_id)
         live = in_force(session, program, utcnow())
-        text = draft_text(live.document) if live else "rules: []\n"
+        doc = doc_of(live) if live else RuleSetDoc()
+        # The ladder in force is part of the draft (a version from before tiers were versioned carries none).
+        ladder_now = ladder(program, doc)
+        text = draft_text(doc.model_copy(update={"tiers": ladder_now}).model_dump(mode="json")) \
+            if live or ladder_now else "rules: []\n"
         start = utcnow() + dt.timedelta(days=NOTICE_DAYS + 1)
         return _page(request, who, program, text=text, effective=_local_input(start, program.timezone), note="")
 
@@ -131,7 +136,9 @@ def _checked(request: Request, who: Principal, body: dict) -> Checked:
 @router.post("/rules/draft/check")
 def draft_check(request: Request, who: JsonWriter, body: Annotated[dict, Body()]):
     """The draft's problems, each with its field path and YAML line (422 when there is one); nothing is
-    saved. Also the draft in the other form: YAML for the form's data, data for the YAML."""
+    saved. Also the draft in the other form: YAML for the form's data, data for the YAML. Not audited: it is
+    sent after each pause in typing and changes nothing (publishing, which does, is)."""
+    request.state.reads_only = True
     checked = _checked(request, who, body)
     if checked.problems:
         first = checked.problems[0]

@@ -124,6 +124,7 @@
   const getAt = (path) => path.split(".").reduce((o, p) => (o == null ? undefined : o[p]), doc);
 
   function parse(kind, raw) {
+    if (kind === "items") { const items = raw.split(/[,，、]/).map((x) => x.trim()).filter(Boolean); return items.length ? items : undefined; }
     if (kind === "list") { const items = raw.split(/[,，\s]+/).filter(Boolean); return items.length ? items : undefined; }
     if (raw.trim() === "") return undefined;
     if (kind === "int" || kind === "number") { const n = Number(raw); return Number.isFinite(n) ? n : raw; }
@@ -221,6 +222,36 @@
     return el("section", { class: "budgets", "data-path": "budgets" }, el("h3", { text: L.budgets }), ...rows, add);
   }
 
+  // The tier ladder travels with the rules (a version, its effective date and announcement): its levels here,
+  // the rest of it (basis, window, grace, score, discounts) in the YAML.
+  function tierRows() {
+    const levels = doc.tiers && Array.isArray(doc.tiers.levels) ? doc.tiers.levels : [];
+    const rows = levels.map((level, i) => {
+      const p = `tiers.levels.${i}`;
+      const remove = el("button", { type: "button", class: "link", text: L.remove });
+      remove.addEventListener("click", () => { levels.splice(i, 1); if (!levels.length) delete doc.tiers; renderForm(); edited(); });
+      return el("div", { class: "row tier", "data-path": p },
+        field(L.tier_code, input(`${p}.code`, "text", { class: "mono", size: 12 })),
+        field(L.tier_name, input(`${p}.name`, "text", { size: 12 })),
+        field(L.threshold, input(`${p}.threshold`, "number", { size: 9 })),
+        field(L.retain, input(`${p}.retain`, "number", { size: 9 })),
+        field(L.multiplier, input(`${p}.earn_multiplier`, "number", { size: 5, placeholder: "1" })),
+        field(L.benefits, input(`${p}.benefits`, "items", { size: 30 }), "wide"),
+        remove);
+    });
+    const add = el("button", { type: "button", class: "link", text: `+ ${L.add_tier}` });
+    add.addEventListener("click", () => {
+      doc.tiers = doc.tiers || { levels: [] };
+      doc.tiers.levels = doc.tiers.levels || [];
+      const last = doc.tiers.levels[doc.tiers.levels.length - 1];
+      let n = doc.tiers.levels.length + 1; while (doc.tiers.levels.some((lv) => lv.code === `tier_${n}`)) n++;
+      doc.tiers.levels.push({ code: `tier_${n}`, name: `tier_${n}`, threshold: last ? Number(last.threshold) * 2 || 1000 : 0 });
+      renderForm(); edited();
+    });
+    return el("section", { class: "tiers", "data-path": "tiers" }, el("h3", { text: L.tiers }), ...rows,
+      el("div", { class: "row" }, add), el("p", { class: "muted", text: L.tier_form_help }));
+  }
+
   function renderForm() {
     if (!doc) { formView.replaceChildren(el("p", { class: "error", text: L.yaml_broken })); return; }
     doc.rules = Array.isArray(doc.rules) ? doc.rules : [];
@@ -237,6 +268,7 @@
       ...(doc.rules.length ? doc.rules.map(ruleCard) : [el("p", { class: "muted", text: L.no_rules_yet })]),
       el("div", { class: "row" }, add),
       budgetRows(),
+      tierRows(),
       el("p", { class: "muted", text: L.more_fields }));
     showProblems();
   }
