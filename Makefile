@@ -2,6 +2,10 @@
 VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+# `make test` runs the suite on this many pytest-xdist processes, a test file per process at a time (--dist
+# loadfile: a file's module fixtures are built once, and its tests keep their order). Each process has its own
+# scratch PostgreSQL database, SQLite files, ports and Redis database. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: run test bench clean
 
@@ -24,7 +28,7 @@ test: $(STAMP)
 	@if [ -f ../shared/tools/layers.py ]; then python3 ../shared/tools/layers.py; \
 	else echo "../shared/tools/layers.py not found: import layers not checked"; fi
 	$(VENV)/bin/mypy src/jifen
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # bench/intake.py and bench/periodic.py write their tables into docs/benchmarks.md (their own sections, dated
 # with the machine). periodic.py's default is the issue's 1,000,000 members (too long for a routine run on 2 cores).

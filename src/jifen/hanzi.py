@@ -5,9 +5,14 @@ script of its locale. Converters are built once (loading OpenCC's dictionaries c
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import opencc
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import opencc
+else:
+    opencc = lazy_import("opencc")
 
 SCRIPTS = ("zh-Hans", "zh-Hant")
 # Simplified → Traditional with Taiwan's usage (登录 → 登入, 信息 → 資訊), the zh-Hant demo's locale (zh_TW).

@@ -18,6 +18,7 @@ from jifen.programs.service import get_program
 from tests.conftest import Ledger, api_key, keyed
 from tests.support.intake import SEED_001, add_members, configure, send_one
 from tests.support.racing import outcomes, race
+from tests.support.scratch_redis import scratch_redis
 
 REFERRAL_RULES = {"rules": SEED_001["rules"] | {"rules": [
     {"code": "invite_l1", "events": ["invite"], "condition": "event.attributes.level == 1", "award": {"fixed": 50},
@@ -420,20 +421,20 @@ def test_a_charity_donation_badge(api, factory):
     assert [b["badge"] for b in client.get("/v1/members/alice/badges", headers=admin).json()] == ["green_star"]
 
 
-def test_redis_leaderboards_count_each_award_once(api, factory, monkeypatch):
+@pytest.fixture
+def redis_url():
+    with scratch_redis() as url:
+        yield url
+
+
+def test_redis_leaderboards_count_each_award_once(api, factory, monkeypatch, redis_url):
     import redis as redis_lib
 
     from jifen.config import Settings, get_settings
     from jifen.engagement import boards
     from jifen.notify import dispatcher
 
-    url = "redis://127.0.0.1:6379/13"
-    try:
-        redis_lib.Redis.from_url(url).flushdb()
-    except redis_lib.RedisError as exc:
-        if __import__("os").environ.get("CI"):
-            raise
-        pytest.skip(f"Redis unreachable: {exc}")
+    url = redis_url
     client, admin = api
     settings = Settings(redis_url=url)
     now = utcnow()

@@ -7,14 +7,19 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
-import numpy as np
 import typer
 
 from jifen.analytics import clv_plot
 from jifen.clikit import ProgramOpt, fail, out, period, sessions
 from jifen.db import utcnow
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
 
 analytics_app = typer.Typer(help="Analytics: KPIs, RFM segments, CLV.", no_args_is_help=True)
 export_app = typer.Typer(help="Exports for other engines.", no_args_is_help=True)

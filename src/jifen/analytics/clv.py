@@ -12,10 +12,19 @@ which the fitted parameters drift from the published ones (tests/analytics/test_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import polars as pl
-from scipy import optimize, special
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+    from scipy import optimize, special
+else:
+    np = lazy_import("numpy")
+    pl = lazy_import("polars")
+    optimize = lazy_import("scipy.optimize")
+    special = lazy_import("scipy.special")
 
 
 @dataclass

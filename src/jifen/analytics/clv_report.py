@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from jifen.analytics import clv, frames
+from jifen.lazy import lazy_import
 from jifen.programs.models import Program
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
 
 HORIZONS = (13, 26, 52)  # weeks ahead the page offers
 HOLDOUT_DAYS = 28

@@ -11,11 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import polars as pl
-
 from jifen.analytics import economy, kpis
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 # Targets from the seeds (SPEC §9): 消耗率 30–40 % healthy (001); MAU 28–32 % today → 35 % (003);
 # redemption rate 3 % today → 8 % (003). (low, high); high None = "at least low".

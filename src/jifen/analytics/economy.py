@@ -4,9 +4,14 @@ warning, top rewards, cost per point, cohort retention, lifecycle stages and chu
 from __future__ import annotations
 
 import datetime as dt
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import polars as pl
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 HEALTHY_CONSUMPTION = (0.30, 0.40)  # seed 001: a consumption rate of 30–40 % is healthy
 

@@ -5,19 +5,24 @@ query per figure) and the streaks column-wise in Polars; reads only."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
-import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from jifen.engagement import gifts, teams
 from jifen.engagement.models import AwardBudget, RedPacket, RedPacketShare, Referral, Task, TaskProgress, Team, TeamMember
 from jifen.events.models import Event
+from jifen.lazy import lazy_import
 from jifen.ledger.models import JournalEntry
 from jifen.members.models import Member
 from jifen.programs.models import Program
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 # Streak lengths as the page groups them: (label key, lowest, highest or None).
 STREAK_BANDS = (("1", 1, 1), ("2-3", 2, 3), ("4-6", 4, 6), ("7-13", 7, 13), ("14-29", 14, 29), ("30+", 30, None))

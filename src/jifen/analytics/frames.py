@@ -8,19 +8,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from jifen.events.models import Event
+from jifen.lazy import lazy_import
 from jifen.ledger.models import JournalEntry
 from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
 from jifen.programs.models import Program
 
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
+
 TABLES = ("members", "events", "entries", "redemptions", "awards")
-_RULES = pl.Struct({"rules": pl.List(pl.Struct({"rule": pl.Utf8, "layer": pl.Utf8, "points": pl.Int64}))})
 
 
 def _frame(session: Session, stmt, schema: dict) -> pl.DataFrame:
@@ -80,7 +85,8 @@ def load(session: Session, program: Program, only: Iterable[str] = TABLES,
                          {"member_pk": pl.Int64, "channel": pl.Utf8, "occurred_at": pl.Datetime("us", "UTC"),
                           "amount": pl.Float64, "result": pl.Utf8})
         # One row per rule that paid for an event (from the events' stored results), decoded column-wise.
-        out["awards"] = (results.with_columns(pl.col("result").str.json_decode(_RULES).struct.field("rules")
+        paid = pl.Struct({"rules": pl.List(pl.Struct({"rule": pl.Utf8, "layer": pl.Utf8, "points": pl.Int64}))})
+        out["awards"] = (results.with_columns(pl.col("result").str.json_decode(paid).struct.field("rules")
                                               .alias("rules"))
                          .drop("result").explode("rules").unnest("rules").drop_nulls("rule"))
     return out

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import polars as pl
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 LIGHT = ("check_in", "share", "review", "browse", "invite", "register", "profile_complete", "birthday")
 

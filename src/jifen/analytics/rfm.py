@@ -5,23 +5,31 @@ Analytics only reads: members/segments.py stores a member's segment where rules 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from jifen.lazy import lazy_import
 from jifen.ledger.models import AVAILABLE, Account
 from jifen.programs.models import Program, Wallet
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 WINDOW_DAYS = 365
 # Seed 001 (會員分層運營): high value R ≤ 7 days and F ≥ 3; medium R ≤ 30 and F 1–2; churn warning R ≥ 60;
 # dormant R ≥ 90; low frequency F ≤ 1. The first that matches, in this order, names the segment.
-SEGMENTS = (
-    ("休眠", pl.col("recency") >= 90),
-    ("流失預警", pl.col("recency") >= 60),
-    ("高價值", (pl.col("recency") <= 7) & (pl.col("frequency") >= 3)),
-    ("中價值", (pl.col("recency") <= 30) & pl.col("frequency").is_between(1, 2)),
-    ("低頻", pl.col("frequency") <= 1),
+# (Each condition is built when rfm() runs: building it at import would import Polars with the module.)
+SEGMENTS: tuple[tuple[str, Callable[[], pl.Expr]], ...] = (
+    ("休眠", lambda: pl.col("recency") >= 90),
+    ("流失預警", lambda: pl.col("recency") >= 60),
+    ("高價值", lambda: (pl.col("recency") <= 7) & (pl.col("frequency") >= 3)),
+    ("中價值", lambda: (pl.col("recency") <= 30) & pl.col("frequency").is_between(1, 2)),
+    ("低頻", lambda: pl.col("frequency") <= 1),
 )
 
 
@@ -44,7 +52,7 @@ def rfm(frames: dict[str, pl.DataFrame], as_of: dt.datetime) -> pl.DataFrame:
 
     segment = pl.lit("一般")
     for name, condition in reversed(SEGMENTS):
-        segment = pl.when(condition).then(pl.lit(name)).otherwise(segment)
+        segment = pl.when(condition()).then(pl.lit(name)).otherwise(segment)
     return (table.with_columns(score("recency", reverse=True).alias("r"), score("frequency").alias("f"),
                                score("monetary").alias("m"))
             .with_columns((pl.col("r").cast(pl.Utf8) + pl.col("f").cast(pl.Utf8) + pl.col("m").cast(pl.Utf8))

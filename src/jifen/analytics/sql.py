@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import duckdb
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+else:
+    duckdb = lazy_import("duckdb")
 
 KPI_SQL = """
 SELECT

@@ -10,9 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy import stats
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+    from scipy import stats
+else:
+    np = lazy_import("numpy")
+    stats = lazy_import("scipy.stats")
 
 
 @dataclass(frozen=True)

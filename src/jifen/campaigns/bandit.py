@@ -8,13 +8,19 @@ lose a count; a reward is accepted only while the arm has more pulls than reward
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jifen.campaigns.models import BanditArm
 from jifen.errors import Conflict, NotFound
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
 
 _PBEST_DRAWS = 4000
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,8 +16,14 @@ from jifen.campaigns import measure
 from jifen.campaigns.models import Experiment
 from jifen.campaigns.schemas import ExperimentIn, PlanIn
 from jifen.errors import Conflict, InvalidRequest, NotFound
+from jifen.lazy import lazy_import
 from jifen.programs.models import Program
 from jifen.rules.audience import Audience, bucket
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 HOLDOUT = "holdout"
 

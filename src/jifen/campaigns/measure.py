@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jifen.events.models import Event
+from jifen.lazy import lazy_import
 from jifen.mall.models import Redemption
 from jifen.members.models import Member
 from jifen.programs.models import Program
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 
 def population(session: Session, program: Program, group: Callable[[str, str | None, dict | None], str | None]) -> pl.DataFrame:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import polars as pl
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
@@ -17,12 +17,15 @@ from jifen.campaigns import measure
 from jifen.campaigns.models import Campaign
 from jifen.campaigns.service import audience, rule_code, view
 from jifen.events.models import Event
+from jifen.lazy import lazy_import
 from jifen.mall.models import Redemption
 from jifen.programs.models import Program
 from jifen.rules import budgets
 
-_LINES = pl.Struct({"rules": pl.List(pl.Struct({"rule": pl.Utf8, "points": pl.Int64, "sponsor": pl.Utf8,
-                                                 "sponsored": pl.Int64}))})
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_import("polars")
 
 
 def awards(session: Session, program: Program, rules: list[str], start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
@@ -32,7 +35,9 @@ def awards(session: Session, program: Program, rules: list[str], start: dt.datet
         Event.program_id == program.id, Event.occurred_at >= start, Event.occurred_at < end, Event.points > 0)
     rows = session.execute(q.where(or_(*like))).all()
     frame = pl.DataFrame(rows, schema={"member_pk": pl.Int64, "result": pl.Utf8}, orient="row")
-    return (frame.with_columns(pl.col("result").str.json_decode(_LINES).struct.field("rules").alias("rules"))
+    lines = pl.Struct({"rules": pl.List(pl.Struct({"rule": pl.Utf8, "points": pl.Int64, "sponsor": pl.Utf8,
+                                                    "sponsored": pl.Int64}))})
+    return (frame.with_columns(pl.col("result").str.json_decode(lines).struct.field("rules").alias("rules"))
             .drop("result").explode("rules").unnest("rules").filter(pl.col("rule").is_in(rules))
             .with_columns(pl.col("sponsored").fill_null(0)))
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from jifen.clikit import ProgramOpt, fail, out, sessions
 from jifen.db import utcnow
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
 
 recommend_app = typer.Typer(help="Reward recommendations.", no_args_is_help=True)
 

@@ -6,10 +6,16 @@ member's tier. The ranker learns its weights from the window of the same length 
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
+from jifen.lazy import lazy_import
 from jifen.recommend import rank
 from jifen.recommend.history import History
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
 
 
 def _metrics(picks: np.ndarray, truth: np.ndarray, k: int) -> dict:

@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jifen.events.models import Event
+from jifen.lazy import lazy_import
 from jifen.ledger.models import AVAILABLE, Account, JournalEntry, Posting
 from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
 from jifen.programs.models import Program, Wallet
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
 
 BROWSE_WEIGHT = 0.25  # a look counts for a quarter of a redemption
 

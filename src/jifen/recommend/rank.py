@@ -8,12 +8,18 @@ moment. Everything is arrays over members × rewards, no loop over members."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression
-
+from jifen.lazy import lazy_import
 from jifen.recommend import als
 from jifen.recommend.history import History
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sklearn import linear_model
+else:
+    np = lazy_import("numpy")
+    linear_model = lazy_import("sklearn.linear_model")
 
 FEATURES = ("cf", "tier_popularity", "category", "affordable", "balance_share", "taken_before")
 SMOOTHING = 20.0  # pseudo-redemptions of the programme-wide popularity added to each tier's counts
@@ -64,7 +70,7 @@ def features(h: History, before: np.datetime64, members: np.ndarray, balances: n
 
 @dataclass
 class Ranker:
-    model: LogisticRegression | None  # None: too little history to learn from; popularity alone then
+    model: linear_model.LogisticRegression | None  # None: too little history to learn from; popularity alone then
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:
@@ -81,8 +87,8 @@ def train(h: History, start: np.datetime64, end: np.datetime64) -> Ranker:
     y[h.who[window], h.what[window]] = True
     if y.sum() < 5 or y.all():
         return Ranker(None)
-    return Ranker(LogisticRegression(max_iter=1000, class_weight="balanced").fit(x.reshape(-1, len(FEATURES)),
-                                                                               y.ravel()))
+    model = linear_model.LogisticRegression(max_iter=1000, class_weight="balanced")
+    return Ranker(model.fit(x.reshape(-1, len(FEATURES)), y.ravel()))
 
 
 def top(scores: np.ndarray, k: int) -> np.ndarray:

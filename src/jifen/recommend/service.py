@@ -11,15 +11,15 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jifen.errors import Conflict, Forbidden
 from jifen.flows.pricing import pricer
+from jifen.lazy import lazy_import
 from jifen.ledger import operations as ops
 from jifen.ledger.models import Lot
 from jifen.mall.models import Reward
@@ -30,7 +30,12 @@ from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
 from jifen.recommend import als, history, rank
 
-TRAINING_WINDOW = np.timedelta64(30, "D")
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
+
+TRAINING_DAYS = 30
 FRESH_FOR = 300.0  # seconds a programme's trained ranker is reused
 
 
@@ -61,7 +66,7 @@ def trained(session: Session, program: Program, now: dt.datetime, member_pk: int
             return found
         h = history.load(session, program)
         moment = history.stamp(now)
-        found = cache[program.id] = Trained(h, rank.train(h, moment - TRAINING_WINDOW, moment),
+        found = cache[program.id] = Trained(h, rank.train(h, moment - np.timedelta64(TRAINING_DAYS, "D"), moment),
                                             rank.factors(h, moment), moment, time.monotonic())
         return found
 

@@ -9,21 +9,30 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import joblib
-import numpy as np
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from jifen.errors import InvalidRequest
 from jifen.events.models import Event
+from jifen.lazy import lazy_import
 from jifen.mall.models import Redemption
 from jifen.members.models import Member
 from jifen.programs.models import Program
 from jifen.risk import devices
 from jifen.risk.forest import Forest
 from jifen.risk.models import RiskModel
+
+if TYPE_CHECKING:
+    import joblib
+    import numpy as np
+    from sklearn import ensemble
+else:
+    joblib = lazy_import("joblib")
+    np = lazy_import("numpy")
+    ensemble = lazy_import("sklearn.ensemble")
 
 FEATURES = ["points_last_minute", "points_last_hour", "events_last_hour", "hour_of_day", "accounts_on_device",
             "accounts_on_ip", "account_age_hours", "amount", "is_spend"]
@@ -147,8 +156,6 @@ def training_timeline(session: Session, program: Program, now: dt.datetime, days
 def train(session: Session, program: Program, now: dt.datetime, *, days: int = 30, limit: int = 50_000,
           min_samples: int = MIN_SAMPLES) -> RiskModel:
     """Fit the model on the programme's recent earning events and redemptions; stored as the newest."""
-    from sklearn.ensemble import IsolationForest
-
     tl = training_timeline(session, program, now, days, limit)
     x = window_features(tl)
     samples = x[(tl.amount > 0)]
@@ -156,7 +163,7 @@ def train(session: Session, program: Program, now: dt.datetime, *, days: int = 3
         raise InvalidRequest(f"only {len(samples)} transactions in the last {days} days; at least {min_samples} "
                              "are needed to train the anomaly model", code="not_enough_data")
     params = {"n_estimators": 100, "contamination": 0.01, "random_state": 0}
-    model = IsolationForest(**params).fit(_prepare(samples))
+    model = ensemble.IsolationForest(**params).fit(_prepare(samples))
     buf = io.BytesIO()
     joblib.dump(model, buf)
     stored = RiskModel(program_id=program.id, trained_at=now, n_samples=len(samples), features=FEATURES,

@@ -8,7 +8,14 @@ batches go to scikit-learn, whose compiled per-tree walk wins there (measured: 1
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+from jifen.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")
 
 SMALL = 200  # rows up to which the arrays are faster than scikit-learn
 

@@ -19,19 +19,24 @@ import hashlib
 import itertools
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import networkx as nx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jifen.engagement.models import Referral
+from jifen.lazy import lazy_import
 from jifen.mall.models import Redemption
 from jifen.members.models import Member
 from jifen.programs.models import Program
 from jifen.risk import cases
 from jifen.risk.models import MemberDevice, RiskCase, RiskScan
 from jifen.risk.scoring import Verdict
+
+if TYPE_CHECKING:
+    import networkx as nx
+else:
+    nx = lazy_import("networkx")
 
 ACCOUNTS_PER_DEVICE = 5  # seed 001: five accounts on one device
 ACCOUNTS_PER_IP = 10

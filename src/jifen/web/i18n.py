@@ -1,14 +1,15 @@
 """Labels of the console and the member centre in 简体中文 (the default), 繁體中文 and English.
 
 One catalogue: each entry is (Chinese, English) and the Chinese is the source of both scripts, normalised
-to Simplified and converted to Traditional by OpenCC (jifen/hanzi.py) once, at import. An entry written in
-Traditional characters still works: it is read as Simplified after conversion. Codes shown to people
-(entry types, channels, risk reasons …) have their labels in web/codes.py; numbers, ¥ and dates are
-formatted per locale by Babel (`Translator`)."""
+to Simplified and converted to Traditional by OpenCC (jifen/hanzi.py) once per process, on the language's
+first use. An entry written in Traditional characters still works: it is read as Simplified after
+conversion. Codes shown to people (entry types, channels, risk reasons …) have their labels in
+web/codes.py; numbers, ¥ and dates are formatted per locale by Babel (`Translator`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -530,10 +531,40 @@ def from_accept_language(header: str | None) -> str | None:
     return None
 
 
-def _catalogue(entries: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
-    hans = {key: hanzi.simplified(zh) for key, (zh, _) in entries.items()}
-    return {"zh-Hans": hans, "zh-Hant": {key: hanzi.traditional(text) for key, text in hans.items()},
-            "en": {key: en for key, (_, en) in entries.items()}}
+class _Catalogue(Mapping[str, dict[str, str]]):
+    """One catalogue's labels by language, each language's converted on its first use rather than at import:
+    OpenCC's pass over some 800 labels cost every server worker, command and test ~0.1 s on a quiet
+    machine and seconds under load (issue 14), and an English page needs neither script. Two threads
+    converting the same language at once each get the same table (OpenCC is deterministic)."""
+
+    def __init__(self, entries: dict[str, tuple[str, str]]) -> None:
+        self._entries = entries
+        self._done: dict[str, dict[str, str]] = {}
+
+    def __getitem__(self, lang: str) -> dict[str, str]:
+        found = self._done.get(lang)
+        if found is None:
+            found = self._done[lang] = self._convert(lang)
+        return found
+
+    def _convert(self, lang: str) -> dict[str, str]:
+        if lang == "zh-Hans":
+            return {key: hanzi.simplified(zh) for key, (zh, _) in self._entries.items()}
+        if lang == "zh-Hant":
+            return {key: hanzi.traditional(text) for key, text in self["zh-Hans"].items()}
+        if lang == "en":
+            return {key: en for key, (_, en) in self._entries.items()}
+        raise KeyError(lang)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(LANGUAGES)
+
+    def __len__(self) -> int:
+        return len(LANGUAGES)
+
+
+def _catalogue(entries: dict[str, tuple[str, str]]) -> Mapping[str, dict[str, str]]:
+    return _Catalogue(entries)
 
 
 assert not LABELS.keys() & MEMBER_LABELS.keys(), "a label key is defined twice"
