@@ -259,15 +259,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for requests that only read (same pool). On SQLite a deferred transaction: one snapshot for
-    all its statements. On PostgreSQL no transaction at all: at READ COMMITTED each statement of a transaction
-    takes its own snapshot anyway, so BEGIN and ROLLBACK bought nothing but two round trips per request (an
-    API key's look-up is one statement: three round trips became one)."""
-    options: dict[str, Any] = {READ_ONLY: True}
-    if engine.dialect.name == "postgresql":
-        options["isolation_level"] = "AUTOCOMMIT"
-    factory = sessionmaker(engine.execution_options(**options), expire_on_commit=False)
-    # Without a transaction a write would commit at once: a read session refuses any.
+    """Sessions for requests that only read (same pool; a deferred transaction on SQLite). (Not AUTOCOMMIT on
+    PostgreSQL, which would save BEGIN and ROLLBACK: the replay and the exports stream rows through server-side
+    cursors, which need a transaction.)"""
+    factory = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    # A write in a read session would be discarded unseen at its end: it is refused instead.
     event.listen(factory, "before_flush", _no_flush)
     event.listen(factory, "do_orm_execute", _no_dml)
     return factory
