@@ -25,6 +25,12 @@ def test_demo_awards_follow_seed_001_exactly(demo_db):  # noqa: F811
     assert {p for (p,) in checkins} == {5, 55}
 
 
+def test_applying_renames_a_wallet_the_demo_names_in_its_script(demo_db):  # noqa: F811
+    # `db upgrade` creates the default programme with a 積分 wallet; the zh-Hans demo's file names it 积分.
+    with sqlite3.connect(demo_db) as conn:
+        assert conn.execute("SELECT code, name FROM wallets ORDER BY id").fetchone() == ("points", "积分")
+
+
 def test_apply_is_all_or_nothing_with_the_bad_field_named(demo_db, tmp_path):  # noqa: F811
     text = (EXAMPLES / "seed001.yaml").read_text(encoding="utf-8")
     bad = tmp_path / "bad.yaml"

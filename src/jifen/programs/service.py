@@ -100,9 +100,11 @@ def apply_config(session: Session, cfg: ProgramConfig, *, now: dt.datetime, acto
                                  allow_debt=cfg.allow_debt)
     else:
         assert program is not None  # (not created: it was found)
-        have = {w.code for w in program.wallets}
+        have = {w.code: w for w in program.wallets}
         for w in cfg.wallets:
-            if w.code not in have:
+            if w.code in have:
+                have[w.code].name = w.name  # (the demo's zh-Hans 积分 over the first start's default 積分)
+            else:
                 add_wallet(session, program, w.code, w.name)
         program.name, program.timezone, program.point_value = cfg.name, cfg.timezone, cfg.point_value
         program.expiry_months, program.allow_debt = months, cfg.allow_debt
