@@ -88,6 +88,7 @@ def test_figures_carry_the_programme_s_data(programme):
     bands = [(s["x0"], s["x1"]) for s in figs["rates"]["layout"]["shapes"]]
     assert bands == [(30.0, 40.0), (35.0, 100), (8.0, 100)]  # seed 001's 30–40 %, seed 003's 35 % and 8 % targets
     assert figs["daily"]["layout"]["xaxis"]["title"]["text"] == "日期"
+    assert figs["daily"]["layout"]["xaxis"]["tickformat"] == "%-m月%-d日"  # not Plotly's English "Nov 8"
     assert figs["daily"]["layout"]["yaxis"]["title"]["text"] == "积分"
     page = client.get("/console").text
     assert "37.7%" in page and "1,325" in page  # the KPI cards

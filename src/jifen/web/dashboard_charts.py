@@ -54,6 +54,8 @@ def figures(d: dict, t: Translator, tier_names: dict[str, str]) -> dict[str, dic
                           legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})}
     for trace in daily["data"]:
         trace["textposition"] = "none"  # thirty-odd days: values in the tooltip, not on the bars
+    # Plotly names the months in English whatever the page's language ("Nov 8"): the days in the page's own.
+    daily["layout"]["xaxis"]["tickformat"] = t("ax_day_ticks")
     types, layers = d["source"]["entry_type"], d["source"]["rule_layer"]
     hover_h = "%{y}: %{x:,}<extra></extra>"
     funnel = d["funnel"]

@@ -382,6 +382,7 @@ LABELS = {
     "c_funnel": ("兑换漏斗", "Redemption funnel"),
     "c_rates": ("消耗率 / 活跃率 / 兑换率 (绿色为健康区间)", "Rates against their healthy range (green)"),
     "ax_day": ("日期", "Day"),
+    "ax_day_ticks": ("%-m月%-d日", "%b %-d"),  # a Plotly (d3) date format
     "ax_members": ("会员数", "Members"),
     "ax_units": ("件数", "Units"),
     "ax_rate": ("比率 (%)", "Rate (%)"),
