@@ -5,6 +5,7 @@ same figures flattened to CSV rows, so the export always says what the charts sh
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from jifen.web.i18n import Translator
 
@@ -46,7 +47,7 @@ def figures(d: dict, t: Translator, tier_names: dict[str, str]) -> dict[str, dic
     """One Plotly figure per chart, keyed by the chart's id in the page (tiers by the names the programme
     gives them)."""
     days = [r["day"] for r in d["daily"]]
-    daily = {"data": [
+    daily: dict[str, Any] = {"data": [
         _bar(t("earned"), days, [r["issued"] for r in d["daily"]], EARN, hover="%{x}<br>%{fullData.name}: %{y:,}<extra></extra>"),
         _bar(t("redeemed_p"), days, [r["redeemed"] for r in d["daily"]], SPEND,
              hover="%{x}<br>%{fullData.name}: %{y:,}<extra></extra>")],
