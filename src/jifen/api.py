@@ -24,7 +24,7 @@ from jifen.analytics.api import router as analytics_router
 from jifen.automations.api import router as automations_router
 from jifen.campaigns.api import router as campaigns_router
 from jifen.config import get_settings
-from jifen.db import make_engine, make_read_sessionmaker, make_sessionmaker, run_in_transaction
+from jifen.db import make_engine, make_lookup_sessionmaker, make_read_sessionmaker, make_sessionmaker, run_in_transaction
 from jifen.engagement.api import router as engagement_router
 from jifen.errors import JifenError
 from jifen.events.api import router as events_router
@@ -168,6 +168,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.engine = make_engine(database_url or get_settings().database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.read_sessions = make_read_sessionmaker(app.state.engine)
+    app.state.lookups = make_lookup_sessionmaker(app.state.engine)
     changes.listen(app.state.sessions)  # before/after values of each write, for the audit log
     settings = get_settings()
     app.state.group_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max)

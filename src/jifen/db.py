@@ -269,6 +269,15 @@ def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
+def make_lookup_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Read sessions for a single-statement look-up on every request (an API key's): on PostgreSQL without
+    a transaction, one round trip instead of BEGIN, SELECT and ROLLBACK (one statement needs no snapshot
+    beyond its own; the other reads keep a transaction for their server-side cursors)."""
+    if engine.dialect.name != "postgresql":
+        return make_read_sessionmaker(engine)
+    return make_read_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 class ReadOnlySession(RuntimeError):
     def __init__(self) -> None:
         super().__init__("a read session may not write: use app.state.sessions")

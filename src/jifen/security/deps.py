@@ -30,7 +30,7 @@ def principal(request: Request,
         ratelimit.member(found.program_id, cast(str, found.member_id))  # (a member token's: set just above)
         request.state.principal = found
         return found
-    with request.app.state.read_sessions() as session:
+    with request.app.state.lookups() as session:
         found = authenticate(session, credentials.credentials.strip())
     if found is None:
         ratelimit.failed_auth(address)
