@@ -24,3 +24,18 @@ def test_a_read_session_refuses_orm_and_core_writes_and_nothing_changes(engine, 
     with reads() as s:
         assert s.execute(select(Program.code, Program.name).where(Program.code.like("p_"))).all() == [("p1", "Before")]
 
+
+
+def test_a_lookup_on_postgresql_opens_no_transaction_and_refuses_writes(pg_only_url):
+    from jifen.db import make_engine, make_lookup_sessionmaker
+
+    engine = make_engine(pg_only_url)
+    try:
+        with make_lookup_sessionmaker(engine)() as s:
+            assert s.scalar(select(Program.code).where(Program.code == "default")) == "default"
+            # psycopg's view of the server connection after the statement: idle, not "in transaction"
+            assert s.connection().connection.dbapi_connection.info.transaction_status.name == "IDLE"
+            with pytest.raises(ReadOnlySession):
+                s.execute(update(Program).values(name="Changed"))
+    finally:
+        engine.dispose()
