@@ -8,7 +8,8 @@ One `jifen serve` process (one Uvicorn worker, seed 001's programme, 200 members
 purchase per request with a unique event_id; POST /v1/events/batch sends 100 per request. By default on
 embedded SQLite. --group-commit: on a scratch PostgreSQL database, single events from each number of
 concurrent clients to a server with group commit (JIFEN_GROUP_COMMIT_MS, flows/group_commit.py) and to one
-without (0), beside `pgbench -b tpcb-like` with as many clients on the same server in the same run.
+without (0), each with one and with two Uvicorn workers (--workers), beside `pgbench -b tpcb-like` with as many
+clients on the same server in the same run.
 """
 
 from __future__ import annotations
