@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,13 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None, en
             "errors": (int(errors[1]) if errors else 0) + (int(timeouts[1]) if timeouts else 0)}
 
 
-PORT = 8799
+def free_port() -> int:
+    """A port nothing listens on now: two benches (or a bench and a test run) at once do not collide."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 # One API key sends every request: its rate limit (1,200 a minute by default) would answer 429 instead.
 KEY_RATE = {"JIFEN_KEY_RATE": "1000000/minute"}
 
@@ -102,18 +109,19 @@ def serving(url: str, workers: int = 1, **env: str):
 @contextlib.contextmanager
 def server_process(url: str, workers: int = 1, **env: str):
     """`serving`, giving the process too (the flash-sale bench profiles it, the soak watches its memory)."""
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-c", "from jifen.cli import main; main()", "serve", "--port",
-                               str(PORT), "--no-jobs", "--workers", str(workers)],
+                               str(port), "--no-jobs", "--workers", str(workers)],
                               env=os.environ | {"JIFEN_DATABASE_URL": url} | KEY_RATE | env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):  # (up to a minute: a loaded machine imports slowly)
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
             except OSError:
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{PORT}", server
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.terminate()
         server.wait()
