@@ -153,6 +153,57 @@ def _storage_full_error() -> JSONResponse:
                  "Idempotency-Key (or event_id)")
 
 
+class AuditLines:
+    """ASGI middleware: each write's audit line (security/audit.py), written before its answer leaves — no write
+    is acknowledged without its line. The answer is held until then. Plain ASGI, not `@app.middleware("http")`:
+    Starlette's BaseHTTPMiddleware (a task group and a stream per request) took 15–20 % of a single event's
+    CPU under load (a py-spy profile of the server, GIL-holding samples)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        collected: list[Any] = []  # what the request's transactions change (security/changes.py)
+        held: list[dict] = []
+
+        async def hold(message: dict) -> None:
+            held.append(message)
+
+        token = changes.current.set(collected)
+        try:
+            await self.app(scope, receive, hold)
+        finally:
+            changes.current.reset(token)
+        request = Request(scope)
+        who = getattr(request.state, "principal", None)
+        # A POST that only reads (a draft's check) says so; it is audited all the same if it wrote anything.
+        reads_only = getattr(request.state, "reads_only", False) and not collected
+        if who is not None and not reads_only:
+            detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
+                      "changes": changes.summary(collected)}
+            if getattr(request.state, "audit_member", None):  # a write about a member its path does not name
+                detail["member"] = request.state.audit_member
+            status = next(m["status"] for m in held if m["type"] == "http.response.start")
+            line = {"program_id": who.program_id, "actor": who.actor, "role": who.role, "method": request.method,
+                    "path": request.url.path, "status": status, "detail": detail}
+            state = scope["app"].state
+            # With the concurrent requests' lines (one lock of the chain's head for all), or alone.
+            try:
+                if await asyncio.wrap_future(state.audit_commit.submit(None, line)) is ALONE:
+                    await run_in_threadpool(run_in_transaction, state.sessions, lambda s: audit.append(s, **line))
+            except OperationalError as exc:
+                # No write is acknowledged without its audit line: the retry (same key) is a replay, audited then.
+                if not _disk_full(exc):
+                    raise
+                await _storage_full_error()(scope, receive, send)
+                return
+        for message in held:
+            await send(message)
+
+
 def create_app(database_url: str | None = None) -> FastAPI:
     # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from the wheel, not a CDN,
     # so the documentation works on a closed network.
@@ -234,40 +285,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
             headers = {"Allow": ", ".join(sorted(methods))} if methods else headers
         return error(exc.status_code, code, str(exc.detail), headers=headers)
 
-    # Added first, so inside _audit: its refusal must reach the route reading the body as it is (a
+    # Added first, so inside AuditLines: its refusal must reach the route reading the body as it is (a
     # BaseHTTPMiddleware between them hands receive() over through a task group, wrapping the exception).
     app.add_middleware(UniqueNames)  # inside BodyLimit: it reads a body whole, once BodyLimit has bounded it
     app.add_middleware(BodyLimit, limit=MAX_BODY)
 
-    @app.middleware("http")
-    async def _audit(request: Request, call_next):
-        writes = request.method not in ("GET", "HEAD", "OPTIONS")
-        collected: list[Any] | None = [] if writes else None  # what the request's transactions change (security/changes.py)
-        token = changes.current.set(collected)
-        try:
-            response = await call_next(request)
-        finally:
-            changes.current.reset(token)
-        who = getattr(request.state, "principal", None)
-        # A POST that only reads (a draft's check) says so; it is audited all the same if it wrote anything.
-        reads_only = getattr(request.state, "reads_only", False) and not collected
-        if who is not None and writes and not reads_only:
-            detail = {"idempotency_key": request.headers.get("idempotency-key"), "query": str(request.url.query),
-                      "changes": changes.summary(cast(list[Any], collected))}  # (a list: writes)
-            if getattr(request.state, "audit_member", None):  # a write about a member its path does not name
-                detail["member"] = request.state.audit_member
-            line = {"program_id": who.program_id, "actor": who.actor, "role": who.role, "method": request.method,
-                    "path": request.url.path, "status": response.status_code, "detail": detail}
-            # With the concurrent requests' lines (one lock of the chain's head for all), or alone.
-            try:
-                if await asyncio.wrap_future(app.state.audit_commit.submit(None, line)) is ALONE:
-                    await run_in_threadpool(run_in_transaction, app.state.sessions, lambda s: audit.append(s, **line))
-            except OperationalError as exc:
-                # No write is acknowledged without its audit line: the retry (same key) is a replay, audited then.
-                if not _disk_full(exc):
-                    raise
-                return _storage_full_error()
-        return response
+    app.add_middleware(AuditLines)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     def healthz():

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from jifen.db import Base, BigId, UTCDateTime, run_in_transaction, upsert, utcnow
+from jifen.rows import insert_rows
 from jifen.security.audit_keys import action_of, member_of
 
 GENESIS = "0" * 64
@@ -60,7 +62,8 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
 
 
-def line_hash(e: AuditEntry) -> str:
+def line_hash(e: Any) -> str:
+    """The hash of a line (an AuditEntry, or a namespace of its columns before it is stored)."""
     body = [e.seq, e.program_id, e.actor, e.role, e.method, e.path, e.status, e.detail,
             e.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), e.prev_hash]
     return hashlib.sha256(json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
@@ -68,29 +71,30 @@ def line_hash(e: AuditEntry) -> str:
 
 
 def append(session: Session, *, program_id: int | None, actor: str, role: str, method: str, path: str,
-           status: int, detail: dict) -> AuditEntry:
-    return append_many(session, [{"program_id": program_id, "actor": actor, "role": role, "method": method,
-                                  "path": path, "status": status, "detail": detail}])[0]
+           status: int, detail: dict) -> None:
+    append_many(session, [{"program_id": program_id, "actor": actor, "role": role, "method": method,
+                           "path": path, "status": status, "detail": detail}])
 
 
-def append_many(session: Session, lines: list[dict[str, Any]]) -> list[AuditEntry]:
-    """Lines (append's keywords each) chained in this order, the head locked once for all of them."""
+def append_many(session: Session, lines: list[dict[str, Any]]) -> None:
+    """Lines (append's keywords each) chained in this order, the head locked once for all of them. Written
+    as rows, not ORM objects: every write request appends one, and the unit of work cost more than the rest
+    of the append (a profile of single events under group commit: 15 % of the server's CPU)."""
     locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
     head = session.scalar(locked)
     if head is None:  # the first line: concurrent first writers race to create the head
         session.execute(upsert(session, AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
         head = session.scalars(locked).one()
-    seq, prev, entries = head.seq, head.hash, []
+    seq, prev, rows = head.seq, head.hash, []
     for line in lines:
         detail = json.loads(json.dumps(line["detail"], ensure_ascii=False, default=str))  # as it reads back
         seq += 1
-        e = AuditEntry(**(line | {"detail": detail}), seq=seq, at=utcnow(), prev_hash=prev, hash="",
-                       action=action_of(line["path"]), member_id=member_of(line["path"], detail))
-        e.hash = prev = line_hash(e)
-        entries.append(e)
-    session.add_all(entries)
+        row = line | {"detail": detail, "seq": seq, "at": utcnow(), "prev_hash": prev,
+                      "action": action_of(line["path"]), "member_id": member_of(line["path"], detail)}
+        row["hash"] = prev = line_hash(SimpleNamespace(**row))
+        rows.append(row)
+    insert_rows(session, AuditEntry, rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
-    return entries
 
 
 def commit_lines(factory: sessionmaker[Session], _key: Any, lines: list[dict[str, Any]]) -> list[bool]:
