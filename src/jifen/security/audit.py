@@ -2,7 +2,8 @@
 idempotency key, the answer's status, and the rows it changed with their values before and after —
 personal data masked, secrets redacted, ledger rows summarised: security/changes.py), hash-chained like
 the journal so a deleted or edited line shows.
-Written after the response, in its own transaction (with the lines of concurrent requests: `commit_lines`);
+Written once the request's own transaction has committed and before its answer leaves (api.AuditLines), in a
+transaction of its own shared with the lines of concurrent requests (`commit_lines`);
 `jifen audit verify` recomputes the chain."""
 
 from __future__ import annotations
