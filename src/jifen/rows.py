@@ -56,7 +56,8 @@ def select_rows(session: Session, stmt: Select, params: dict[str, Any]) -> list[
     """The rows of a Core select (flushing the session first, as Session.execute would). On PostgreSQL the
     compiled SQL runs on the psycopg cursor and its tuples come back as they are: for the few thousand rows a
     batch reads back (its members' accounts), SQLAlchemy's result and ORM layers cost more than the query
-    (8 % of a bulk import, py-spy). Only for columns whose values need no result processing (numbers, text)."""
+    (8 % of a bulk import, py-spy). Only for columns whose values need no result processing (numbers, text), and
+    for a module-level statement: its compiled text is cached per statement object."""
     session.flush()
     pg = _pg(session)
     if pg is None:
