@@ -44,6 +44,7 @@ from jifen.risk.api import router as risk_router
 from jifen.risk.scoring import RiskBlocked
 from jifen.rules.api import router as rules_router
 from jifen.security import audit, changes
+from jifen.security.service import KnownKeys
 from jifen.unique_names import UniqueNames
 from jifen.web import console
 from jifen.web.analytics_pages import router as analytics_pages_router
@@ -220,6 +221,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.read_sessions = make_read_sessionmaker(app.state.engine)
     app.state.lookups = make_lookup_sessionmaker(app.state.engine)
+    app.state.known_keys = KnownKeys()  # API keys found a moment ago (security/deps.py)
     changes.listen(app.state.sessions)  # before/after values of each write, for the audit log
     settings = get_settings()
     app.state.group_commit = GroupCommit(app.state.sessions, settings.group_commit_ms, settings.group_commit_max)

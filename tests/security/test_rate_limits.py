@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from jifen.config import get_settings
-from jifen.security import ratelimit
 from tests.conftest import api_key
+from tests.support.limits import client_with_local_limits
 
 
 @pytest.fixture
 def tight(monkeypatch, app):
-    monkeypatch.setenv("JIFEN_KEY_RATE", "8/minute")
-    monkeypatch.setenv("JIFEN_MEMBER_RATE", "3/minute")
-    monkeypatch.setenv("JIFEN_AUTH_FAILURES", "4/minute")
-    monkeypatch.delenv("JIFEN_REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    ratelimit._limiter.cache_clear()
-    with TestClient(app) as client:
+    with client_with_local_limits(monkeypatch, app, JIFEN_KEY_RATE="8/minute", JIFEN_MEMBER_RATE="3/minute",
+                                  JIFEN_AUTH_FAILURES="4/minute") as client:
         yield client
-    get_settings.cache_clear()
-    ratelimit._limiter.cache_clear()
 
 
 def test_per_member_and_per_key(tight, app):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jifen.errors import Forbidden, JifenError, Unauthorized
@@ -15,33 +16,46 @@ from jifen.security.service import Principal, authenticate
 bearer = HTTPBearer(auto_error=False, description="An API key from `jifen apikey create --role ROLE`")
 
 
-def principal(request: Request,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+async def principal(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if credentials is None:
         raise Unauthorized("missing 'Authorization: Bearer <api key>' header")
+    secret = credentials.credentials.strip()
+    # A key found a moment ago and limits counted in memory: nothing to wait for, so no thread of the pool
+    # (handing a request to one and back cost more than the rest of this).
+    if ratelimit.in_memory() and request.app.state.known_keys.get(secret):
+        return _identify(request, secret)
+    return await run_in_threadpool(_identify, request, secret)
+
+
+def _identify(request: Request, secret: str) -> Principal:
     address = request.client.host if request.client else "unknown"
     if ratelimit.auth_blocked(address):
         raise ratelimit.RateLimited("too many failed attempts from this address; wait a minute",
                                     code="too_many_attempts")
-    claims = member_tokens.read(credentials.credentials.strip())
+    claims = member_tokens.read(secret)
     if claims is not None:
         found = Principal(key_id=0, name=claims["sub"], role="member", program_id=claims["prg"],
                           member_id=claims["sub"])
         ratelimit.member(found.program_id, cast(str, found.member_id))  # (a member token's: set just above)
         request.state.principal = found
         return found
-    with request.app.state.lookups() as session:
-        found = authenticate(session, credentials.credentials.strip())
+    known = request.app.state.known_keys
+    found = known.get(secret)
     if found is None:
-        ratelimit.failed_auth(address)
-        raise Unauthorized("unknown or revoked API key")
+        with request.app.state.lookups() as session:
+            found = authenticate(session, secret)
+        if found is None:
+            ratelimit.failed_auth(address)
+            raise Unauthorized("unknown or revoked API key")
+        known.put(secret, found)
     ratelimit.key(found.key_id)
     request.state.principal = found  # for the audit log (api.py)
     return found
 
 
 def require(permission: str):
-    def check(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:  # (no thread)
         if who.member_id is not None:  # a member token: its own member, through the member's own routes
             member_tokens.check(who.member_id, request)
             return who
@@ -53,7 +67,7 @@ def require(permission: str):
     return check
 
 
-def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
+async def idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
     if not idempotency_key:
         raise JifenError("every write needs an Idempotency-Key header", code="idempotency_key_required")
     if len(idempotency_key) > 255:

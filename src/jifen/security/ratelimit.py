@@ -23,6 +23,11 @@ def _limiter() -> strategies.MovingWindowRateLimiter:
     return strategies.MovingWindowRateLimiter(storage.storage_from_string(url or "memory://"))
 
 
+def in_memory() -> bool:
+    """Counted in this process (no Redis): checking a limit waits on nothing."""
+    return not get_settings().redis_url
+
+
 def check(kind: str, rate: str, *identity: str, code: str = "rate_limited") -> None:
     """Count one hit; refuse with 429 once the window is full."""
     if not _limiter().hit(parse(rate), kind, *identity):
