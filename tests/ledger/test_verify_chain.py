@@ -98,6 +98,46 @@ def test_removed_last_entries(ledger, chain):
     assert any(p.check == "chain" and "ends at seq 10 but its head says 12" in p.message for p in problems)
 
 
+@pytest.mark.parametrize("chunk", [3, 5000])  # three entries a query: the removed ones are a whole query's
+def test_removed_entries_in_a_row(ledger, chain, chunk, monkeypatch):
+    monkeypatch.setattr(chain_check, "CHUNK", chunk)
+    after = entry_at(ledger, 7)
+    for seq in (4, 5, 6):
+        delete_entry(ledger, entry_at(ledger, seq))
+    entry_id, message = chain_problem(verify_both(ledger))
+    assert entry_id == after and message.startswith("sequence gap: expected 4, found 7")
+
+
+AWKWARD = ['quote " backslash \\ slash / %s %(x)s', "tab\tnewline\ncr\r \x01 \x1f \x7f", "中文 積分 😀 \u2028 é", "", None]
+
+
+def test_awkward_text_and_times_hash_alike_everywhere(ledger, chain):
+    """On PostgreSQL the server recomputes each hash (chain_check._hashed). On awkward text, empty text, NULLs
+    and whole-second times it gets what chain.fields_hash gets; where it renders a value otherwise (a year
+    before 1000: '0999' where Python writes '999') the chain's own function decides, so the intact chain passes;
+    and an edit of awkward text is still caught."""
+    with ledger.factory() as s:
+        on_server = s.get_bind().dialect.name == "postgresql"
+    for seq, value in enumerate(AWKWARD, start=2):
+        tamper(ledger, "UPDATE journal_entries SET reason = :v, actor = :a, reference = :a WHERE seq = :seq",
+               v=value, a=value, seq=seq)
+    whole_second = NOW.replace(microsecond=0)
+    tamper(ledger, "UPDATE journal_entries SET occurred_at = :at WHERE seq = 7", at=whole_second)
+    if on_server:
+        tamper(ledger, "UPDATE journal_entries SET occurred_at = :at WHERE seq = 8", at=NOW.replace(year=999))
+    rehash_from(ledger, 2)  # sealed again by the chain's own function, as the writer would have
+    assert verify_both(ledger) == []
+    if on_server:
+        with ledger.factory() as s:
+            conn = s.connection()
+            program = get_program(s, "default").id
+            rows = chain_check._hashed(conn, program, 1, ENTRIES, 100)
+            assert [seq for _, seq, _, stored, server in rows if server != stored] == [8]
+            assert all(chain_check._recomputed(conn, program, seq) == stored for _, seq, _, stored, _ in rows)
+    tamper(ledger, "UPDATE journal_entries SET reason = :v WHERE seq = 4", v=AWKWARD[2].replace("積", "积"))
+    assert chain_problem(verify_both(ledger))[0] == entry_at(ledger, 4)
+
+
 def checkpoint(ledger):
     with ledger.factory() as s:
         report = verify_ledger(s)

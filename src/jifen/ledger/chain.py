@@ -2,7 +2,9 @@
 previous entry's hash, so editing or deleting any journal row breaks the chain from that entry on.
 
 This is the one definition of the hash: the writer seals entries with `entry_hash`, `jifen ledger verify`
-recomputes it with `fields_hash` over rows read in FIELDS order, and both build the same bytes.
+recomputes it with `fields_hash` over rows read in FIELDS order, and both build the same bytes. (On PostgreSQL
+verify has the server build them first, in SQL, and calls `fields_hash` on any entry it finds changed:
+chain_check.py.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ GENESIS = "0" * 64
 # The hashed journal_entries columns, in body order (the chain's definition: changing it breaks every chain).
 FIELDS = ("id", "program_id", "seq", "type", "wallet_id", "points", "member_pk", "counterparty_pk",
           "reverses_entry_id", "hold_id", "reason", "actor", "reference", "occurred_at", "recorded_at", "prev_hash")
-_TIMES = (FIELDS.index("occurred_at"), FIELDS.index("recorded_at"))
+TIMES = (FIELDS.index("occurred_at"), FIELDS.index("recorded_at"))  # positions of the fields hashed as UTC text
 fields_of: Callable[[object], tuple[Any, ...]] = operator.attrgetter(*FIELDS)
 
 
@@ -61,7 +63,7 @@ def entry_body(fields: Sequence[Any], postings: Iterable[Sequence[int]], moves: 
     """The hashed bytes. fields: the entry's values in FIELDS order; postings: (account_id, amount);
     moves: (lot_id, account_id, amount); their order does not matter."""
     body = list(fields)
-    for i in _TIMES:
+    for i in TIMES:
         body[i] = _ts(body[i])
     body.append(sorted(postings))
     body.append(sorted(moves))

@@ -19,7 +19,8 @@ def ledger_verify(expect_head: Annotated[str | None, typer.Option(
         help="chain-head hash published earlier; also proves nothing was rewritten wholesale")] = None,
                   program: ProgramOpt = "default",
                   processes: Annotated[int | None, typer.Option(
-                      min=1, help="processes checking the hash chains [default: one per CPU]")] = None,
+                      min=1, help="spans of the hash chains checked at once (PostgreSQL: connections, which hash on the "
+                      "server; SQLite: processes) [default: one per CPU]")] = None,
                   since_checkpoint: Annotated[bool, typer.Option(
                       "--since-checkpoint", help="recompute hashes only after the checkpoint of the last clean "
                       "verify (whose entry must still have its hash); the other checks stay complete")] = False):
