@@ -2,14 +2,14 @@
 server in the same run (the floor of FastAPI + Uvicorn + one database round trip).
 
     .venv/bin/python bench/http_events.py [--seconds 10] [--connections 8]     (needs Debian's wrk)
-    .venv/bin/python bench/http_events.py --group-commit [--clients 8,32,64] [--workers 1,2] [--pg-url URL]
+    .venv/bin/python bench/http_events.py --group-commit [--clients 8,32,64] [--workers 1,2] [--pg-url URL] [--no-report]
 
 One `jifen serve` process (one Uvicorn worker, seed 001's programme, 200 members). POST /v1/events sends one
 purchase per request with a unique event_id; POST /v1/events/batch sends 100 per request. By default on
 embedded SQLite. --group-commit: on a scratch PostgreSQL database, single events from each number of
 concurrent clients to a server with group commit (JIFEN_GROUP_COMMIT_MS, flows/group_commit.py) and to one
 without (0), each with one and with two Uvicorn workers (--workers), beside `pgbench -b tpcb-like` with as many
-clients on the same server in the same run.
+clients on the same server in the same run; it rewrites its section of docs/benchmarks.md unless --no-report.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from jifen.db import make_engine, make_sessionmaker, run_in_transaction  # noqa:
 from jifen.programs.service import get_program  # noqa: E402
 from jifen.security.service import create_api_key  # noqa: E402
 from ledger_ops import pgbench, scratch_databases  # noqa: E402 - the same PostgreSQL baseline as the ledger bench
+from report import replace_section  # noqa: E402
 
 LUA = r"""
 local n, batch = 0, tonumber(os.getenv("BATCH") or "0")
@@ -166,13 +167,21 @@ def group_commit_run(args, tmp: Path) -> None:
                     for n in clients:
                         rows.append((ms, w, n, post_events(base, script, key, f"g{ms}-{w}-{n}", args.seconds, n)))
         tps = {n: pgbench(bench_db, n, args.seconds, "tpcb-like") for n in clients}
-    print(f"| POST /v1/events on PostgreSQL | server processes | clients | requests/s | p50 ms | p99 ms | non-2xx | "
-          f"pgbench -b tpcb-like, same clients ({args.seconds} s each) |")
-    print("|---|---|---|---|---|---|---|---|")
+    lines = [f"`python bench/http_events.py --group-commit --seconds {args.seconds} --clients {args.clients} --workers "
+             f"{args.workers}`. Single purchases (`POST /v1/events`, one event per request, a unique event_id each, "
+             "200 members, seed 001's rules) from wrk's concurrent keep-alive connections to `jifen serve` on a "
+             "scratch PostgreSQL database, with group commit (JIFEN_GROUP_COMMIT_MS) and without (0). Baseline, "
+             "same run and server: `pgbench -b tpcb-like` with as many clients. The goal (issue 14) is ≥ 0.3 × "
+             "pgbench at 8–64 clients with p99 < 50 ms.", "",
+             f"| POST /v1/events | server processes | clients | requests/s | p50 ms | p99 ms | non-2xx | pgbench -b "
+             f"tpcb-like, same clients ({args.seconds} s each) | ratio |", "|---|---|---|---|---|---|---|---|---|"]
     for ms, w, n, r in rows:
         mode = "each request alone (0 ms)" if ms == "0" else f"group commit ({ms} ms)"
-        print(f"| {mode} | {w} | {n} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} | "
-              f"{tps[n]:,.0f} tps |")
+        lines.append(f"| {mode} | {w} | {n} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} | "
+                     f"{tps[n]:,.0f} tps | {r['rps'] / tps[n]:.2f} |")
+    print("\n".join(lines))
+    if not args.no_report:
+        replace_section("Single events over HTTP, PostgreSQL", "\n".join(lines), pg_url=args.pg_url)
 
 
 def main() -> None:
@@ -185,6 +194,7 @@ def main() -> None:
                         "--group-commit runs: each gathers its own groups")
     parser.add_argument("--window", default="2", help="JIFEN_GROUP_COMMIT_MS of the group commit runs")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--no-report", action="store_true", help="do not rewrite docs/benchmarks.md (--group-commit)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt-get install wrk")
