@@ -16,7 +16,7 @@ import datetime as dt
 import functools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from jifen.db import among
@@ -31,7 +31,7 @@ from jifen.ledger.engine import hold_members, lock_members, release_members
 from jifen.mall import service as mall
 from jifen.mall.models import Redemption, Reward
 from jifen.members.models import Member
-from jifen.members.service import found
+from jifen.members.service import found, get_member
 from jifen.programs.models import Program
 from jifen.programs.service import get_wallet
 from jifen.risk import cases as risk_cases
@@ -54,10 +54,12 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
     tx = Tx(member, "redeem", sc.now, points=price[0] * quantity, sightings=sightings_of(None, device_id, ip),
             honeypot=reward.honeypot)
     verdict = assess_one(sc.session, sc.program, sc.now, tx, "redemption")
-    r = mall.place(sc, member, reward, quantity, price, address, review=verdict.action == "review")
+    r = mall.place(sc, member, reward, quantity, price, address, review=verdict.action == "review",
+                   risk=verdict.view())
     risk_cases.record(sc.session, sc.program.id, (member.id, member.member_id), sc.now, verdict, "redemption",
                       str(r.id), sc.now)
-    r.risk = verdict.view()  # with the case it opened
+    if verdict.case_id is not None:
+        r.risk = verdict.view()  # with the case it opened
     event = EventIn(event_id=f"redeem:{r.id}", member_id=member.member_id, type="redeem", occurred_at=sc.now,
                     attributes={"reward": reward.code, "kind": reward.kind, "category": reward.category,
                                 "quantity": quantity, "points": r.points})
@@ -67,6 +69,17 @@ def redeem(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address
     else:
         ingest(sc.session, sc.program, [event], now=sc.now, actor=sc.actor)
     return r
+
+
+def ordered(sc: ops.Scope, member_id: str, reward: str) -> tuple[Member, Reward]:
+    """An order's member (rate-limited per member, as every write naming one) and reward: in a group, as its
+    `_Sale` read them once for all its orders."""
+    ratelimit.member(sc.program.id, member_id)
+    sale = sc.session.info.get(_Sale.KEY)
+    if sale is None:
+        return get_member(sc.session, sc.program, member_id), mall.get_reward(sc.session, sc.program, reward)
+    found_reward = sale.rewards.get(reward)
+    return found(sale.members.get(member_id), member_id), found_reward or mall.get_reward(sc.session, sc.program, reward)
 
 
 def _counted(sc: ops.Scope, reward: Reward, quantity: int, price: mall.Price) -> mall.Price:
@@ -81,6 +94,9 @@ def _counted(sc: ops.Scope, reward: Reward, quantity: int, price: mall.Price) ->
     return price.without_offer()
 
 
+_NAMED = (Member.program_id == bindparam("program"), among(Member.member_id, "ids"))
+
+
 class _Sale:
     """A group's redemptions (commit_writes' `Grouped`): lock order member → reward for the whole group, every
     member it names, then every reward's row, once (mall's `Allotment`). An attempt at a reward the group has
@@ -92,11 +108,16 @@ class _Sale:
     KEY = "jifen.flows.sale"  # (in the session's info while the group runs)
 
     def __init__(self, session: Session, program: Program, writes: list[Write]):
-        named = sorted({w.payload["member_id"] for w in writes})
-        hold_members(session, session.scalars(select(Member.id).where(Member.program_id == program.id,
-                                                                       Member.member_id.in_(named))))
+        # The members and rewards the orders name, read once, after their locks (and held here: the session's
+        # identity map keeps them only while something refers to them)
+        named = {"program": program.id, "ids": sorted({w.payload["member_id"] for w in writes})}
+        hold_members(session, session.scalars(select(Member.id).where(*_NAMED), named))
+        self.members = {m.member_id: m for m in session.scalars(select(Member).where(*_NAMED), named)}
+        codes = {w.payload["reward"] for w in writes}
+        self.allotment = mall.Allotment(session, program.id, codes)  # (its rows locked after the members')
+        self.rewards = {r.code: r for r in session.scalars(select(Reward).where(
+            Reward.program_id == program.id, Reward.code.in_(sorted(codes))))}
         self.session, self.program = session, program
-        self.allotment = mall.Allotment(session, program.id, {w.payload["reward"] for w in writes})
         # The orders' redeem events, taken together by `ingest` when the group ends (as a batch of events is),
         # not one `ingest` each: what they earn or advance counts from the next group on.
         self.events: list[tuple[str | None, dt.datetime, EventIn]] = []
@@ -116,11 +137,7 @@ class _Sale:
     def answer(self, writes: list[Write], now: dt.datetime) -> list[Outcome]:
         s, program = self.session, self.program
         outcomes: list[Outcome] = list(before_refusal(s, program.id, [(w.key, w.operation, w.payload) for w in writes]))
-        named = {w.payload["member_id"] for w, o in zip(writes, outcomes, strict=True) if o is None}
-        members = {m.member_id: m for m in s.scalars(select(Member).where(
-            Member.program_id == program.id, among(Member.member_id, "ids")), {"ids": sorted(named)})}
-        rewards = {r.code: r for r in s.scalars(select(Reward).where(
-            Reward.program_id == program.id, Reward.code.in_(sorted({w.payload["reward"] for w in writes}))))}
+        members, rewards = self.members, self.rewards
         sc = ops.Scope(s, program, get_wallet(s, program, None), now)
         sold_out: dict[str, list[tuple[int, Member]]] = {}  # reward → (write, member) refused for stock
         for n, w in enumerate(writes):

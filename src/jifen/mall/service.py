@@ -269,7 +269,7 @@ def lock_reward(session: Session, reward: Reward) -> None:
 
 
 def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: Price,
-          address: dict | None = None, *, review: bool = False) -> Redemption:
+          address: dict | None = None, *, review: bool = False, risk: dict | None = None) -> Redemption:
     """Hold the points and reserve the stock together (the caller holds the member's lock); coupons and
     virtual goods are fulfilled at once. An order risk control sent to `review` waits for a person, its
     points held and its stock reserved (flows/redeem.py). A campaign's offer in the price was counted
@@ -290,7 +290,7 @@ def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: P
     r = Redemption(program_id=sc.program.id, member_pk=member.id, reward_id=reward.id, quantity=quantity,
                    points=points * quantity, cash=cash * quantity, tier=member.tier, status="held", hold_id=hold.id,
                    campaign=offer.campaign if offer else None, points_saved=saved, sponsored=sponsored,
-                   address=address or {}, created_at=sc.now, updated_at=sc.now)
+                   address=address or {}, risk=risk or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
     if review:
