@@ -82,7 +82,8 @@ def before_refusal(session: Session, program_id: int, requests: list[tuple[str, 
         return out
     savepoint = session.begin_nested()
     try:
-        claim = upsert(session, IdempotencyRecord).values(list(rows.values())).on_conflict_do_nothing()
+        # (in key order: two groups claiming the same keys wait for each other in one order, not deadlock)
+        claim = upsert(session, IdempotencyRecord).values([rows[k] for k in sorted(rows)]).on_conflict_do_nothing()
         fresh = set(session.scalars(claim.returning(IdempotencyRecord.key)))
         used = [k for k in rows if k not in fresh]
         found = {r.key: r for r in session.execute(_FIND_MANY, {"program": program_id, "keys": used})} if used else {}
