@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,10 +118,23 @@ def check(url: str, points: int, created: list[int]) -> dict:
 
 def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen:
     """py-spy sampling the server (its threads too) for `seconds`, as collapsed stacks."""
-    spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
-                             "--format", "raw", "--output", str(out), "--nonblocking"],
+    spy = Path(sys.executable).with_name("py-spy")  # (in the venv, else on PATH)
+    # --idle: a thread waiting on PostgreSQL is sampled too (psycopg waits in a poll, which py-spy calls idle)
+    return subprocess.Popen([str(spy) if spy.exists() else shutil.which("py-spy") or "py-spy", "record",
+                             "--pid", str(pid), "--duration", str(seconds), "--rate", "200", "--format", "raw",
+                             "--output", str(out), "--nonblocking", "--idle"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+_IDLE = re.compile(r"(^|\.)(select|wait|get|_worker) \((selectors|threading|queue|concurrent)")
+
+
+def _idle(frames: list[str]) -> bool:
+    """A thread waiting for work: the event loop's select (under uvloop, C: `Runner.run` is the last frame), an
+    idle pool thread, a group-commit worker waiting for requests (its queue's get is C too). Not a wait on
+    PostgreSQL, which is counted."""
+    return any(_IDLE.search(f) for f in frames[-3:]) or frames[-1].startswith(
+        ("Runner.run", "GroupCommit._loop", "GroupCommit._gather"))
 
 
 def hottest(raw: Path, top: int = 25) -> str:
@@ -130,7 +145,7 @@ def hottest(raw: Path, top: int = 25) -> str:
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if any(f.startswith(("select (", "wait (threading", "_worker (concurrent", "get (queue")) for f in frames[-3:]):
+        if _idle(frames):
             continue
         total += int(count)
         for f in set(frames):

@@ -15,8 +15,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from jifen.db import utcnow
+from jifen.events.models import Event
 from jifen.flows import redeem as redeem_flow
 from jifen.flows.group_commit import GroupCommit
+from jifen.idempotency import IdempotencyRecord
 from jifen.mall.models import Redemption, Reward
 from jifen.security import audit
 from jifen.security.audit import AuditEntry
@@ -194,3 +196,64 @@ def test_a_failure_before_commit_answers_nobody_with_success(app, factory, shop,
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Redemption)) == 0
     assert all(Ledger(factory).balances(m)["held"] == 0 for m in shop[:4])
+
+
+def test_attempts_at_a_sold_out_reward_are_answered_together_each_as_alone(app, factory, shop, groups, monkeypatch):
+    """The stock is gone before the second group starts, so each of its attempts is answered in the group's
+    one pass for sold-out attempts (flows/redeem.py `_Sale.answer`), as it would be alone: a resent winner
+    replays its order, a reused key with another body is 409, an unknown member 404, an order without an
+    address 422, and the others out_of_stock with suggestions from their own points; nothing of theirs is
+    kept. Stock given back (an order cancelled) is sold again by the next group."""
+    deferred: list[int] = []
+    answer = redeem_flow._Sale.answer
+    monkeypatch.setattr(redeem_flow._Sale, "answer", lambda sale, writes, now: (
+        deferred.append(len(writes)), answer(sale, writes, now))[1])
+    headers = lambda key: {"Authorization": f"Bearer {api_key(app, 'pos')}", "Idempotency-Key": key}  # noqa: E731
+    gather(app, 3)
+    with keyed(TestClient(app)) as client:
+        won = {}
+
+        def buy(i):
+            won[i] = client.post("/v1/redemptions", json=order(f"f{i}"), headers=headers(f"w{i}"))
+
+        assert race(buy, range(3)) == []
+    assert [won[i].status_code for i in range(3)] == [201] * 3 and stock(factory, "flash") == (0, 3)
+    with factory() as s:  # each order's redeem event, taken with the group's others at its end
+        assert sorted(s.scalars(select(Event.event_id).where(Event.type == "redeem"))) == sorted(
+            f"redeem:{won[i].json()['id']}" for i in range(3))
+
+    late = [("w0", order("f0")), ("w1", order("f3")), ("l-ghost", order("ghost")),
+            ("l-f4", order("f4") | {"address": None}), ("l-poor", order("poor")), ("l-f5", order("f5"))]
+    gather(app, len(late))
+    with keyed(TestClient(app)) as client:
+        answers: list = [None] * len(late)
+
+        def attempt(i):
+            answers[i] = client.post("/v1/redemptions", json=late[i][1], headers=headers(late[i][0]))
+
+        assert race(attempt, range(len(late))) == []
+        assert groups == [3, len(late)] and deferred == [len(late)]
+        assert [code(r) for r in answers] == [201, "idempotency_key_reused", "unknown_member", "address_required",
+                                              "out_of_stock", "out_of_stock"]
+        assert answers[0].json() == won[0].json() and answers[0].headers["Idempotent-Replayed"] == "true"
+        assert answers[4].json()["error"]["suggestions"] == []  # (50 points buy nothing)
+        assert [x["reward"] for x in answers[5].json()["error"]["suggestions"]] == ["mug"]
+        with factory() as s:
+            assert s.scalars(select(IdempotencyRecord.key).where(IdempotencyRecord.key.like("l-%"))).all() == []
+        ledger = Ledger(factory)
+        assert all(ledger.balances(m)["held"] == 0 for m in ("f3", "f4", "f5", "poor"))
+
+        admin = {"Authorization": f"Bearer {api_key(app, 'admin')}"}
+        assert client.post(f"/v1/redemptions/{won[0].json()['id']}/cancel", headers=admin).status_code == 200
+    assert stock(factory, "flash") == (1, 2)
+    gather(app, 2)
+    with keyed(TestClient(app)) as client:
+        again: list = [None] * 2
+
+        def retry(i):
+            again[i] = client.post("/v1/redemptions", json=order(f"f{5 + i}"), headers=headers(f"again{i}"))
+
+        assert race(retry, range(2)) == []
+    assert sorted(map(str, (code(r) for r in again))) == ["201", "out_of_stock"] and deferred == [len(late), 1]
+    assert stock(factory, "flash") == (0, 3)
+    assert Ledger(factory).verify() == []

@@ -20,7 +20,9 @@ Events: each request is answered as it would be alone (docs/architecture.md, "Gr
 Writes (`commit_writes`): each runs in arrival order in a savepoint of the group's transaction, keyed by its
 Idempotency-Key as `apikit.write` keys it; a write refused (a JifenError) is rolled back to its savepoint and
 answered with its error in the group; one refused by risk control runs alone (its case is written by the
-app's RiskBlocked handler, outside the refused request's transaction).
+app's RiskBlocked handler, outside the refused request's transaction). A write the kind knows will be refused
+without changing anything (a redemption of a reward the group has sold out) is deferred and answered after the
+others, all such writes in one pass (`Grouped.defers` / `answer`).
 For both: the group's transaction failed (after run_in_transaction's retries of lock and serialization
 failures): every request of the group runs alone, so one poisoned request fails by itself. A lone request
 (nothing else arrived within the window) runs alone too, in its own request's thread.
@@ -216,11 +218,18 @@ class Write:
 
 class Grouped(Protocol):
     """What a kind of write keeps across its group's writes (flows/redeem.py: the stock taken once): `mark`
-    before each write, `undo(mark)` when that write was rolled back to its savepoint, `close` after the last."""
+    before each write, `undo(mark)` when that write was rolled back to its savepoint, `close` after the last.
+    `defers(write)`, asked in turn: True for a write that will be refused without changing anything (a
+    sold-out reward), to be answered after the others by `answer`, all such writes at once (in a few
+    statements instead of a savepoint and a round of reads each)."""
 
     def mark(self) -> Any: ...
 
     def undo(self, mark: Any) -> None: ...
+
+    def defers(self, write: Write) -> bool: ...
+
+    def answer(self, writes: list[Write], now: dt.datetime) -> list[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -234,7 +243,12 @@ def commit_writes(factory: sessionmaker[Session], program_id: int, writes: list[
         grouped = open_group(session, program, writes) if open_group else None
         wallets: dict[str | None, Wallet] = {}
         outcomes: list[Outcome] = []
-        for w in writes:
+        deferred: dict[int, Write] = {}
+        for n, w in enumerate(writes):
+            if grouped and grouped.defers(w):
+                deferred[n] = w
+                outcomes.append(ALONE)  # (answered below)
+                continue
             mark = grouped.mark() if grouped else None
             outcome: Outcome
             try:
@@ -250,6 +264,9 @@ def commit_writes(factory: sessionmaker[Session], program_id: int, writes: list[
                     grouped.undo(mark)
             outcomes.append(outcome)
         if grouped:
+            for n, outcome in zip(deferred, grouped.answer(list(deferred.values()), now) if deferred else [],
+                                  strict=True):
+                outcomes[n] = outcome
             grouped.close()
         return outcomes
 

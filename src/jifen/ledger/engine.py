@@ -51,10 +51,29 @@ _SET_HEAD = (update(ChainHead).where(ChainHead.program_id == bindparam("program"
              .values(seq=bindparam("seq"), hash=bindparam("hash")))
 
 
+_HELD = "jifen.ledger.held_members"  # (in the session's info: members locked for the whole transaction)
+
+
 def lock_members(session: Session, member_pks: Iterable[int]) -> None:
-    """Row-lock members in id order. SQLite needs none: BEGIN IMMEDIATE already serialises writers."""
+    """Row-lock members in id order. SQLite needs none: BEGIN IMMEDIATE already serialises writers. Members
+    `hold_members` recorded are locked already, and not locked again."""
     if session.get_bind().dialect.name != "sqlite":
-        session.execute(_LOCK_MEMBERS, {"ids": sorted(set(member_pks))}).all()
+        pks = set(member_pks) - session.info.get(_HELD, set())
+        if pks:
+            session.execute(_LOCK_MEMBERS, {"ids": sorted(pks)}).all()
+
+
+def hold_members(session: Session, member_pks: Iterable[int]) -> None:
+    """Lock members for the rest of the transaction, before any savepoint (a savepoint rolled back releases
+    the locks taken in it): a group of writes (flows/redeem.py) then locks each of them once, not once per
+    write and step. `release_members` when the transaction ends."""
+    pks = set(member_pks)
+    lock_members(session, pks)
+    session.info[_HELD] = session.info.get(_HELD, set()) | pks
+
+
+def release_members(session: Session) -> None:
+    session.info.pop(_HELD, None)
 
 
 def member_accounts(session: Session, member_pk: int, wallet_id: int) -> dict[str, AccountRef]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jifen.db import among
 from jifen.errors import Conflict, InvalidRequest, NotFound
 from jifen.ledger.chain import GENESIS
 from jifen.ledger.engine import lock_members, member_accounts, system_account
@@ -72,6 +74,14 @@ def open_accounts(session: Session, wallet_ids: Collection[int], member_pks: Col
 def available(session: Session, member: Member, wallet: Wallet) -> int:
     """The member's spendable points in the wallet, as stored (not settled: a quick look, not a promise)."""
     return member_accounts(session, member.id, wallet.id)[AVAILABLE].balance
+
+
+def available_of(session: Session, member_pks: Collection[int], wallet: Wallet) -> dict[int, int]:
+    """`available` for many members in one read."""
+    rows = session.execute(select(Account.member_pk, Account.balance).where(
+        Account.wallet_id == wallet.id, Account.kind == AVAILABLE, among(Account.member_pk, "members")),
+        {"members": sorted(set(member_pks))})
+    return {cast(int, pk): balance for pk, balance in rows}
 
 
 @atomic

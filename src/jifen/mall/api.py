@@ -16,7 +16,7 @@ from jifen.apikit import Key, grouped, keyed, member, write
 from jifen.db import utcnow
 from jifen.errors import Conflict, InvalidRequest, JifenError, NotFound
 from jifen.flows.pricing import pricer
-from jifen.flows.redeem import redeem
+from jifen.flows.redeem import ordered, redeem
 from jifen.freejson import FreeJson
 from jifen.ledger.schemas import MemberId
 from jifen.mall import lottery, partners, service
@@ -104,7 +104,9 @@ def reward_view(r: Reward, price: service.Price | None = None) -> dict:
 
 
 def redemption_view(session, r: Redemption) -> dict:
-    coupons = session.scalars(select(Coupon).where(Coupon.redemption_id == r.id).order_by(Coupon.code)).all()
+    # (coupons are issued when an order is fulfilled, and stay, voided, after its refund: none before)
+    coupons = session.scalars(select(Coupon).where(Coupon.redemption_id == r.id).order_by(Coupon.code)).all() \
+        if r.status in ("fulfilled", "refunded") else []
     return {"id": r.id, "member_id": session.get(Member, r.member_pk).member_id,
             "reward": session.get(Reward, r.reward_id).code, "quantity": r.quantity, "points": r.points,
             "cash": str(r.cash), "status": r.status, "hold_id": r.hold_id,
@@ -168,7 +170,7 @@ async def create_redemption(body: RedemptionIn, request: Request, who: Buyer, ke
     # Committed with the concurrent redemptions (flows/redeem.py): a flash sale's stock row taken once a group.
     return await grouped(request, request.app.state.redemption_commit, who, key, "redemptions.create", body,
                          lambda sc: redemption_view(sc.session, redeem(
-                             sc, member(sc, body.member_id), service.get_reward(sc.session, sc.program, body.reward),
+                             sc, *ordered(sc, body.member_id, body.reward),
                              body.quantity, body.address, body.pay, body.device_id, body.ip)), status=201)
 
 

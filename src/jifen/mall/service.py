@@ -73,9 +73,10 @@ class Allotment:
     KEY = "jifen.mall.allotment"  # (in the session's info while the group runs)
 
     def __init__(self, session: Session, program_id: int, codes: set[str]):
-        rows = session.execute(select(Reward.id, Reward.stock).where(
-            Reward.program_id == program_id, Reward.code.in_(sorted(codes))).order_by(Reward.id).with_for_update())
+        rows = session.execute(select(Reward.id, Reward.code, Reward.stock).where(
+            Reward.program_id == program_id, Reward.code.in_(sorted(codes))).order_by(Reward.id).with_for_update()).all()
         self.session = session
+        self.ids = {r.code: r.id for r in rows}
         self.left: dict[int, int | None] = {r.id: r.stock for r in rows}  # None: unlimited
         self.taken = dict.fromkeys(self.left, 0)
         session.info[self.KEY] = self
@@ -209,27 +210,47 @@ def _eligible(sc: ops.Scope, reward: Reward, member: Member) -> bool:
 def suggestions(sc: ops.Scope, member: Member, reward: Reward, offer: Offer | None = None) -> dict:
     """When a redemption fails for points or stock: what the member could take instead, at the member's
     prices (the campaign offer the failed order was priced with)."""
-    available = ops.available(sc.session, member, sc.wallet)
-    top = reward.category.split("/")[0]
-    others = sc.session.scalars(select(Reward).where(
-        Reward.program_id == sc.program.id, Reward.active.is_(True), Reward.id != reward.id,
-        (Reward.category == top) | Reward.category.startswith(top + "/"),
-        Reward.stock.is_(None) | (Reward.stock > 0)))
-    fits = sorted(((r, member_price(sc.program, r, sc.now, offer=offer).points) for r in others
-                   if _eligible(sc, r, member)),
-                  key=lambda rp: -rp[1])
-    out: dict = {"suggestions": [{"reward": r.code, "name": r.name, "points": p} for r, p in fits
-                                 if p <= available][:3]}
-    if reward.cash_points is not None:
-        points, cash, *_ = member_price(sc.program, reward, sc.now, "points_cash", offer)
-        if points <= available:
-            out["points_cash"] = {"points": points, "cash": str(cash)}
-    return out
+    return _Alternatives(sc, reward, offer).for_member(member, ops.available(sc.session, member, sc.wallet))
+
+
+class _Alternatives:
+    """The rewards of a failed order's top category that are on sale, read and priced once for any number of
+    members (`offer`: the failed order's campaign offer, the same for all of them)."""
+
+    def __init__(self, sc: ops.Scope, reward: Reward, offer: Offer | None = None):
+        self.sc, self.reward, self.offer = sc, reward, offer
+        top = reward.category.split("/")[0]
+        others = sc.session.scalars(select(Reward).where(
+            Reward.program_id == sc.program.id, Reward.active.is_(True), Reward.id != reward.id,
+            (Reward.category == top) | Reward.category.startswith(top + "/"),
+            Reward.stock.is_(None) | (Reward.stock > 0)))
+        self.priced = sorted(((r, member_price(sc.program, r, sc.now, offer=offer).points) for r in others),
+                             key=lambda rp: -rp[1])
+
+    def for_member(self, member: Member, available: int) -> dict:
+        sc, reward = self.sc, self.reward
+        fits = [(r, p) for r, p in self.priced if p <= available and _eligible(sc, r, member)]
+        out: dict = {"suggestions": [{"reward": r.code, "name": r.name, "points": p} for r, p in fits[:3]]}
+        if reward.cash_points is not None:
+            points, cash, *_ = member_price(sc.program, reward, sc.now, "points_cash", self.offer)
+            if points <= available:
+                out["points_cash"] = {"points": points, "cash": str(cash)}
+        return out
 
 
 def out_of_stock(sc: ops.Scope, member: Member, reward: Reward, offer: Offer | None = None) -> Conflict:
-    return Conflict(f"{reward.name} is out of stock", code="out_of_stock",
-                    details=suggestions(sc, member, reward, offer))
+    return _out_of_stock(reward, suggestions(sc, member, reward, offer))
+
+
+def out_of_stock_for(sc: ops.Scope, members: list[Member], reward: Reward) -> list[Conflict]:
+    """`out_of_stock` (no campaign offer) for many members, in two reads: their points and the alternatives."""
+    alternatives = _Alternatives(sc, reward)
+    available = ops.available_of(sc.session, [m.id for m in members], sc.wallet)
+    return [_out_of_stock(reward, alternatives.for_member(m, available.get(m.id, 0))) for m in members]
+
+
+def _out_of_stock(reward: Reward, details: dict) -> Conflict:
+    return Conflict(f"{reward.name} is out of stock", code="out_of_stock", details=details)
 
 
 def check_order(sc: ops.Scope, member: Member, reward: Reward, quantity: int, address: dict | None = None) -> None:
@@ -248,7 +269,7 @@ def lock_reward(session: Session, reward: Reward) -> None:
 
 
 def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: Price,
-          address: dict | None = None, *, review: bool = False) -> Redemption:
+          address: dict | None = None, *, review: bool = False, risk: dict | None = None) -> Redemption:
     """Hold the points and reserve the stock together (the caller holds the member's lock); coupons and
     virtual goods are fulfilled at once. An order risk control sent to `review` waits for a person, its
     points held and its stock reserved (flows/redeem.py). A campaign's offer in the price was counted
@@ -269,7 +290,7 @@ def place(sc: ops.Scope, member: Member, reward: Reward, quantity: int, price: P
     r = Redemption(program_id=sc.program.id, member_pk=member.id, reward_id=reward.id, quantity=quantity,
                    points=points * quantity, cash=cash * quantity, tier=member.tier, status="held", hold_id=hold.id,
                    campaign=offer.campaign if offer else None, points_saved=saved, sponsored=sponsored,
-                   address=address or {}, created_at=sc.now, updated_at=sc.now)
+                   address=address or {}, risk=risk or {}, created_at=sc.now, updated_at=sc.now)
     sc.session.add(r)
     sc.session.flush()
     if review:

@@ -69,7 +69,11 @@ _MEMBER = select(Member).where(Member.program_id == bindparam("program"), Member
 def get_member(session: Session, program: Program, member_id: str, *, erased_ok: bool = False) -> Member:
     """The member by the brand's id. An erased member (found only by its erased-… placeholder) is refused,
     409 member_erased: nothing more is written for, or read about, them."""
-    member = session.scalar(_MEMBER, {"program": program.id, "member": member_id})
+    return found(session.scalar(_MEMBER, {"program": program.id, "member": member_id}), member_id, erased_ok=erased_ok)
+
+
+def found(member: Member | None, member_id: str, *, erased_ok: bool = False) -> Member:
+    """`get_member`'s answer for the member read by the brand's id (None: not found)."""
     if member is None:
         raise NotFound(f"unknown member {member_id!r}", code="unknown_member")
     if member.erased_at is not None and not erased_ok:
