@@ -23,12 +23,13 @@ async def principal(request: Request,
     secret = credentials.credentials.strip()
     # A key found a moment ago and limits counted in memory: nothing to wait for, so no thread of the pool
     # (handing a request to one and back cost more than the rest of this).
-    if ratelimit.in_memory() and request.app.state.known_keys.get(secret):
-        return _identify(request, secret)
+    if ratelimit.in_memory() and (known := request.app.state.known_keys.get(secret)):
+        return _identify(request, secret, known)
     return await run_in_threadpool(_identify, request, secret)
 
 
-def _identify(request: Request, secret: str) -> Principal:
+def _identify(request: Request, secret: str, known: Principal | None = None) -> Principal:
+    """known: the key as `known_keys` gave it just now (not asked twice)."""
     address = request.client.host if request.client else "unknown"
     if ratelimit.auth_blocked(address):
         raise ratelimit.RateLimited("too many failed attempts from this address; wait a minute",
@@ -40,15 +41,14 @@ def _identify(request: Request, secret: str) -> Principal:
         ratelimit.member(found.program_id, cast(str, found.member_id))  # (a member token's: set just above)
         request.state.principal = found
         return found
-    known = request.app.state.known_keys
-    found = known.get(secret)
+    found = known or request.app.state.known_keys.get(secret)
     if found is None:
         with request.app.state.lookups() as session:
             found = authenticate(session, secret)
         if found is None:
             ratelimit.failed_auth(address)
             raise Unauthorized("unknown or revoked API key")
-        known.put(secret, found)
+        request.app.state.known_keys.put(secret, found)
     ratelimit.key(found.key_id)
     request.state.principal = found  # for the audit log (api.py)
     return found
