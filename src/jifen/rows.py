@@ -1,10 +1,11 @@
 """Many rows in one statement: the set-oriented write path's tools.
 
-On PostgreSQL new rows go in by `COPY` and updates come as arrays (`UPDATE … FROM unnest(…)`), so a
-batch costs a fixed number of round trips and no SQL text grows with it (psycopg parsing a 10,000-
-placeholder statement took longer than the server running it). On SQLite — one writer, no network —
-SQLAlchemy Core's executemany does the same job. Rows are dicts keyed by column name; on PostgreSQL the
-values must be what the column takes (aware datetimes in UTC, JSON as Python objects).
+On PostgreSQL new rows go in by `COPY` (a few by `INSERT … SELECT FROM unnest(…)`) and updates come as arrays
+(`UPDATE … FROM unnest(…)`), so a batch costs a fixed number of round trips and no SQL text grows with it
+(psycopg parsing a 10,000-placeholder statement took longer than the server running it), and a small batch
+(a group commit's) skips SQLAlchemy's per-statement work, which cost more than the statements. On SQLite —
+one writer, no network — SQLAlchemy Core's executemany does the same job. Rows are dicts keyed by column
+name; on PostgreSQL the values must be what the column takes (aware datetimes in UTC, JSON as Python objects).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from jifen.db import upsert
 
 _PG = postgresql.dialect()
-COPY_FROM = 8  # fewer rows than this go by a plain INSERT: COPY's own round trips cost more for them
+COPY_FROM = 8  # fewer new rows than this go by INSERT … SELECT FROM unnest: COPY's own round trips cost more for them
 
 
 def _table(model: Any) -> Table:
@@ -89,8 +90,11 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
         return
     table = _table(model)
     pg = _pg(session)
-    if pg is None or len(rows) < COPY_FROM:
+    if pg is None:
         session.connection().execute(insert(table), list(rows))
+        return
+    if len(rows) < COPY_FROM:
+        _insert_select(pg, table, rows, "")
         return
     columns = list(rows[0])
     types = _pg_types(table)
@@ -166,7 +170,7 @@ def update_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]], ke
     table = _table(model)
     columns = list(rows[0])
     pg = _pg(session)
-    if pg is None or len(rows) < COPY_FROM:
+    if pg is None:
         sets = [c for c in columns if c != key]
         stmt = update(table).where(table.c[key] == bindparam("_key")).values({c: bindparam(c) for c in sets})
         # The key goes in as _key only: a parameter named after a column is SET too, and setting a primary key
@@ -188,14 +192,17 @@ def add_to(session: Session, model: Any, column: str, deltas: dict[int, int]) ->
     table = _table(model)
     pg = _pg(session)
     ids = sorted(deltas)
-    if pg is None or len(ids) < COPY_FROM:
+    if pg is None:
         stmt = (update(table).where(table.c.id == bindparam("_id"))
                 .values({column: table.c[column] + bindparam("_delta")}).returning(table.c[column]))
         conn = session.connection()
         return {i: conn.execute(stmt, {"_id": i, "_delta": deltas[i]}).scalar_one() for i in ids}
-    # The locks are taken by the ordered sub-select, not by the join's arbitrary order.
+    # The locks are taken by the ordered sub-select, not by the join's arbitrary order, and they are the UPDATE's
+    # own (NO KEY): FOR UPDATE would conflict with the KEY SHARE locks that foreign-key checks of rows referencing
+    # these take, and two writers that both checked a reference to a shared row (the programme's accounts) and then
+    # both wanted FOR UPDATE on it deadlocked.
     sql = (f"WITH v AS (SELECT t.id, d.delta FROM {table.name} t JOIN unnest(%b::bigint[], %b::bigint[]) AS d(id, delta) "
-           f"ON t.id = d.id ORDER BY t.id FOR UPDATE OF t) "
+           f"ON t.id = d.id ORDER BY t.id FOR NO KEY UPDATE OF t) "
            f"UPDATE {table.name} SET {column} = {table.name}.{column} + v.delta FROM v WHERE {table.name}.id = v.id "
            f"RETURNING {table.name}.id, {table.name}.{column}")
     return dict(pg.execute(sql, [ids, [deltas[i] for i in ids]]).fetchall())

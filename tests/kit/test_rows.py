@@ -1,12 +1,12 @@
 """The set path's writers (jifen/rows.py) on both databases, below and above the size where PostgreSQL
-switches to COPY / unnest: rows land as given, and an update changes only the columns it names."""
+switches from unnest to COPY: rows land as given, and an update changes only the columns it names."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
-from jifen.db import among, run_in_transaction
+from jifen.db import among, make_engine, make_sessionmaker, run_in_transaction
 from jifen.ledger.models import Account
 from jifen.members.models import Member
 from jifen.programs.service import get_program
@@ -35,7 +35,7 @@ def test_update_rows_sets_the_named_columns_and_never_the_key(factory, engine, n
     with factory() as s:
         tiers = dict(s.execute(select(Member.member_id, Member.tier).where(Member.member_id.in_(ids))).all())
     assert tiers == {mid: f"t{mid}" for mid in ids}
-    if n < COPY_FROM or engine.dialect.name == "sqlite":  # (PostgreSQL's unnest path runs on the raw connection)
+    if engine.dialect.name == "sqlite":  # (PostgreSQL's unnest path runs on the raw connection)
         updates = [st for st in statements if st.lstrip().upper().startswith("UPDATE MEMBERS")]
         assert updates and not any("id=" in st.split("WHERE")[0].replace(" ", "") for st in updates)
 
@@ -67,3 +67,29 @@ def test_select_rows_gives_what_session_execute_gives_and_sees_unflushed_changes
 
     funded, pks, rows, expected = run_in_transaction(factory, tx)
     assert rows == expected == [(funded, rows[0][1], 7)]
+
+
+def test_add_to_does_not_wait_for_a_reference_check_on_postgresql(pg_only_url):
+    """Two writers that have both checked a reference to a shared row (a foreign-key check takes KEY SHARE: a
+    posting to the programme's account) can both add to it: the first does not wait for the second's check (with
+    FOR UPDATE it did, and each then waited for the other: a deadlock), the second waits for the first's commit."""
+    engine = make_engine(pg_only_url)
+    factory = make_sessionmaker(engine)
+    configure(factory)
+    with factory() as s:
+        shared = s.scalar(select(Account.id).where(Account.member_pk.is_(None)).order_by(Account.id).limit(1))
+    check = text("SELECT 1 FROM accounts WHERE id = :id FOR KEY SHARE")
+    first, second = factory(), factory()
+    try:
+        for s in (first, second):
+            s.execute(check, {"id": shared})
+        first.execute(text("SET LOCAL lock_timeout = '2s'"))
+        before = first.scalar(select(Account.balance).where(Account.id == shared))
+        assert add_to(first, Account, "balance", {shared: 7}) == {shared: before + 7}  # (no lock timeout)
+        first.commit()
+        assert add_to(second, Account, "balance", {shared: 5}) == {shared: before + 12}
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()

@@ -50,7 +50,6 @@ from jifen.events.store import (
 )
 from jifen.events.usage import save_usage
 from jifen.flows.review import hold_earnings
-from jifen.ledger.engine import lock_members
 from jifen.members.models import Member
 from jifen.programs import tiers
 from jifen.programs.models import Program
@@ -62,7 +61,10 @@ from jifen.risk.scoring import Assessor, RiskBlocked, Tx, Verdict
 from jifen.rules.engine import AwardLine, EventFacts, UsageBook
 from jifen.rules.service import doc_of
 
-_MEMBERS = select(Member).where(Member.program_id == bindparam("program"), among(Member.member_id, "ids"))
+# Read and row-locked in one statement, in id order as ledger.engine.lock_members locks them (SQLite renders no
+# FOR UPDATE: BEGIN IMMEDIATE serialises its writers). A member locked already in the transaction stays locked.
+_MEMBERS = (select(Member).where(Member.program_id == bindparam("program"), among(Member.member_id, "ids"))
+            .order_by(Member.id).with_for_update(of=Member))
 _CREDITS = select(MemberCredit.member_pk, MemberCredit.score).where(among(MemberCredit.member_pk, "members"))
 
 Reject = Callable[[int, JifenError], None]
@@ -78,7 +80,6 @@ def ingest(session: Session, program: Program, events: list[EventIn], *, now: dt
     ids = sorted({e.member_id for e in events})
     members = {m.member_id: m for m in session.scalars(_MEMBERS, {"program": program.id, "ids": ids})}
     pks = [m.id for m in members.values()]
-    lock_members(session, pks)
     ctx.credits.update({pk: 100 for pk in pks} | dict(session.execute(_CREDITS, {"members": pks}).all()))
     order = sorted(range(len(events)), key=lambda i: (events[i].occurred_at, i))
     # A refund reverses entries that must exist first, and a score-based tier counts the member's later

@@ -20,13 +20,13 @@ from jifen.risk.models import MemberRestriction
 KINDS = ("blacklist", "freeze")
 IN_FORCE = ("active", "appealed")  # an appeal does not lift anything until someone decides
 
-_ACTIVE = select(MemberRestriction.member_pk, MemberRestriction.id).where(
-    among(MemberRestriction.member_pk, "members"),
-    MemberRestriction.status.in_(IN_FORCE),
+_IN_FORCE = MemberRestriction.status.in_(IN_FORCE) & (
     MemberRestriction.until.is_(None) | (MemberRestriction.until > bindparam("now")))
-_BEFORE = select(MemberRestriction.member_pk).where(
-    among(MemberRestriction.member_pk, "members"),
-    MemberRestriction.created_at > bindparam("since")).distinct()
+_RECENT = MemberRestriction.created_at > bindparam("since")
+_ACTIVE = select(MemberRestriction.member_pk, MemberRestriction.id).where(
+    among(MemberRestriction.member_pk, "members"), _IN_FORCE)
+_STANDING = select(MemberRestriction.member_pk, MemberRestriction.id, _IN_FORCE, _RECENT).where(
+    among(MemberRestriction.member_pk, "members"), _IN_FORCE | _RECENT)
 
 
 def restricted(session: Session, member_pks, now: dt.datetime) -> dict[int, int]:
@@ -37,12 +37,14 @@ def restricted(session: Session, member_pks, now: dt.datetime) -> dict[int, int]
     return {pk: rid for pk, rid in session.execute(_ACTIVE, {"members": pks, "now": now})}
 
 
-def restricted_before(session: Session, member_pks, now: dt.datetime, days: int = 365) -> set[int]:
-    """Members restricted at some time in the last `days` (whether or not still in force)."""
+def standing(session: Session, member_pks, now: dt.datetime, days: int = 365) -> tuple[dict[int, int], set[int]]:
+    """`restricted`'s answer, and the members restricted at some time in the last `days` (whether or not still
+    in force), in one query (risk scoring asks both for every batch)."""
     pks = sorted(set(member_pks))
     if not pks:
-        return set()
-    return set(session.scalars(_BEFORE, {"members": pks, "since": now - dt.timedelta(days=days)}))
+        return {}, set()
+    rows = session.execute(_STANDING, {"members": pks, "now": now, "since": now - dt.timedelta(days=days)}).all()
+    return {pk: rid for pk, rid, in_force, _ in rows if in_force}, {pk for pk, _, _, recent in rows if recent}
 
 
 def refusal(member_id: str | None = None) -> Forbidden:

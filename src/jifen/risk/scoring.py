@@ -121,8 +121,7 @@ class Assessor:
         if not txs:
             return
         devices.record(s, self.program.id, [(t.member.id, k, v, t.at) for t in txs for k, v in t.sightings])
-        self.restricted = restrictions.restricted(s, pks, self.now)
-        self.before = restrictions.restricted_before(s, pks, self.now)
+        self.restricted, self.before = restrictions.standing(s, pks, self.now)
         pairs = {p for t in txs for p in t.sightings}
         self.crowd = devices.accounts_on(s, self.program.id, pairs) if pairs else {}
         members = {m.id: m for m in (t.member for t in txs)}
