@@ -67,21 +67,26 @@ def select_rows(session: Session, stmt: Select, params: dict[str, Any]) -> list[
     return pg.execute(sql, {**literals, **params}).fetchall()
 
 
-def new_ids(session: Session, model: Any, n: int) -> list[int]:
-    """n primary keys for rows about to be inserted, in one call: from the table's sequence on
-    PostgreSQL; on SQLite after the largest id (the writer holds the database lock, so nobody else takes them)."""
+def new_ids(session: Session, n: int, *models: Any) -> list[list[int]]:
+    """n primary keys for each model's rows about to be inserted, in one call: from the tables' sequences on
+    PostgreSQL (one statement for all of them); on SQLite after the largest id (the writer holds the database lock,
+    so nobody else takes them)."""
+    tables = [_table(model) for model in models]
     if n == 0:
-        return []
-    table = _table(model)
+        return [[] for _ in tables]
     pg = _pg(session)
     if pg is not None:
-        return [r[0] for r in pg.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                                         [table.name, n])]
+        picks = ", ".join("nextval(pg_get_serial_sequence(%s, 'id'))" for _ in tables)
+        rows = pg.execute(f"SELECT {picks} FROM generate_series(1, %s)", [*(t.name for t in tables), n]).fetchall()
+        return [list(column) for column in zip(*rows, strict=True)]
     taken = session.info.setdefault("jifen_ids_taken", {})  # taken here but perhaps not inserted yet
-    top = session.connection().execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0
-    top = max(top, taken.get(table.name, 0))
-    taken[table.name] = top + n
-    return list(range(top + 1, top + 1 + n))
+    out = []
+    for table in tables:
+        top = session.connection().execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0
+        top = max(top, taken.get(table.name, 0))
+        taken[table.name] = top + n
+        out.append(list(range(top + 1, top + 1 + n)))
+    return out
 
 
 def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:

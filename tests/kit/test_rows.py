@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import event, select, text
 
 from jifen.db import among, make_engine, make_sessionmaker, run_in_transaction
-from jifen.ledger.models import Account
+from jifen.ledger.models import Account, JournalEntry, Lot
 from jifen.members.models import Member
 from jifen.programs.service import get_program
-from jifen.rows import COPY_FROM, add_to, select_rows, update_rows
+from jifen.rows import COPY_FROM, add_to, new_ids, select_rows, update_rows
 from tests.support.intake import add_members, configure
 
 
@@ -93,3 +93,23 @@ def test_add_to_does_not_wait_for_a_reference_check_on_postgresql(pg_only_url):
         first.close()
         second.close()
         engine.dispose()
+
+
+def test_new_ids_gives_each_table_its_own_unused_keys(factory):
+    """One call, several tables: n keys each, none given twice within the transaction (SQLite counts those it
+    handed out but that are not inserted yet), and none an existing row holds."""
+    configure(factory)
+    add_members(factory, "n1")
+
+    def tx(s):
+        first = new_ids(s, 3, JournalEntry, Lot)
+        second = new_ids(s, 2, JournalEntry, Lot)
+        held = [set(s.scalars(select(model.id))) for model in (JournalEntry, Lot)]
+        return first, second, held
+
+    first, second, held = run_in_transaction(factory, tx)
+    assert [len(ids) for ids in first] == [3, 3] and [len(ids) for ids in second] == [2, 2]
+    for table in range(2):
+        given = first[table] + second[table]
+        assert len(set(given)) == 5 and not set(given) & held[table]
+    assert new_ids(factory(), 0, JournalEntry) == [[]]

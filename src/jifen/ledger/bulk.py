@@ -150,7 +150,8 @@ def _settle(sc: ops.Scope, due: list[Any], accounts: Accounts, batch: _Batch) ->
         for lot in lots:
             batch.lot_states[lot["id"]] = {"id": lot["id"], "pending": lot["pending"],
                                            "available": 0 if lot["id"] in gone else lot["available"]}
-    ids = iter(new_ids(sc.session, JournalEntry, sum(bool(m) + bool(o) for _, m, o in plans)))
+    [entry_ids] = new_ids(sc.session, sum(bool(m) + bool(o) for _, m, o in plans), JournalEntry)
+    ids = iter(entry_ids)
     expiry = system_account(sc.session, sc.wallet.id, EXPIRY).id
     for pk, maturing, overdue in plans:
         pending, available = accounts[pk][PENDING][0], accounts[pk][AVAILABLE][0]
@@ -176,7 +177,7 @@ def _awards(sc: ops.Scope, items: list[AwardItem], accounts: Accounts, batch: _B
             raise InvalidRequest("pending_until must be before expires_at", code="invalid_pending")
         pending = item.pending_until if item.pending_until is not None and item.pending_until > sc.now else None
         plan.append((item, expires, pending))
-    entry_ids, lot_ids = new_ids(sc.session, JournalEntry, len(plan)), new_ids(sc.session, Lot, len(plan))
+    entry_ids, lot_ids = new_ids(sc.session, len(plan), JournalEntry, Lot)
     issuance = system_account(sc.session, sc.wallet.id, ISSUANCE).id
     out = []
     for entry_id, lot_id, (i, expires, pending) in zip(entry_ids, lot_ids, plan, strict=True):
