@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/events.py --events 2000
 	$(VENV)/bin/python bench/http_events.py --seconds 10
 	$(VENV)/bin/python bench/http_events.py --group-commit --seconds 10
+	$(VENV)/bin/python bench/group_cost.py
 	$(VENV)/bin/python bench/flash_sale.py --attempts 2000 --clients 500 --stock 200 --members 400
 	$(VENV)/bin/python bench/balance_read.py --seconds 10
 	$(VENV)/bin/python bench/stream.py --events 20000 --consumers 2
